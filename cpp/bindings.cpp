@@ -1,0 +1,313 @@
+// The only file that knows about Python: validates arguments at the boundary, releases the GIL
+// around the C++ calls, and allocates Python objects only while holding it.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dqnfast/frame_store.hpp"
+
+namespace py = pybind11;
+using namespace dqnfast;
+
+namespace {
+
+// ---- argument checks shared by the bindings ----------------------------------------------------
+
+std::string shape_str(const std::vector<py::ssize_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
+
+py::array as_ndarray(py::handle obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " + type_name(obj));
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+// A uint8 array of exactly `shape`; returned C-contiguous (a copy if it was strided).
+py::array uint8_array(py::handle obj, const char* name, const std::vector<py::ssize_t>& shape) {
+  py::array a = as_ndarray(obj, name);
+  if (a.dtype().kind() != 'u' || a.itemsize() != 1)
+    throw py::type_error(std::string(name) + " must have dtype uint8, got " + std::string(py::str(a.dtype())));
+  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+  if (got != shape)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+  if (!(a.flags() & py::array::c_style)) a = py::array::ensure(a, py::array::c_style);
+  return a;
+}
+
+// An output array: exact dtype and shape, C-contiguous and writeable (written in place, never copied).
+template <typename T>
+T* out_array(py::handle obj, const char* name, const std::vector<py::ssize_t>& shape) {
+  py::array a = as_ndarray(obj, name);
+  if (!a.dtype().is(py::dtype::of<T>()) && !(a.dtype().kind() == py::dtype::of<T>().kind() && a.itemsize() == sizeof(T)))
+    throw py::type_error(std::string(name) + " must have dtype " + std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+  if (got != shape)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+  return static_cast<T*>(a.mutable_data());
+}
+
+// A 1-D array of n values of the given numpy kinds, converted to T (only within those kinds).
+template <typename T>
+py::array_t<T, py::array::c_style> vector_arg(py::handle obj, const char* name, py::ssize_t n, const char* kinds,
+                                              const char* what) {
+  py::array a = as_ndarray(obj, name);
+  if (std::string(kinds).find(a.dtype().kind()) == std::string::npos)
+    throw py::type_error(std::string(name) + " must be an array of " + what + ", got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() != 1 || a.shape(0) != n)
+    throw py::value_error(std::string(name) + " must have shape (" + std::to_string(n) + ",), got " +
+                          shape_str(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim())));
+  return py::array_t<T, py::array::c_style>::ensure(a);
+}
+
+bool flag_arg(py::handle obj, const char* name) {
+  if (PyBool_Check(obj.ptr())) return obj.ptr() == Py_True;
+  if (py::isinstance(obj, py::module_::import("numpy").attr("bool_"))) return PyObject_IsTrue(obj.ptr()) == 1;
+  throw py::type_error(std::string(name) + " must be a bool, got " + type_name(obj));
+}
+
+int64_t int_arg(py::handle obj, const char* name) {
+  if (PyFloat_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
+    throw py::type_error(std::string(name) + " must be an integer, got " + type_name(obj));
+  return py::cast<int64_t>(py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr())));
+}
+
+// ---- ReplayBuffer --------------------------------------------------------------------------------
+
+struct BoundStore {
+  std::unique_ptr<FrameStore> store;
+  std::vector<py::ssize_t> frame_shape;
+  std::vector<py::ssize_t> state_shape;  // (stack, *frame_shape)
+
+  std::vector<py::ssize_t> batched(py::ssize_t n, const std::vector<py::ssize_t>& shape) const {
+    std::vector<py::ssize_t> s{n};
+    s.insert(s.end(), shape.begin(), shape.end());
+    return s;
+  }
+  uint32_t env_arg(int64_t env) const {
+    store->check_env(env);
+    return uint32_t(env);
+  }
+  // Rows' env ids: `envs` (unique, in range) or all streams in order when None.
+  std::vector<uint32_t> envs_arg(py::handle envs) const {
+    std::vector<uint32_t> out;
+    if (envs.is_none()) {
+      for (uint32_t e = 0; e < store->num_envs(); ++e) out.push_back(e);
+      return out;
+    }
+    py::array a = as_ndarray(envs, "envs");
+    if (a.ndim() != 1) throw py::value_error("envs must be 1-D");
+    auto ids = vector_arg<int64_t>(a, "envs", a.shape(0), "iu", "integers");
+    std::vector<bool> seen(store->num_envs(), false);
+    for (py::ssize_t i = 0; i < ids.shape(0); ++i) {
+      const uint32_t e = env_arg(ids.at(i));
+      if (seen[e]) throw py::value_error("envs lists env " + std::to_string(e) + " twice");
+      seen[e] = true;
+      out.push_back(e);
+    }
+    return out;
+  }
+  TransitionOut outputs(py::ssize_t n, py::handle obs, py::handle next_obs, py::handle action, py::handle reward,
+                        py::handle terminated, py::handle truncated, py::handle index) const {
+    const auto sb = batched(n, state_shape);
+    const std::vector<py::ssize_t> vb{n};
+    return {out_array<uint8_t>(obs, "obs", sb),         out_array<uint8_t>(next_obs, "next_obs", sb),
+            out_array<int64_t>(action, "action", vb),   out_array<float>(reward, "reward", vb),
+            out_array<bool>(terminated, "terminated", vb), out_array<bool>(truncated, "truncated", vb),
+            out_array<int64_t>(index, "index", vb)};
+  }
+};
+
+void bind_replay(py::module_& m) {
+  py::class_<BoundStore>(m, "FrameStore", "Native frame-store replay memory (use dqnfast.ReplayBuffer).")
+      .def(py::init([](py::handle capacity, py::handle frame_shape, py::handle stack, py::handle num_envs,
+                       py::handle seed) {
+             const int64_t cap = int_arg(capacity, "capacity"), st = int_arg(stack, "stack"),
+                           ne = int_arg(num_envs, "num_envs");
+             if (cap <= 0) throw py::value_error("capacity must be positive, got " + std::to_string(cap));
+             if (st <= 0) throw py::value_error("stack must be positive, got " + std::to_string(st));
+             if (ne <= 0) throw py::value_error("num_envs must be positive, got " + std::to_string(ne));
+             if (!py::isinstance<py::tuple>(frame_shape) && !py::isinstance<py::list>(frame_shape))
+               throw py::type_error("frame_shape must be a tuple of positive ints, got " + type_name(frame_shape));
+             auto bs = std::make_unique<BoundStore>();
+             uint64_t frame_bytes = 1;
+             for (py::handle d : frame_shape) {
+               const int64_t v = int_arg(d, "frame_shape entries");
+               if (v <= 0) throw py::value_error("frame_shape entries must be positive, got " + std::to_string(v));
+               if (frame_bytes > (uint64_t(1) << 40) / uint64_t(v)) throw py::value_error("frame_shape is too large");
+               frame_bytes *= uint64_t(v);
+               bs->frame_shape.push_back(v);
+             }
+             if (bs->frame_shape.empty()) throw py::value_error("frame_shape must have at least one dimension");
+             uint64_t s;
+             if (seed.is_none()) {
+               std::random_device rd;
+               s = (uint64_t(rd()) << 32) ^ rd();
+             } else {
+               const int64_t v = int_arg(seed, "seed");
+               if (v < 0) throw py::value_error("seed must be non-negative");
+               s = uint64_t(v);
+             }
+             if (st > int64_t(FrameStore::kMaxStack))
+               throw py::value_error("stack must be at most " + std::to_string(FrameStore::kMaxStack));
+             bs->state_shape = {st};
+             bs->state_shape.insert(bs->state_shape.end(), bs->frame_shape.begin(), bs->frame_shape.end());
+             bs->store = std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s);
+             return bs;
+           }),
+           py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
+           py::arg("num_envs") = 1, py::arg("seed") = py::none())
+      .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
+      .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
+      .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
+      .def_property_readonly("num_envs", [](const BoundStore& b) { return b.store->num_envs(); })
+      .def_property_readonly("seed", [](const BoundStore& b) { return b.store->seed(); })
+      .def_property_readonly("nbytes", [](const BoundStore& b) { return b.store->nbytes(); },
+                             "Bytes held by the store: frames plus per-slot metadata.")
+      .def_property_readonly("writes", [](const BoundStore& b) { return b.store->writes(); },
+                             "Frames written so far (episode starts and steps); the next index handed out.")
+      .def("__len__", [](const BoundStore& b) { return b.store->size(); })
+      .def("episode_active", [](const BoundStore& b, int64_t env) { return b.store->episode_active(b.env_arg(env)); },
+           py::arg("env") = 0, "Whether add() may be called for env (an episode was started and has not ended).")
+      .def(
+          "start_episode",
+          [](BoundStore& b, py::handle frame, int64_t env) {
+            const uint32_t e = b.env_arg(env);
+            py::array f = uint8_array(frame, "frame", b.frame_shape);
+            const auto* p = static_cast<const uint8_t*>(f.data());
+            py::gil_scoped_release nogil;
+            return b.store->start_episode(e, p);
+          },
+          py::arg("frame"), py::arg("env") = 0)
+      .def(
+          "add",
+          [](BoundStore& b, py::handle action, py::handle reward, py::handle next_frame, py::handle terminated,
+             py::handle truncated, int64_t env) {
+            const uint32_t e = b.env_arg(env);
+            StepRecord step;
+            step.action = int_arg(action, "action");
+            if (!PyFloat_Check(reward.ptr()) && !PyLong_Check(reward.ptr()) &&
+                !py::isinstance(reward, py::module_::import("numpy").attr("number")))
+              throw py::type_error("reward must be a number, got " + type_name(reward));
+            step.reward = float(py::cast<double>(reward));
+            step.terminated = flag_arg(terminated, "terminated");
+            step.truncated = flag_arg(truncated, "truncated");
+            py::array f = uint8_array(next_frame, "next_frame", b.frame_shape);
+            b.store->check_can_add(e);
+            const auto* p = static_cast<const uint8_t*>(f.data());
+            py::gil_scoped_release nogil;
+            return b.store->add(e, step, p);
+          },
+          py::arg("action"), py::arg("reward"), py::arg("next_frame"), py::arg("terminated"),
+          py::arg("truncated") = false, py::arg("env") = 0)
+      .def(
+          "start_episodes",
+          [](BoundStore& b, py::handle frames, py::handle envs) {
+            const std::vector<uint32_t> ids = b.envs_arg(envs);
+            py::array f = uint8_array(frames, "frames", b.batched(py::ssize_t(ids.size()), b.frame_shape));
+            const auto* p = static_cast<const uint8_t*>(f.data());
+            py::gil_scoped_release nogil;
+            b.store->start_episodes(ids.size(), ids.data(), p);
+          },
+          py::arg("frames"), py::arg("envs") = py::none(),
+          "Start new episodes: row i of frames is the first frame of env envs[i] (all envs when None).")
+      .def(
+          "add_batch",
+          [](BoundStore& b, py::handle actions, py::handle rewards, py::handle next_frames, py::handle terminated,
+             py::handle truncated, py::handle envs) {
+            const std::vector<uint32_t> ids = b.envs_arg(envs);
+            const auto n = py::ssize_t(ids.size());
+            auto act = vector_arg<int64_t>(actions, "actions", n, "iu", "integers");
+            auto rew = vector_arg<float>(rewards, "rewards", n, "iuf", "numbers");
+            auto term = vector_arg<bool>(terminated, "terminated", n, "b", "bools");
+            py::array_t<bool, py::array::c_style> trunc;
+            if (!truncated.is_none()) trunc = vector_arg<bool>(truncated, "truncated", n, "b", "bools");
+            py::array f = uint8_array(next_frames, "next_frames", b.batched(n, b.frame_shape));
+            std::vector<StepRecord> steps(static_cast<size_t>(n));
+            for (py::ssize_t i = 0; i < n; ++i) {
+              b.store->check_can_add(ids[size_t(i)]);
+              steps[size_t(i)] = {act.at(i), rew.at(i), term.at(i), truncated.is_none() ? false : trunc.at(i)};
+            }
+            const auto* p = static_cast<const uint8_t*>(f.data());
+            py::gil_scoped_release nogil;
+            b.store->add_many(ids.size(), ids.data(), steps.data(), p);
+          },
+          py::arg("actions"), py::arg("rewards"), py::arg("next_frames"), py::arg("terminated"),
+          py::arg("truncated") = py::none(), py::arg("envs") = py::none(),
+          "One step for several streams: row i belongs to env envs[i] (all envs, in order, when None).")
+      .def(
+          "stacked",
+          [](BoundStore& b, int64_t env, py::handle out) {
+            const uint32_t e = b.env_arg(env);
+            py::array result = out.is_none() ? py::array(py::dtype::of<uint8_t>(), b.state_shape)
+                                             : py::reinterpret_borrow<py::array>(out);
+            uint8_t* dst = out_array<uint8_t>(result, "out", b.state_shape);
+            {
+              py::gil_scoped_release nogil;
+              b.store->stacked(e, dst);
+            }
+            return result;
+          },
+          py::arg("env") = 0, py::arg("out") = py::none(),
+          "The state env acts on now, (stack, *frame_shape) uint8, oldest frame first.")
+      .def(
+          "_sample_into",
+          [](BoundStore& b, py::ssize_t batch_size, py::handle obs, py::handle next_obs, py::handle action,
+             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+            if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
+            const TransitionOut o = b.outputs(batch_size, obs, next_obs, action, reward, terminated, truncated, index);
+            py::gil_scoped_release nogil;
+            b.store->sample(size_t(batch_size), o);
+          })
+      .def(
+          "_gather_into",
+          [](BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs, py::handle action,
+             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+            py::array a = as_ndarray(indices, "indices");
+            if (a.ndim() != 1) throw py::value_error("indices must be 1-D");
+            auto idx = vector_arg<int64_t>(a, "indices", a.shape(0), "iu", "integers");
+            const TransitionOut o = b.outputs(a.shape(0), obs, next_obs, action, reward, terminated, truncated, index);
+            py::gil_scoped_release nogil;
+            b.store->gather(size_t(idx.shape(0)), idx.data(), o);
+          })
+      .def("valid_indices",
+           [](const BoundStore& b) {
+             std::vector<uint64_t> v;
+             {
+               py::gil_scoped_release nogil;
+               v = b.store->valid_indices();
+             }
+             py::array_t<int64_t> out(py::ssize_t(v.size()));
+             std::copy(v.begin(), v.end(), out.mutable_data());
+             return out;
+           },
+           "Sorted indices of every sampleable transition (a scan of the store: for tests and tools).")
+      .def("_memcpy_baseline", [](const BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs) {
+        auto idx = vector_arg<int64_t>(indices, "indices", as_ndarray(indices, "indices").shape(0), "i", "integers");
+        const auto n = idx.shape(0);
+        uint8_t* o = out_array<uint8_t>(obs, "obs", b.batched(n, b.state_shape));
+        uint8_t* no = out_array<uint8_t>(next_obs, "next_obs", b.batched(n, b.state_shape));
+        py::gil_scoped_release nogil;
+        b.store->memcpy_baseline(size_t(n), idx.data(), o, no);
+      });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "dqnfast native core (private: import dqnfast instead)";
+  bind_replay(m);
+  // ---- preprocess (issue 3) is bound below this line ----
+}

@@ -1,0 +1,382 @@
+// Lock-free circular frame store: each observation frame is stored once, stacked states are
+// assembled at sample time, and no state ever mixes two episodes or two env streams.
+//
+// Layout. Every write (an episode's first frame, or one env step) takes the next global sequence
+// number `seq` from an atomic cursor and lands in slot seq % capacity. A slot holds the frame, the
+// step's action/reward/flags, and `hist`: the sequence numbers of this frame and of the `stack`
+// frames before it in the same episode (kNone where the episode had not started yet). A step
+// written at seq t is transition t: obs = frames hist[stack..1], next_obs = frames hist[stack-1..0].
+//
+// Concurrency. Each env stream is fed by one thread at a time; any number of threads may sample.
+// There is no mutex: every slot carries a seqlock word `pub` (seq + 1 once published, 0 while being
+// written). Readers check `pub` before and after copying, so a frame overwritten mid-copy is
+// detected and the draw is repeated. The sampleable-transition count is exact when quiescent: a
+// transition stops being sampleable exactly when the oldest frame of its obs is overwritten, so
+// each slot counts the transitions whose oldest frame it holds (tagged with the frame's seq so a
+// late increment for an already overwritten frame is never counted).
+//
+// Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies use relaxed atomic word
+// accesses: the seqlock protocol is then free of data races in the C++ memory model, so TSan can
+// check the rest. Release builds use memcpy, which is what the seqlock's checks are designed for.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dqnfast/rng.hpp"
+
+namespace dqnfast {
+
+constexpr uint64_t kNone = ~0ULL;  // "no frame": padding before an episode's first frame
+
+enum SlotFlags : uint8_t { kFirst = 1, kTerminated = 2, kTruncated = 4 };
+
+// Copies that may race with a writer on the same slot (the seqlock detects it afterwards).
+inline void racy_copy(void* dst, const void* src, size_t n) {
+#ifdef DQNFAST_TSAN
+  auto* d = static_cast<unsigned char*>(dst);
+  auto* s = static_cast<const unsigned char*>(src);
+  for (size_t i = 0; i < n; ++i) __atomic_store_n(d + i, __atomic_load_n(s + i, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+#else
+  std::memcpy(dst, src, n);
+#endif
+}
+
+struct StepRecord {  // one env step as handed to add()
+  int64_t action = 0;
+  float reward = 0.f;
+  bool terminated = false;
+  bool truncated = false;
+};
+
+struct TransitionOut {  // where one sampled transition goes
+  uint8_t* obs;         // stack * frame_bytes
+  uint8_t* next_obs;    // stack * frame_bytes
+  int64_t* action;
+  float* reward;
+  bool* terminated;
+  bool* truncated;
+  int64_t* index;
+};
+
+class FrameStore {
+ public:
+  static constexpr uint32_t kMaxStack = 1024;      // the per-slot counters hold up to 16 bits
+  static constexpr int kMaxRejectsPerDraw = 256;   // then fall back to a scan of the window
+
+  FrameStore(uint64_t capacity, uint64_t frame_bytes, uint32_t stack, uint32_t num_envs, uint64_t seed)
+      : capacity_(capacity), frame_bytes_(frame_bytes), stack_(stack), num_envs_(num_envs), seed_(seed) {
+    if (capacity == 0) throw std::invalid_argument("capacity must be positive");
+    if (frame_bytes == 0) throw std::invalid_argument("frame_shape must have no zero dimension");
+    if (stack == 0 || stack > kMaxStack)
+      throw std::invalid_argument("stack must be in [1, " + std::to_string(kMaxStack) + "], got " + std::to_string(stack));
+    if (num_envs == 0) throw std::invalid_argument("num_envs must be positive");
+    const uint64_t min_capacity = uint64_t(num_envs) * (stack + 1);
+    if (capacity < min_capacity)
+      throw std::invalid_argument("capacity must be at least num_envs * (stack + 1) = " + std::to_string(min_capacity) +
+                                  " frame slots, got " + std::to_string(capacity));
+    const uint64_t hist_len = uint64_t(stack) + 1;
+    if (capacity > (std::numeric_limits<uint64_t>::max() >> 20) / frame_bytes ||
+        capacity > (std::numeric_limits<uint64_t>::max() >> 20) / (hist_len * 8))
+      throw std::bad_alloc();
+    // calloc: untouched pages of a large store cost no resident memory until written.
+    frames_.reset(static_cast<uint8_t*>(std::calloc(capacity, frame_bytes)));
+    if (!frames_) throw std::bad_alloc();
+    pub_.reset(new std::atomic<uint64_t>[capacity]());
+    expire_.reset(new std::atomic<uint64_t>[capacity]());
+    meta_.reset(new Meta[capacity]());
+    hist_.reset(new uint64_t[capacity * hist_len]());
+    streams_.reset(new Stream[num_envs]());
+    for (uint32_t e = 0; e < num_envs; ++e) streams_[e].hist.assign(hist_len, kNone);
+  }
+
+  // ---- properties -------------------------------------------------------------------------
+  uint64_t capacity() const { return capacity_; }
+  uint64_t frame_bytes() const { return frame_bytes_; }
+  uint32_t stack() const { return stack_; }
+  uint32_t num_envs() const { return num_envs_; }
+  uint64_t seed() const { return seed_; }
+  uint64_t writes() const { return head_.load(std::memory_order_acquire); }
+  uint64_t sample_calls() const { return calls_.load(std::memory_order_acquire); }
+  uint64_t size() const {  // sampleable transitions (exact when no write is in flight)
+    const int64_t v = valid_.load(std::memory_order_acquire);
+    return v > 0 ? uint64_t(v) : 0;
+  }
+  uint64_t nbytes() const {
+    return capacity_ * (frame_bytes_ + sizeof(Meta) + 2 * sizeof(uint64_t) + (stack_ + 1) * sizeof(uint64_t)) +
+           num_envs_ * (sizeof(Stream) + (stack_ + 1) * sizeof(uint64_t));
+  }
+  bool episode_active(uint32_t env) const { return streams_[env].active; }
+  bool has_frame(uint32_t env) const { return streams_[env].hist[0] != kNone; }
+
+  // ---- writer side (one thread per env stream at a time) --------------------------------------
+  // All arguments are validated before anything is written; frames are contiguous frame_bytes.
+  void check_env(int64_t env) const {
+    if (env < 0 || uint64_t(env) >= num_envs_)
+      throw std::out_of_range("env " + std::to_string(env) + " out of range for num_envs=" + std::to_string(num_envs_));
+  }
+  void check_can_add(uint32_t env) const {
+    if (!streams_[env].active)
+      throw std::invalid_argument("env " + std::to_string(env) +
+                                  ": add() before start_episode() (call start_episode(first_frame, env) after "
+                                  "construction and after every terminated or truncated step)");
+  }
+
+  uint64_t start_episode(uint32_t env, const uint8_t* frame) {
+    const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
+    begin_episode_in(streams_[env], seq);
+    write_slot(seq, env, frame, StepRecord{}, kFirst, streams_[env].hist.data());
+    return seq;
+  }
+
+  uint64_t add(uint32_t env, const StepRecord& step, const uint8_t* frame) {
+    const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
+    add_at(seq, env, step, frame);
+    return seq;
+  }
+
+  // Several streams in one call: one cursor bump, rows written in order of `envs`.
+  void start_episodes(size_t n, const uint32_t* envs, const uint8_t* frames) {
+    const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
+    for (size_t i = 0; i < n; ++i) {
+      begin_episode_in(streams_[envs[i]], base + i);
+      write_slot(base + i, envs[i], frames + i * frame_bytes_, StepRecord{}, kFirst, streams_[envs[i]].hist.data());
+    }
+  }
+  void add_many(size_t n, const uint32_t* envs, const StepRecord* steps, const uint8_t* frames) {
+    const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
+    for (size_t i = 0; i < n; ++i) add_at(base + i, envs[i], steps[i], frames + i * frame_bytes_);
+  }
+
+  // ---- reader side ---------------------------------------------------------------------------
+  // The state `env` acts on now, oldest frame first. Call it from the thread that feeds `env`.
+  void stacked(uint32_t env, uint8_t* out) const {
+    const std::vector<uint64_t>& h = streams_[env].hist;
+    if (h[0] == kNone)
+      throw std::invalid_argument("env " + std::to_string(env) + " has no frame yet: call start_episode() first");
+    for (uint32_t k = 0; k < stack_; ++k) {
+      const uint64_t s = h[stack_ - 1 - k];
+      uint8_t* dst = out + size_t(k) * frame_bytes_;
+      if (s == kNone) {
+        std::memset(dst, 0, frame_bytes_);
+      } else if (!copy_frame(s, dst)) {
+        throw std::runtime_error("env " + std::to_string(env) +
+                                 ": a frame of the current state was overwritten; other streams wrote more than "
+                                 "capacity frames since. Use a larger capacity.");
+      }
+    }
+  }
+
+  // Uniform with replacement over sampleable transitions. Throws if there are none.
+  void sample(size_t batch, const TransitionOut& out) {
+    if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+    CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
+    const uint64_t head = head_.load(std::memory_order_acquire);
+    const uint64_t lo = head > capacity_ ? head - capacity_ : 0;
+    std::vector<uint64_t> fallback;
+    for (size_t b = 0; b < batch; ++b) {
+      const TransitionOut o = offset(out, b);
+      bool done = false;
+      for (int attempt = 0; attempt < kMaxRejectsPerDraw && !done; ++attempt)
+        done = read_transition(lo + rng.below(head - lo), o);
+      for (int scan = 0; !done; ++scan) {  // rare: almost nothing in the window is sampleable
+        fallback = valid_in_window(lo, head);
+        if (fallback.empty() || scan == 8)
+          throw std::runtime_error("cannot sample: no sampleable transition found (concurrent writers overwrote them)");
+        done = read_transition(fallback[rng.below(fallback.size())], o);
+      }
+    }
+  }
+
+  // The transitions with the given indices (as returned in sample()'s index); IndexError if one is
+  // not sampleable.
+  void gather(size_t n, const int64_t* idx, const TransitionOut& out) const {
+    for (size_t b = 0; b < n; ++b)
+      if (idx[b] < 0 || !read_transition(uint64_t(idx[b]), offset(out, b)))
+        throw std::out_of_range("index " + std::to_string(idx[b]) + " is not a sampleable transition");
+  }
+
+  std::vector<uint64_t> valid_indices() const {
+    const uint64_t head = head_.load(std::memory_order_acquire);
+    return valid_in_window(head > capacity_ ? head - capacity_ : 0, head);
+  }
+
+  // Baseline for benchmarks: memcpy the frames of these transitions with no checks at all.
+  void memcpy_baseline(size_t n, const int64_t* idx, uint8_t* obs, uint8_t* next_obs) const {
+    const size_t fb = frame_bytes_, sb = size_t(stack_) * fb;
+    for (size_t b = 0; b < n; ++b) {
+      const uint64_t* h = hist_.get() + (uint64_t(idx[b]) % capacity_) * (stack_ + 1);
+      for (uint32_t j = 0; j <= stack_; ++j) {
+        const uint8_t* src = frames_.get() + (h[j] == kNone ? 0 : (h[j] % capacity_) * fb);
+        if (j >= 1) std::memcpy(obs + b * sb + size_t(stack_ - j) * fb, src, fb);
+        if (j < stack_) std::memcpy(next_obs + b * sb + size_t(stack_ - 1 - j) * fb, src, fb);
+      }
+    }
+  }
+
+ private:
+  struct Meta {  // the step's data; protected by the slot's seqlock word
+    int64_t action;
+    float reward;
+    uint32_t env;
+    uint8_t flags;
+  };
+  struct alignas(64) Stream {  // writer-owned per-stream state; cache-line aligned against false sharing
+    bool active = false;
+    std::vector<uint64_t> hist;  // hist of the stream's latest frame (stack + 1 entries)
+  };
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+
+  static uint64_t tag(uint64_t seq) { return (seq + 1) << 16; }
+
+  TransitionOut offset(const TransitionOut& o, size_t b) const {
+    const size_t sb = size_t(stack_) * frame_bytes_;
+    return {o.obs + b * sb, o.next_obs + b * sb, o.action + b,  o.reward + b,
+            o.terminated + b, o.truncated + b, o.index + b};
+  }
+
+  void begin_episode_in(Stream& st, uint64_t seq) const {
+    std::fill(st.hist.begin(), st.hist.end(), kNone);
+    st.hist[0] = seq;
+    st.active = true;
+  }
+
+  void add_at(uint64_t seq, uint32_t env, const StepRecord& step, const uint8_t* frame) {
+    Stream& st = streams_[env];
+    std::copy_backward(st.hist.begin(), st.hist.end() - 1, st.hist.end());
+    st.hist[0] = seq;
+    const uint8_t flags = (step.terminated ? kTerminated : 0) | (step.truncated ? kTruncated : 0);
+    write_slot(seq, env, frame, step, flags, st.hist.data());
+    if (step.terminated || step.truncated) st.active = false;
+    // The transition stays sampleable until the oldest frame of its obs is overwritten.
+    uint64_t oldest = st.hist[1];
+    for (uint32_t j = 2; j <= stack_ && st.hist[j] != kNone; ++j) oldest = st.hist[j];
+    std::atomic<uint64_t>& ex = expire_[oldest % capacity_];
+    uint64_t cur = ex.load(std::memory_order_acquire);
+    while ((cur & ~0xFFFFULL) == tag(oldest)) {
+      if (ex.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) {
+        valid_.fetch_add(1, std::memory_order_acq_rel);
+        break;
+      }
+    }
+  }
+
+  void write_slot(uint64_t seq, uint32_t env, const uint8_t* frame, const StepRecord& step, uint8_t flags,
+                  const uint64_t* hist) {
+    const uint64_t slot = seq % capacity_;
+    std::atomic<uint64_t>& pub = pub_[slot];
+    if (seq >= capacity_) {
+      // The previous occupant (seq - capacity) may still be being written by a slow thread: wait for
+      // it, so two writers never share a slot. Only possible when a writer stalls for `capacity` writes.
+      const uint64_t prev = seq - capacity_ + 1;
+      while (pub.load(std::memory_order_acquire) != prev) std::this_thread::yield();
+    }
+    // Retire the previous occupant: transitions whose oldest frame lived here stop being sampleable.
+    const uint64_t old = expire_[slot].exchange(tag(seq), std::memory_order_acq_rel);
+    if (seq >= capacity_ && (old & ~0xFFFFULL) == tag(seq - capacity_))
+      valid_.fetch_sub(int64_t(old & 0xFFFF), std::memory_order_acq_rel);
+    pub.store(0, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    racy_copy(frames_.get() + slot * frame_bytes_, frame, frame_bytes_);
+    const Meta m{step.action, step.reward, env, flags};
+    racy_copy(&meta_[slot], &m, sizeof(Meta));
+    racy_copy(hist_.get() + slot * (stack_ + 1), hist, (stack_ + 1) * sizeof(uint64_t));
+    pub.store(seq + 1, std::memory_order_release);
+  }
+
+  // Copies frame `seq` into dst; false if it is not (or no longer) the frame in its slot.
+  bool copy_frame(uint64_t seq, uint8_t* dst) const {
+    const std::atomic<uint64_t>& pub = pub_[seq % capacity_];
+    if (pub.load(std::memory_order_acquire) != seq + 1) return false;
+    racy_copy(dst, frames_.get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return pub.load(std::memory_order_relaxed) == seq + 1;
+  }
+
+  bool intact(uint64_t seq) const { return pub_[seq % capacity_].load(std::memory_order_acquire) == seq + 1; }
+
+  // Reads the metadata and hist of transition t under its seqlock; false unless t is a published step.
+  bool read_meta(uint64_t t, Meta& m, uint64_t* hist) const {
+    const uint64_t slot = t % capacity_;
+    const std::atomic<uint64_t>& pub = pub_[slot];
+    if (pub.load(std::memory_order_acquire) != t + 1) return false;
+    racy_copy(&m, &meta_[slot], sizeof(Meta));
+    racy_copy(hist, hist_.get() + slot * (stack_ + 1), (stack_ + 1) * sizeof(uint64_t));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return pub.load(std::memory_order_relaxed) == t + 1 && !(m.flags & kFirst);
+  }
+
+  static uint64_t oldest_of(const uint64_t* hist, uint32_t stack) {
+    uint64_t oldest = hist[1];
+    for (uint32_t j = 2; j <= stack && hist[j] != kNone; ++j) oldest = hist[j];
+    return oldest;
+  }
+
+  bool is_valid(uint64_t t) const {
+    Meta m;
+    uint64_t hist[kMaxStack + 1];
+    return read_meta(t, m, hist) && intact(oldest_of(hist, stack_));
+  }
+
+  std::vector<uint64_t> valid_in_window(uint64_t lo, uint64_t head) const {
+    std::vector<uint64_t> out;
+    for (uint64_t t = lo; t < head; ++t)
+      if (is_valid(t)) out.push_back(t);
+    return out;
+  }
+
+  // Copies transition t into o; false (o partly written) if t is not sampleable or was torn.
+  bool read_transition(uint64_t t, const TransitionOut& o) const {
+    Meta m;
+    uint64_t hist[kMaxStack + 1];
+    if (!read_meta(t, m, hist) || !intact(oldest_of(hist, stack_))) return false;
+    const size_t fb = frame_bytes_;
+    // hist[j] is the frame j steps before t's next frame: obs[k] = hist[stack - k], next[k] = hist[stack - 1 - k].
+    for (uint32_t j = stack_; j >= 1; --j) {
+      uint8_t* dst = o.obs + size_t(stack_ - j) * fb;
+      if (hist[j] == kNone) {
+        std::memset(dst, 0, fb);
+      } else if (!copy_frame(hist[j], dst)) {
+        return false;
+      }
+      if (j < stack_) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, dst, fb);
+    }
+    if (!copy_frame(hist[0], o.next_obs + size_t(stack_ - 1) * fb)) return false;
+    // The seqlock of every frame was checked after its copy; check the oldest once more so frames
+    // copied early cannot have been recycled while later ones were copied.
+    if (!intact(oldest_of(hist, stack_))) return false;
+    *o.action = m.action;
+    *o.reward = m.reward;
+    *o.terminated = (m.flags & kTerminated) != 0;
+    *o.truncated = (m.flags & kTruncated) != 0;
+    *o.index = int64_t(t);
+    return true;
+  }
+
+  const uint64_t capacity_, frame_bytes_;
+  const uint32_t stack_, num_envs_;
+  const uint64_t seed_;
+  std::unique_ptr<uint8_t, FreeDeleter> frames_;
+  std::unique_ptr<std::atomic<uint64_t>[]> pub_;     // seqlock word per slot: seq + 1, 0 while written
+  std::unique_ptr<std::atomic<uint64_t>[]> expire_;  // tag(seq of the frame here) | #transitions it is oldest of
+  std::unique_ptr<Meta[]> meta_;
+  std::unique_ptr<uint64_t[]> hist_;
+  std::unique_ptr<Stream[]> streams_;
+  alignas(64) std::atomic<uint64_t> head_{0};  // next sequence number to hand out
+  alignas(64) std::atomic<int64_t> valid_{0};  // sampleable transitions
+  alignas(64) std::atomic<uint64_t> calls_{0};  // sample() calls so far (the RNG counter)
+};
+
+}  // namespace dqnfast

@@ -1,0 +1,206 @@
+"""Pure-Python reference replay buffer with exactly the semantics of :class:`dqnfast.ReplayBuffer`.
+
+It is the executable specification the native buffer is tested against (same valid transitions,
+same stacks, same random draws for the same seed and call sequence), and the "pure-Python buffer"
+the benchmarks compare with. Single-threaded only. Written for clarity, not speed.
+
+The model: every write (an episode's first frame, or a step) gets the next sequence number ``seq``
+and lands in slot ``seq % capacity``. A step written at ``t`` is transition ``t``; ``hist`` lists the
+write numbers of its frame and of the ``stack`` frames before it in the same episode (None before
+the episode's start). obs = frames hist[stack..1], next_obs = frames hist[stack-1..0]. Transition t
+is sampleable while every one of those frames is still in its slot.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from .batch import Batch, empty_batch
+
+_MASK = (1 << 64) - 1
+_MAX_REJECTS_PER_DRAW = 256  # then fall back to a scan (as the native buffer does)
+
+
+class CallRng:
+    """SplitMix64 stream for one sample() call: seeded by (seed, call number); see cpp/dqnfast/rng.hpp."""
+
+    def __init__(self, seed: int, call: int) -> None:
+        self.state = (seed ^ (call * 0xD1B54A32D192ED03)) & _MASK
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        return z ^ (z >> 31)
+
+    def below(self, n: int) -> int:
+        return (self.next() * n) >> 64
+
+
+class PyReplayBuffer:
+    """Same constructor and methods as :class:`dqnfast.ReplayBuffer`, in plain Python."""
+
+    def __init__(self, capacity: int, frame_shape: Sequence[int] = (84, 84), stack: int = 4, num_envs: int = 1,
+                 seed: Optional[int] = None) -> None:
+        for name, v in (("capacity", capacity), ("stack", stack), ("num_envs", num_envs)):
+            if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
+            if v <= 0:
+                raise ValueError(f"{name} must be positive, got {v}")
+        if capacity < num_envs * (stack + 1):
+            raise ValueError(f"capacity must be at least num_envs * (stack + 1) = {num_envs * (stack + 1)}")
+        self.capacity, self.stack, self.num_envs = int(capacity), int(stack), int(num_envs)
+        self.frame_shape = tuple(int(d) for d in frame_shape)
+        if not self.frame_shape or min(self.frame_shape) <= 0:
+            raise ValueError("frame_shape entries must be positive")
+        self.seed = secrets.randbits(64) if seed is None else int(seed)
+        self._frames = np.zeros((self.capacity, *self.frame_shape), np.uint8)
+        self._slot_seq: List[Optional[int]] = [None] * self.capacity  # write number held by each slot
+        self._is_first = [False] * self.capacity
+        self._action = [0] * self.capacity
+        self._reward = [0.0] * self.capacity
+        self._terminated = [False] * self.capacity
+        self._truncated = [False] * self.capacity
+        self._hist: List[tuple] = [()] * self.capacity
+        self._stream_hist: List[List[Optional[int]]] = [[None] * (self.stack + 1) for _ in range(self.num_envs)]
+        self._active = [False] * self.num_envs
+        self._head = 0
+        self._calls = 0
+
+    # -- properties ------------------------------------------------------------------------------
+    @property
+    def writes(self) -> int:
+        return self._head
+
+    def __len__(self) -> int:
+        return len(self.valid_indices())
+
+    def episode_active(self, env: int = 0) -> bool:
+        self._check_env(env)
+        return self._active[env]
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _check_env(self, env: int) -> None:
+        if not 0 <= env < self.num_envs:
+            raise IndexError(f"env {env} out of range for num_envs={self.num_envs}")
+
+    def _check_frame(self, frame: np.ndarray, name: str, shape: tuple) -> None:
+        if not isinstance(frame, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, got {type(frame).__name__}")
+        if frame.dtype != np.uint8:
+            raise TypeError(f"{name} must have dtype uint8, got {frame.dtype}")
+        if frame.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {frame.shape}")
+
+    def _write(self, env: int, frame: np.ndarray, first: bool, action: int = 0, reward: float = 0.0,
+               terminated: bool = False, truncated: bool = False) -> int:
+        seq = self._head
+        self._head += 1
+        hist = self._stream_hist[env]
+        if first:
+            hist[:] = [seq] + [None] * self.stack
+            self._active[env] = True
+        else:
+            hist[:] = [seq] + hist[:-1]
+            if terminated or truncated:
+                self._active[env] = False
+        slot = seq % self.capacity
+        self._frames[slot] = frame
+        self._slot_seq[slot] = seq
+        self._is_first[slot] = first
+        self._action[slot], self._reward[slot] = int(action), float(np.float32(reward))
+        self._terminated[slot], self._truncated[slot] = bool(terminated), bool(truncated)
+        self._hist[slot] = tuple(hist)
+        return seq
+
+    def start_episode(self, frame: np.ndarray, env: int = 0) -> int:
+        self._check_env(env)
+        self._check_frame(frame, "frame", self.frame_shape)
+        return self._write(env, frame, first=True)
+
+    def add(self, action: int, reward: float, next_frame: np.ndarray, terminated: bool, truncated: bool = False,
+            env: int = 0) -> int:
+        self._check_env(env)
+        self._check_frame(next_frame, "next_frame", self.frame_shape)
+        if not self._active[env]:
+            raise ValueError(f"env {env}: add() before start_episode()")
+        return self._write(env, next_frame, False, action, reward, terminated, truncated)
+
+    def start_episodes(self, frames: np.ndarray, envs=None) -> None:
+        envs = range(self.num_envs) if envs is None else [int(e) for e in envs]
+        for i, e in enumerate(envs):
+            self.start_episode(frames[i], e)
+
+    def add_batch(self, actions, rewards, next_frames, terminated, truncated=None, envs=None) -> None:
+        envs = list(range(self.num_envs)) if envs is None else [int(e) for e in envs]
+        for i, e in enumerate(envs):
+            self.add(int(actions[i]), float(rewards[i]), next_frames[i], bool(terminated[i]),
+                     False if truncated is None else bool(truncated[i]), e)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _intact(self, seq: int) -> bool:
+        return self._slot_seq[seq % self.capacity] == seq
+
+    def _is_valid(self, t: int) -> bool:
+        slot = t % self.capacity
+        if self._slot_seq[slot] != t or self._is_first[slot]:
+            return False
+        return all(self._intact(s) for s in self._hist[slot] if s is not None)
+
+    def valid_indices(self) -> np.ndarray:
+        lo = max(0, self._head - self.capacity)
+        return np.array([t for t in range(lo, self._head) if self._is_valid(t)], dtype=np.int64)
+
+    def _frame(self, seq: Optional[int]) -> np.ndarray:
+        if seq is None:
+            return np.zeros(self.frame_shape, np.uint8)
+        return self._frames[seq % self.capacity]
+
+    def stacked(self, env: int = 0) -> np.ndarray:
+        self._check_env(env)
+        hist = self._stream_hist[env]
+        if hist[0] is None:
+            raise ValueError(f"env {env} has no frame yet: call start_episode() first")
+        return np.stack([self._frame(hist[self.stack - 1 - k]) for k in range(self.stack)])
+
+    def _fill(self, out: Batch, b: int, t: int) -> None:
+        slot = t % self.capacity
+        hist = self._hist[slot]
+        out.obs[b] = np.stack([self._frame(hist[self.stack - k]) for k in range(self.stack)])
+        out.next_obs[b] = np.stack([self._frame(hist[self.stack - 1 - k]) for k in range(self.stack)])
+        out.action[b] = self._action[slot]
+        out.reward[b] = self._reward[slot]
+        out.terminated[b] = self._terminated[slot]
+        out.truncated[b] = self._truncated[slot]
+        out.index[b] = t
+
+    def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        out = empty_batch(batch_size, self.stack, self.frame_shape) if out is None else out
+        rng = CallRng(self.seed, self._calls)
+        lo = max(0, self._head - self.capacity)
+        for b in range(batch_size):
+            for _ in range(_MAX_REJECTS_PER_DRAW if self._head > lo else 0):
+                t = lo + rng.below(self._head - lo)
+                if self._is_valid(t):
+                    break
+            else:  # rare: almost nothing is sampleable, so draw from the full list
+                valid = self.valid_indices()
+                if len(valid) == 0:
+                    raise ValueError("cannot sample: the buffer holds no sampleable transition yet")
+                t = int(valid[rng.below(len(valid))])
+            self._fill(out, b, t)
+        self._calls += 1  # the native buffer, too, spends a call number only when it can sample
+        return out
+
+    def gather(self, indices: np.ndarray, out: Optional[Batch] = None) -> Batch:
+        out = empty_batch(len(indices), self.stack, self.frame_shape) if out is None else out
+        for b, t in enumerate(indices):
+            if t < 0 or not self._is_valid(int(t)):
+                raise IndexError(f"index {t} is not a sampleable transition")
+            self._fill(out, b, int(t))
+        return out

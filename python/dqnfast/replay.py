@@ -1,0 +1,61 @@
+"""`dqnfast.ReplayBuffer`: the native frame-store replay memory."""
+from __future__ import annotations
+
+import operator
+from typing import Optional
+
+import numpy as np
+
+from . import _core
+from .batch import Batch, empty_batch
+
+
+def _batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, (bool, float)) or not hasattr(batch_size, "__index__"):
+        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
+    n = operator.index(batch_size)
+    if n <= 0:
+        raise ValueError(f"batch_size must be positive, got {n}")
+    return n
+
+
+class ReplayBuffer(_core.FrameStore):
+    """Frame-store experience replay for pixel DQN: each frame stored once, stacks built at sample time.
+
+    ``ReplayBuffer(capacity, frame_shape=(84, 84), stack=4, num_envs=1, seed=None)``
+
+    - ``capacity`` counts frame slots (one per env step plus one per episode start); the oldest
+      are overwritten first.
+    - Feed each env stream with ``start_episode(first_frame, env)`` then ``add(action, reward,
+      next_frame, terminated, truncated, env)`` per step; after a terminated or truncated step start
+      a new episode. ``start_episodes``/``add_batch`` do the same for several streams in one call.
+    - ``stacked(env)`` is the state the agent acts on now; ``sample(B)`` draws B transitions
+      uniformly with replacement from those whose frames are all intact.
+    - Lock-free: each env stream may be fed from its own thread while other threads sample. The
+      GIL is released while frames are copied.
+    """
+
+    def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
+        """Draw ``batch_size`` transitions; with ``out`` (see :func:`empty_batch`) write into its arrays."""
+        n = _batch_size(batch_size)
+        if out is None:
+            out = empty_batch(n, self.stack, self.frame_shape)
+        self._sample_into(n, out.obs, out.next_obs, out.action, out.reward, out.terminated, out.truncated, out.index)
+        return out
+
+    def gather(self, indices, out: Optional[Batch] = None) -> Batch:
+        """The transitions with these indices (as in ``Batch.index``); IndexError if one is gone."""
+        if not isinstance(indices, np.ndarray):
+            raise TypeError(f"indices must be a numpy.ndarray of integers, got {type(indices).__name__}")
+        if out is None:
+            out = empty_batch(len(indices), self.stack, self.frame_shape)
+        self._gather_into(indices, out.obs, out.next_obs, out.action, out.reward, out.terminated, out.truncated, out.index)
+        return out
+
+    def empty_batch(self, batch_size: int) -> Batch:
+        """Arrays to reuse with ``sample(batch_size, out=...)``."""
+        return empty_batch(_batch_size(batch_size), self.stack, self.frame_shape)
+
+    def __repr__(self) -> str:
+        return (f"ReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, stack={self.stack}, "
+                f"num_envs={self.num_envs}, len={len(self)})")
