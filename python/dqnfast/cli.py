@@ -1,0 +1,36 @@
+"""The `dqnfast` console script: `dqnfast train | evaluate | bench ...`.
+
+Each subcommand lives in its own module with its own argument parser; this file only dispatches,
+importing lazily so `dqnfast bench replay` needs neither torch nor gymnasium.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import List, Optional
+
+_COMMANDS = {
+    "train": ("dqnfast.train", "train a DQN agent (default: the Breakout `demo` preset)"),
+    "evaluate": ("dqnfast.evaluate", "evaluate a checkpoint on the real game score"),
+    "bench": ("dqnfast.benchmarks", "print benchmark tables: replay | preprocess | pipeline | all"),
+}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: dqnfast {train,evaluate,bench} [options]\n")
+        for name, (_, help_text) in _COMMANDS.items():
+            print(f"  {name:<9} {help_text}")
+        print("\n`dqnfast COMMAND --help` for each command's options.")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in _COMMANDS:
+        print(f"dqnfast: unknown command {command!r}; choose from {', '.join(_COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(_COMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
