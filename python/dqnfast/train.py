@@ -677,7 +677,8 @@ def plot_learning_curve(run_dir: str, title: str = "", window: int = 20) -> Opti
     ax.set_ylabel("game return (unclipped, all lives)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
+    if returns:
+        ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
