@@ -13,7 +13,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-INTERPOLATIONS = ("nearest", "area", "bilinear")
+INTERPOLATIONS = ("nearest", "area")
 LOSSES = ("huber", "mse")
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -38,7 +38,7 @@ class TrainConfig:
     crop: Optional[Tuple[int, int, int, int]] = None
     """(top, bottom, left, right) pixel bounds cut from the 210x160 screen before resizing; None keeps all"""
     interp: str = "nearest"
-    """resize interpolation: nearest | area | bilinear"""
+    """resize interpolation: nearest (pixel-centre sampling) | area (box average)"""
     stack: int = 4
     """frames stacked into one state (the replay stores each frame once and stacks at sample time)"""
     frame_skip: int = 4

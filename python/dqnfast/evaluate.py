@@ -19,6 +19,9 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     """Scores of ``episodes`` real games played by ``learner`` (a DQNLearner) with ``epsilon``.
 
     ``max_steps`` caps each game (27k agent steps = 108k frames = 30 minutes of play, the usual limit).
+    The agent sees the states it was trained on: when it was trained with episodic life and FIRE on
+    reset, each lost life is followed by FIRE and a fresh frame stack, as in training; the score
+    still counts every life of the game.
     """
     from .replay import ReplayBuffer
     from .train import make_env
@@ -34,18 +37,23 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     state = np.empty((cfg.stack, *shape), np.uint8)
     frames: List[np.ndarray] = []
     returns: List[float] = []
+    ale = env.unwrapped.ale
+    fire = env.unwrapped.get_action_meanings().index("FIRE") if cfg.fire_reset and \
+        "FIRE" in env.unwrapped.get_action_meanings() else None
     for game in range(episodes):
         obs, _ = env.reset(seed=seed + game)
         stacker.start_episode(obs)
-        total, steps, record = 0.0, 0, gif_path is not None and game == 0
+        total, steps, record, lives = 0.0, 0, gif_path is not None and game == 0, ale.lives()
+        relaunch = False
         while True:
             if record:
-                frames.append(env.unwrapped.ale.getScreenRGB())
-            stacker.stacked(out=state)
-            if rng.random() < epsilon:
+                frames.append(ale.getScreenRGB())
+            if relaunch:  # a life was lost: FIRE, as the training env's reset did after every lost life
+                action = fire
+            elif rng.random() < epsilon:
                 action = int(rng.integers(learner.num_actions))
             else:
-                action = int(np.argmax(learner.q_values(state)))
+                action = int(np.argmax(learner.q_values(stacker.stacked(out=state))))
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             steps += 1
@@ -53,7 +61,14 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
                 total = float(np.asarray(info["episode"]["r"]).reshape(-1)[0])
             if terminated or truncated or steps >= max_steps:
                 break
-            stacker.add(action, float(reward), obs, False)
+            if relaunch:  # the agent was trained on lives that start here (a fresh stack)
+                stacker.start_episode(obs)
+                relaunch = False
+            else:
+                stacker.add(action, float(reward), obs, False)
+            if fire is not None and cfg.episodic_life and ale.lives() < lives:
+                relaunch = True
+            lives = ale.lives()
         returns.append(total)
         if progress:
             print(f"game {game + 1}/{episodes}: score {total:g} ({steps} steps)", flush=True)
