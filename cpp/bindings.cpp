@@ -25,6 +25,13 @@ std::string shape_str(const std::vector<py::ssize_t>& shape) {
 
 std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
 
+bool same_shape(const py::array& a, const std::vector<py::ssize_t>& shape) {
+  if (size_t(a.ndim()) != shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (a.shape(py::ssize_t(i)) != shape[i]) return false;
+  return true;
+}
+
 py::array as_ndarray(py::handle obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " + type_name(obj));
@@ -36,9 +43,9 @@ py::array uint8_array(py::handle obj, const char* name, const std::vector<py::ss
   py::array a = as_ndarray(obj, name);
   if (a.dtype().kind() != 'u' || a.itemsize() != 1)
     throw py::type_error(std::string(name) + " must have dtype uint8, got " + std::string(py::str(a.dtype())));
-  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
-  if (got != shape)
-    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+  if (!same_shape(a, shape))
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
+                          shape_str(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim())));
   if (!(a.flags() & py::array::c_style)) a = py::array::ensure(a, py::array::c_style);
   return a;
 }
@@ -60,7 +67,10 @@ T* out_array(py::handle obj, const char* name, const std::vector<py::ssize_t>& s
 
 // A 1-D array of n values of the given numpy kinds, converted to T (only within those kinds).
 template <typename T>
-py::array_t<T, py::array::c_style> vector_arg(py::handle obj, const char* name, py::ssize_t n, const char* kinds,
+using Vec = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <typename T>
+Vec<T> vector_arg(py::handle obj, const char* name, py::ssize_t n, const char* kinds,
                                               const char* what) {
   py::array a = as_ndarray(obj, name);
   if (std::string(kinds).find(a.dtype().kind()) == std::string::npos)
@@ -69,7 +79,9 @@ py::array_t<T, py::array::c_style> vector_arg(py::handle obj, const char* name, 
   if (a.ndim() != 1 || a.shape(0) != n)
     throw py::value_error(std::string(name) + " must have shape (" + std::to_string(n) + ",), got " +
                           shape_str(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim())));
-  return py::array_t<T, py::array::c_style>::ensure(a);
+  Vec<T> v = Vec<T>::ensure(a);  // the kind check above keeps this cast within ints or within numbers
+  if (!v) throw py::error_already_set();
+  return v;
 }
 
 bool flag_arg(py::handle obj, const char* name) {
@@ -79,6 +91,11 @@ bool flag_arg(py::handle obj, const char* name) {
 }
 
 int64_t int_arg(py::handle obj, const char* name) {
+  if (PyLong_CheckExact(obj.ptr())) {  // fast path for plain ints
+    const long long v = PyLong_AsLongLong(obj.ptr());
+    if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+    return v;
+  }
   if (PyFloat_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
     throw py::type_error(std::string(name) + " must be an integer, got " + type_name(obj));
   return py::cast<int64_t>(py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr())));
@@ -164,7 +181,14 @@ void bind_replay(py::module_& m) {
                throw py::value_error("stack must be at most " + std::to_string(FrameStore::kMaxStack));
              bs->state_shape = {st};
              bs->state_shape.insert(bs->state_shape.end(), bs->frame_shape.begin(), bs->frame_shape.end());
-             bs->store = std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s);
+             try {
+               bs->store = std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s);
+             } catch (const std::bad_alloc&) {
+               PyErr_SetString(PyExc_MemoryError, ("cannot allocate a replay buffer of capacity " + std::to_string(cap) +
+                                                   " frames of " + std::to_string(frame_bytes) + " bytes")
+                                                      .c_str());
+               throw py::error_already_set();
+             }
              return bs;
            }),
            py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
@@ -232,7 +256,7 @@ void bind_replay(py::module_& m) {
             auto act = vector_arg<int64_t>(actions, "actions", n, "iu", "integers");
             auto rew = vector_arg<float>(rewards, "rewards", n, "iuf", "numbers");
             auto term = vector_arg<bool>(terminated, "terminated", n, "b", "bools");
-            py::array_t<bool, py::array::c_style> trunc;
+            Vec<bool> trunc;
             if (!truncated.is_none()) trunc = vector_arg<bool>(truncated, "truncated", n, "b", "bools");
             py::array f = uint8_array(next_frames, "next_frames", b.batched(n, b.frame_shape));
             std::vector<StepRecord> steps(static_cast<size_t>(n));

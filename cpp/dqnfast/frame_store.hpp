@@ -35,6 +35,10 @@
 
 #include "dqnfast/rng.hpp"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace dqnfast {
 
 constexpr uint64_t kNone = ~0ULL;  // "no frame": padding before an episode's first frame
@@ -51,6 +55,43 @@ inline void racy_copy(void* dst, const void* src, size_t n) {
   std::memcpy(dst, src, n);
 #endif
 }
+
+// Zero-filled memory for the frame store. On Linux a large store is an anonymous mapping advised to
+// use transparent huge pages: filling a 7 GB store then takes ~3,500 page faults instead of ~1.7M.
+class ZeroedBytes {
+ public:
+  explicit ZeroedBytes(uint64_t n) : n_(n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (n >= (uint64_t(2) << 20)) {
+      void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      madvise(p, n, MADV_HUGEPAGE);  // a hint: ignoring failure is fine
+      p_ = static_cast<uint8_t*>(p);
+      mapped_ = true;
+      return;
+    }
+#endif
+    p_ = static_cast<uint8_t*>(std::calloc(n, 1));
+    if (!p_) throw std::bad_alloc();
+  }
+  ~ZeroedBytes() {
+#if defined(__linux__)
+    if (mapped_) {
+      munmap(p_, n_);
+      return;
+    }
+#endif
+    std::free(p_);
+  }
+  ZeroedBytes(const ZeroedBytes&) = delete;
+  ZeroedBytes& operator=(const ZeroedBytes&) = delete;
+  uint8_t* get() const { return p_; }
+
+ private:
+  uint8_t* p_ = nullptr;
+  uint64_t n_;
+  bool mapped_ = false;
+};
 
 struct StepRecord {  // one env step as handed to add()
   int64_t action = 0;
@@ -89,9 +130,8 @@ class FrameStore {
     if (capacity > (std::numeric_limits<uint64_t>::max() >> 20) / frame_bytes ||
         capacity > (std::numeric_limits<uint64_t>::max() >> 20) / (hist_len * 8))
       throw std::bad_alloc();
-    // calloc: untouched pages of a large store cost no resident memory until written.
-    frames_.reset(static_cast<uint8_t*>(std::calloc(capacity, frame_bytes)));
-    if (!frames_) throw std::bad_alloc();
+    // Untouched pages of a large store cost no resident memory until written.
+    frames_ = std::make_unique<ZeroedBytes>(capacity * frame_bytes);
     pub_.reset(new std::atomic<uint64_t>[capacity]());
     expire_.reset(new std::atomic<uint64_t>[capacity]());
     meta_.reset(new Meta[capacity]());
@@ -217,7 +257,7 @@ class FrameStore {
     for (size_t b = 0; b < n; ++b) {
       const uint64_t* h = hist_.get() + (uint64_t(idx[b]) % capacity_) * (stack_ + 1);
       for (uint32_t j = 0; j <= stack_; ++j) {
-        const uint8_t* src = frames_.get() + (h[j] == kNone ? 0 : (h[j] % capacity_) * fb);
+        const uint8_t* src = frames_->get() + (h[j] == kNone ? 0 : (h[j] % capacity_) * fb);
         if (j >= 1) std::memcpy(obs + b * sb + size_t(stack_ - j) * fb, src, fb);
         if (j < stack_) std::memcpy(next_obs + b * sb + size_t(stack_ - 1 - j) * fb, src, fb);
       }
@@ -234,9 +274,6 @@ class FrameStore {
   struct alignas(64) Stream {  // writer-owned per-stream state; cache-line aligned against false sharing
     bool active = false;
     std::vector<uint64_t> hist;  // hist of the stream's latest frame (stack + 1 entries)
-  };
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
   };
 
   static uint64_t tag(uint64_t seq) { return (seq + 1) << 16; }
@@ -289,7 +326,7 @@ class FrameStore {
       valid_.fetch_sub(int64_t(old & 0xFFFF), std::memory_order_acq_rel);
     pub.store(0, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
-    racy_copy(frames_.get() + slot * frame_bytes_, frame, frame_bytes_);
+    racy_copy(frames_->get() + slot * frame_bytes_, frame, frame_bytes_);
     const Meta m{step.action, step.reward, env, flags};
     racy_copy(&meta_[slot], &m, sizeof(Meta));
     racy_copy(hist_.get() + slot * (stack_ + 1), hist, (stack_ + 1) * sizeof(uint64_t));
@@ -300,7 +337,7 @@ class FrameStore {
   bool copy_frame(uint64_t seq, uint8_t* dst) const {
     const std::atomic<uint64_t>& pub = pub_[seq % capacity_];
     if (pub.load(std::memory_order_acquire) != seq + 1) return false;
-    racy_copy(dst, frames_.get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
+    racy_copy(dst, frames_->get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
     std::atomic_thread_fence(std::memory_order_acquire);
     return pub.load(std::memory_order_relaxed) == seq + 1;
   }
@@ -368,7 +405,7 @@ class FrameStore {
   const uint64_t capacity_, frame_bytes_;
   const uint32_t stack_, num_envs_;
   const uint64_t seed_;
-  std::unique_ptr<uint8_t, FreeDeleter> frames_;
+  std::unique_ptr<ZeroedBytes> frames_;
   std::unique_ptr<std::atomic<uint64_t>[]> pub_;     // seqlock word per slot: seq + 1, 0 while written
   std::unique_ptr<std::atomic<uint64_t>[]> expire_;  // tag(seq of the frame here) | #transitions it is oldest of
   std::unique_ptr<Meta[]> meta_;
