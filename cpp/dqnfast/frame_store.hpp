@@ -15,9 +15,9 @@
 // each slot counts the transitions whose oldest frame it holds (tagged with the frame's seq so a
 // late increment for an already overwritten frame is never counted).
 //
-// Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies use relaxed atomic word
-// accesses: the seqlock protocol is then free of data races in the C++ memory model, so TSan can
-// check the rest. Release builds use memcpy, which is what the seqlock's checks are designed for.
+// Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies are byte-wise atomic accesses
+// (acquire loads, release stores) in place of memcpy + fences, which TSan does not model: the
+// seqlock is then free of data races in the C++ memory model and TSan checks everything else.
 #pragma once
 
 #include <algorithm>
@@ -50,9 +50,22 @@ inline void racy_copy(void* dst, const void* src, size_t n) {
 #ifdef DQNFAST_TSAN
   auto* d = static_cast<unsigned char*>(dst);
   auto* s = static_cast<const unsigned char*>(src);
-  for (size_t i = 0; i < n; ++i) __atomic_store_n(d + i, __atomic_load_n(s + i, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  for (size_t i = 0; i < n; ++i) __atomic_store_n(d + i, __atomic_load_n(s + i, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
 #else
   std::memcpy(dst, src, n);
+#endif
+}
+
+// The seqlock's fences: the writer's between "slot busy" and the data, the reader's between the
+// data and the re-check. Under TSan the acquire/release copies above provide that ordering.
+inline void seqlock_release_fence() {
+#ifndef DQNFAST_TSAN
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+inline void seqlock_acquire_fence() {
+#ifndef DQNFAST_TSAN
+  std::atomic_thread_fence(std::memory_order_acquire);
 #endif
 }
 
@@ -325,7 +338,7 @@ class FrameStore {
     if (seq >= capacity_ && (old & ~0xFFFFULL) == tag(seq - capacity_))
       valid_.fetch_sub(int64_t(old & 0xFFFF), std::memory_order_acq_rel);
     pub.store(0, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
+    seqlock_release_fence();
     racy_copy(frames_->get() + slot * frame_bytes_, frame, frame_bytes_);
     const Meta m{step.action, step.reward, env, flags};
     racy_copy(&meta_[slot], &m, sizeof(Meta));
@@ -338,7 +351,7 @@ class FrameStore {
     const std::atomic<uint64_t>& pub = pub_[seq % capacity_];
     if (pub.load(std::memory_order_acquire) != seq + 1) return false;
     racy_copy(dst, frames_->get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    seqlock_acquire_fence();
     return pub.load(std::memory_order_relaxed) == seq + 1;
   }
 
@@ -351,7 +364,7 @@ class FrameStore {
     if (pub.load(std::memory_order_acquire) != t + 1) return false;
     racy_copy(&m, &meta_[slot], sizeof(Meta));
     racy_copy(hist, hist_.get() + slot * (stack_ + 1), (stack_ + 1) * sizeof(uint64_t));
-    std::atomic_thread_fence(std::memory_order_acquire);
+    seqlock_acquire_fence();
     return pub.load(std::memory_order_relaxed) == t + 1 && !(m.flags & kFirst);
   }
 
