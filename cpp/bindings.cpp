@@ -318,6 +318,17 @@ void bind_replay(py::module_& m) {
              return out;
            },
            "Sorted indices of every sampleable transition (a scan of the store: for tests and tools).")
+      .def(
+          "_frames_view",
+          [](py::object self) {
+            const BoundStore& b = self.cast<const BoundStore&>();
+            std::vector<py::ssize_t> shape{py::ssize_t(b.store->capacity())};
+            shape.insert(shape.end(), b.frame_shape.begin(), b.frame_shape.end());
+            py::array view(py::dtype::of<uint8_t>(), shape, b.store->frames_data(), self);  // keeps the buffer alive
+            py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+            return view;
+          },
+          "Read-only zero-copy view of the frame slots, (capacity, *frame_shape): slot = index % capacity.")
       .def("_memcpy_baseline", [](const BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs) {
         auto idx = vector_arg<int64_t>(indices, "indices", as_ndarray(indices, "indices").shape(0), "i", "integers");
         const auto n = idx.shape(0);

@@ -236,18 +236,14 @@ class FrameStore {
     CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
     const uint64_t head = head_.load(std::memory_order_acquire);
     const uint64_t lo = head > capacity_ ? head - capacity_ : 0;
-    std::vector<uint64_t> fallback;
+    // Pick all rows first (metadata only), then copy with the next row's frames prefetched:
+    // the copies are bound by memory latency, one random 7 KB frame at a time.
+    std::vector<uint64_t> picks(batch);
+    for (size_t b = 0; b < batch; ++b) picks[b] = draw(rng, lo, head);
     for (size_t b = 0; b < batch; ++b) {
-      const TransitionOut o = offset(out, b);
-      bool done = false;
-      for (int attempt = 0; attempt < kMaxRejectsPerDraw && !done; ++attempt)
-        done = read_transition(lo + rng.below(head - lo), o);
-      for (int scan = 0; !done; ++scan) {  // rare: almost nothing in the window is sampleable
-        fallback = valid_in_window(lo, head);
-        if (fallback.empty() || scan == 8)
-          throw std::runtime_error("cannot sample: no sampleable transition found (concurrent writers overwrote them)");
-        done = read_transition(fallback[rng.below(fallback.size())], o);
-      }
+      if (b + 1 < batch) prefetch_frames(picks[b + 1]);
+      // A row torn by a concurrent overwrite is drawn again (never happens single-threaded).
+      while (!read_transition(picks[b], offset(out, b))) picks[b] = draw(rng, lo, head);
     }
   }
 
@@ -263,6 +259,9 @@ class FrameStore {
     const uint64_t head = head_.load(std::memory_order_acquire);
     return valid_in_window(head > capacity_ ? head - capacity_ : 0, head);
   }
+
+  // The frame slots, (capacity, frame_bytes) row-major: for zero-copy read-only views.
+  const uint8_t* frames_data() const { return frames_->get(); }
 
   // Baseline for benchmarks: memcpy the frames of these transitions with no checks at all.
   void memcpy_baseline(size_t n, const int64_t* idx, uint8_t* obs, uint8_t* next_obs) const {
@@ -353,6 +352,30 @@ class FrameStore {
     racy_copy(dst, frames_->get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
     seqlock_acquire_fence();
     return pub.load(std::memory_order_relaxed) == seq + 1;
+  }
+
+  // One uniform draw among the sampleable transitions of the window [lo, head).
+  uint64_t draw(CallRng& rng, uint64_t lo, uint64_t head) const {
+    for (int attempt = 0; attempt < kMaxRejectsPerDraw; ++attempt) {
+      const uint64_t t = lo + rng.below(head - lo);
+      if (is_valid(t)) return t;
+    }
+    for (int scan = 0; scan < 8; ++scan) {  // rare: almost nothing in the window is sampleable
+      const std::vector<uint64_t> valid = valid_in_window(lo, head);
+      if (valid.empty()) break;
+      const uint64_t t = valid[rng.below(valid.size())];
+      if (is_valid(t)) return t;
+    }
+    throw std::runtime_error("cannot sample: no sampleable transition found (concurrent writers overwrote them)");
+  }
+
+  void prefetch_frames(uint64_t t) const {
+    const uint64_t* hist = hist_.get() + (t % capacity_) * (stack_ + 1);
+    for (uint32_t j = 0; j <= stack_; ++j) {
+      if (hist[j] == kNone) continue;
+      const uint8_t* f = frames_->get() + (hist[j] % capacity_) * frame_bytes_;
+      for (uint64_t off = 0; off < frame_bytes_; off += 64) __builtin_prefetch(f + off, 0, 2);
+    }
   }
 
   bool intact(uint64_t seq) const { return pub_[seq % capacity_].load(std::memory_order_acquire) == seq + 1; }
