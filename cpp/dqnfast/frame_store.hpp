@@ -241,7 +241,7 @@ class FrameStore {
     std::vector<uint64_t> picks(batch);
     for (size_t b = 0; b < batch; ++b) picks[b] = draw(rng, lo, head);
     for (size_t b = 0; b < batch; ++b) {
-      if (b + 1 < batch) prefetch_frames(picks[b + 1]);
+      if (b + 2 < batch) prefetch_frames(picks[b + 2]);
       // A row torn by a concurrent overwrite is drawn again (never happens single-threaded).
       while (!read_transition(picks[b], offset(out, b))) picks[b] = draw(rng, lo, head);
     }
@@ -374,7 +374,7 @@ class FrameStore {
     for (uint32_t j = 0; j <= stack_; ++j) {
       if (hist[j] == kNone) continue;
       const uint8_t* f = frames_->get() + (hist[j] % capacity_) * frame_bytes_;
-      for (uint64_t off = 0; off < frame_bytes_; off += 64) __builtin_prefetch(f + off, 0, 2);
+      for (uint64_t off = 0; off < std::min<uint64_t>(frame_bytes_, 256); off += 64) __builtin_prefetch(f + off, 0, 3);
     }
   }
 
