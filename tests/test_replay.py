@@ -91,6 +91,19 @@ def test_stacked_is_the_obs_of_the_transition_taken_from_it(Buffer):
             drv.one([rb], env)
 
 
+def test_stacked_is_exact_even_after_other_streams_overwrote_its_frames():
+    rb = ReplayBuffer(10, SHAPE, stack=3, num_envs=2, seed=0)
+    rb.start_episode(make_frame(0, 0, 0, SHAPE), 0)
+    rb.add(1, 0.0, make_frame(0, 0, 1, SHAPE), False, False, 0)
+    rb.start_episode(make_frame(1, 0, 0, SHAPE), 1)
+    for s in range(1, 30):  # env 1 writes three capacities' worth while env 0 idles
+        rb.add(1, 0.0, make_frame(1, 0, s, SHAPE), False, False, 1)
+    assert [decode(f) for f in rb.stacked(0)] == [None, (0, 0, 0), (0, 0, 1)]
+    rb.add(2, 0.0, make_frame(0, 0, 2, SHAPE), False, False, 0)
+    assert [decode(f) for f in rb.stacked(0)] == [(0, 0, 0), (0, 0, 1), (0, 0, 2)]
+    assert rb.writes - 1 not in rb.valid_indices()  # that step's obs frames are gone from the store
+
+
 def test_stacked_writes_into_out_and_starts_with_padding():
     rb = ReplayBuffer(20, SHAPE, stack=3)
     rb.start_episode(make_frame(0, 0, 0, SHAPE))

@@ -150,7 +150,10 @@ class FrameStore {
     meta_.reset(new Meta[capacity]());
     hist_.reset(new uint64_t[capacity * hist_len]());
     streams_.reset(new Stream[num_envs]());
-    for (uint32_t e = 0; e < num_envs; ++e) streams_[e].hist.assign(hist_len, kNone);
+    for (uint32_t e = 0; e < num_envs; ++e) {
+      streams_[e].hist.assign(hist_len, kNone);
+      streams_[e].recent.assign(size_t(stack) * frame_bytes, 0);
+    }
   }
 
   // ---- properties -------------------------------------------------------------------------
@@ -167,10 +170,9 @@ class FrameStore {
   }
   uint64_t nbytes() const {
     return capacity_ * (frame_bytes_ + sizeof(Meta) + 2 * sizeof(uint64_t) + (stack_ + 1) * sizeof(uint64_t)) +
-           num_envs_ * (sizeof(Stream) + (stack_ + 1) * sizeof(uint64_t));
+           num_envs_ * (sizeof(Stream) + (stack_ + 1) * sizeof(uint64_t) + stack_ * frame_bytes_);
   }
   bool episode_active(uint32_t env) const { return streams_[env].active; }
-  bool has_frame(uint32_t env) const { return streams_[env].hist[0] != kNone; }
 
   // ---- writer side (one thread per env stream at a time) --------------------------------------
   // All arguments are validated before anything is written; frames are contiguous frame_bytes.
@@ -187,7 +189,7 @@ class FrameStore {
 
   uint64_t start_episode(uint32_t env, const uint8_t* frame) {
     const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
-    begin_episode_in(streams_[env], seq);
+    begin_episode_in(streams_[env], seq, frame);
     write_slot(seq, env, frame, StepRecord{}, kFirst, streams_[env].hist.data());
     return seq;
   }
@@ -202,7 +204,7 @@ class FrameStore {
   void start_episodes(size_t n, const uint32_t* envs, const uint8_t* frames) {
     const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
     for (size_t i = 0; i < n; ++i) {
-      begin_episode_in(streams_[envs[i]], base + i);
+      begin_episode_in(streams_[envs[i]], base + i, frames + i * frame_bytes_);
       write_slot(base + i, envs[i], frames + i * frame_bytes_, StepRecord{}, kFirst, streams_[envs[i]].hist.data());
     }
   }
@@ -213,19 +215,19 @@ class FrameStore {
 
   // ---- reader side ---------------------------------------------------------------------------
   // The state `env` acts on now, oldest frame first. Call it from the thread that feeds `env`.
+  // It comes from the stream's own copy of its last `stack` frames, so it is exact even when other
+  // streams have since overwritten those frames in the store.
   void stacked(uint32_t env, uint8_t* out) const {
-    const std::vector<uint64_t>& h = streams_[env].hist;
-    if (h[0] == kNone)
+    const Stream& st = streams_[env];
+    if (st.frames_in_episode == 0)
       throw std::invalid_argument("env " + std::to_string(env) + " has no frame yet: call start_episode() first");
     for (uint32_t k = 0; k < stack_; ++k) {
-      const uint64_t s = h[stack_ - 1 - k];
       uint8_t* dst = out + size_t(k) * frame_bytes_;
-      if (s == kNone) {
+      const uint64_t back = stack_ - 1 - k;  // frames before the newest
+      if (back >= st.frames_in_episode) {
         std::memset(dst, 0, frame_bytes_);
-      } else if (!copy_frame(s, dst)) {
-        throw std::runtime_error("env " + std::to_string(env) +
-                                 ": a frame of the current state was overwritten; other streams wrote more than "
-                                 "capacity frames since. Use a larger capacity.");
+      } else {
+        std::memcpy(dst, st.recent.data() + ((st.frames_in_episode - 1 - back) % stack_) * frame_bytes_, frame_bytes_);
       }
     }
   }
@@ -238,12 +240,13 @@ class FrameStore {
     const uint64_t lo = head > capacity_ ? head - capacity_ : 0;
     // Pick all rows first (metadata only), then copy with the next row's frames prefetched:
     // the copies are bound by memory latency, one random 7 KB frame at a time.
-    std::vector<uint64_t> picks(batch);
-    for (size_t b = 0; b < batch; ++b) picks[b] = draw(rng, lo, head);
+    const size_t hl = stack_ + 1;
+    std::vector<uint64_t> picks(batch), hists(batch * hl);  // hists: as read under each pick's seqlock
+    for (size_t b = 0; b < batch; ++b) picks[b] = draw(rng, lo, head, &hists[b * hl]);
     for (size_t b = 0; b < batch; ++b) {
-      if (b + 2 < batch) prefetch_frames(picks[b + 2]);
+      if (b + 2 < batch) prefetch_frames(&hists[(b + 2) * hl]);
       // A row torn by a concurrent overwrite is drawn again (never happens single-threaded).
-      while (!read_transition(picks[b], offset(out, b))) picks[b] = draw(rng, lo, head);
+      while (!read_transition(picks[b], offset(out, b))) picks[b] = draw(rng, lo, head, &hists[b * hl]);
     }
   }
 
@@ -285,7 +288,13 @@ class FrameStore {
   };
   struct alignas(64) Stream {  // writer-owned per-stream state; cache-line aligned against false sharing
     bool active = false;
-    std::vector<uint64_t> hist;  // hist of the stream's latest frame (stack + 1 entries)
+    std::vector<uint64_t> hist;    // hist of the stream's latest frame (stack + 1 entries)
+    std::vector<uint8_t> recent;   // the episode's last `stack` frames, frame i at (i % stack)
+    uint64_t frames_in_episode = 0;
+    void remember(const uint8_t* frame, uint64_t frame_bytes, uint32_t stack) {
+      std::memcpy(recent.data() + (frames_in_episode % stack) * frame_bytes, frame, frame_bytes);
+      ++frames_in_episode;
+    }
   };
 
   static uint64_t tag(uint64_t seq) { return (seq + 1) << 16; }
@@ -296,16 +305,19 @@ class FrameStore {
             o.terminated + b, o.truncated + b, o.index + b};
   }
 
-  void begin_episode_in(Stream& st, uint64_t seq) const {
+  void begin_episode_in(Stream& st, uint64_t seq, const uint8_t* frame) const {
     std::fill(st.hist.begin(), st.hist.end(), kNone);
     st.hist[0] = seq;
     st.active = true;
+    st.frames_in_episode = 0;
+    st.remember(frame, frame_bytes_, stack_);
   }
 
   void add_at(uint64_t seq, uint32_t env, const StepRecord& step, const uint8_t* frame) {
     Stream& st = streams_[env];
     std::copy_backward(st.hist.begin(), st.hist.end() - 1, st.hist.end());
     st.hist[0] = seq;
+    st.remember(frame, frame_bytes_, stack_);
     const uint8_t flags = (step.terminated ? kTerminated : 0) | (step.truncated ? kTruncated : 0);
     write_slot(seq, env, frame, step, flags, st.hist.data());
     if (step.terminated || step.truncated) st.active = false;
@@ -354,23 +366,22 @@ class FrameStore {
     return pub.load(std::memory_order_relaxed) == seq + 1;
   }
 
-  // One uniform draw among the sampleable transitions of the window [lo, head).
-  uint64_t draw(CallRng& rng, uint64_t lo, uint64_t head) const {
+  // One uniform draw among the sampleable transitions of the window [lo, head); its hist goes to `hist`.
+  uint64_t draw(CallRng& rng, uint64_t lo, uint64_t head, uint64_t* hist) const {
     for (int attempt = 0; attempt < kMaxRejectsPerDraw; ++attempt) {
       const uint64_t t = lo + rng.below(head - lo);
-      if (is_valid(t)) return t;
+      if (is_valid(t, hist)) return t;
     }
     for (int scan = 0; scan < 8; ++scan) {  // rare: almost nothing in the window is sampleable
       const std::vector<uint64_t> valid = valid_in_window(lo, head);
       if (valid.empty()) break;
       const uint64_t t = valid[rng.below(valid.size())];
-      if (is_valid(t)) return t;
+      if (is_valid(t, hist)) return t;
     }
     throw std::runtime_error("cannot sample: no sampleable transition found (concurrent writers overwrote them)");
   }
 
-  void prefetch_frames(uint64_t t) const {
-    const uint64_t* hist = hist_.get() + (t % capacity_) * (stack_ + 1);
+  void prefetch_frames(const uint64_t* hist) const {
     for (uint32_t j = 0; j <= stack_; ++j) {
       if (hist[j] == kNone) continue;
       const uint8_t* f = frames_->get() + (hist[j] % capacity_) * frame_bytes_;
@@ -397,10 +408,13 @@ class FrameStore {
     return oldest;
   }
 
-  bool is_valid(uint64_t t) const {
+  bool is_valid(uint64_t t, uint64_t* hist) const {
     Meta m;
-    uint64_t hist[kMaxStack + 1];
     return read_meta(t, m, hist) && intact(oldest_of(hist, stack_));
+  }
+  bool is_valid(uint64_t t) const {
+    uint64_t hist[kMaxStack + 1];
+    return is_valid(t, hist);
   }
 
   std::vector<uint64_t> valid_in_window(uint64_t lo, uint64_t head) const {

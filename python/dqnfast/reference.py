@@ -67,6 +67,8 @@ class PyReplayBuffer:
         self._hist: List[tuple] = [()] * self.capacity
         self._stream_hist: List[List[Optional[int]]] = [[None] * (self.stack + 1) for _ in range(self.num_envs)]
         self._active = [False] * self.num_envs
+        # each stream's own copy of its episode's last `stack` frames, for stacked()
+        self._recent: List[List[np.ndarray]] = [[] for _ in range(self.num_envs)]
         self._head = 0
         self._calls = 0
 
@@ -103,10 +105,12 @@ class PyReplayBuffer:
         if first:
             hist[:] = [seq] + [None] * self.stack
             self._active[env] = True
+            self._recent[env] = []
         else:
             hist[:] = [seq] + hist[:-1]
             if terminated or truncated:
                 self._active[env] = False
+        self._recent[env] = (self._recent[env] + [frame.copy()])[-self.stack:]
         slot = seq % self.capacity
         self._frames[slot] = frame
         self._slot_seq[slot] = seq
@@ -161,10 +165,11 @@ class PyReplayBuffer:
 
     def stacked(self, env: int = 0) -> np.ndarray:
         self._check_env(env)
-        hist = self._stream_hist[env]
-        if hist[0] is None:
+        recent = self._recent[env]
+        if not recent:
             raise ValueError(f"env {env} has no frame yet: call start_episode() first")
-        return np.stack([self._frame(hist[self.stack - 1 - k]) for k in range(self.stack)])
+        pad = [np.zeros(self.frame_shape, np.uint8)] * (self.stack - len(recent))
+        return np.stack(pad + recent)
 
     def _fill(self, out: Batch, b: int, t: int) -> None:
         slot = t % self.capacity
