@@ -91,6 +91,7 @@ def test_cpp_stress_under_thread_sanitizer_is_clean(tmp_path):
     assert "ThreadSanitizer" not in r.stderr, r.stderr[-3000:]
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     assert "failures=0" in r.stdout
+    assert int(r.stdout.split("checked_transitions=")[1].split()[0]) >= 2000
 
 
 def test_cpp_stress_optimised_build_checks_every_sample(tmp_path):

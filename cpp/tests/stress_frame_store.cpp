@@ -76,13 +76,17 @@ void check_state(const uint8_t* s, Id& newest) {
   if (pad && ids[pad].step != 0) fail("padding before a non-first frame", pad, ids[pad].step);
 }
 
+constexpr uint64_t kMinChecked = 2000;  // writers keep going until readers checked this many
+std::atomic<uint64_t> checked{0};
+
 void writer(FrameStore& store, uint32_t env, uint32_t writes) {
   std::vector<uint8_t> f(kFrameBytes);
   uint32_t ep = 0, step = 0;
   uint64_t rng = env * 7919 + 1;
   fill(f.data(), env, ep, 0);
   store.start_episode(env, f.data());
-  for (uint32_t n = 0; n < writes; ++n) {
+  // At least `writes` steps, and on (up to 50x) until the readers have checked enough samples.
+  for (uint64_t n = 0; n < writes || (checked.load() < kMinChecked && n < 50ull * writes); ++n) {
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     const bool end = (rng >> 59) == 0;  // episodes of ~32 steps on average
     ++step;
@@ -98,7 +102,7 @@ void writer(FrameStore& store, uint32_t env, uint32_t writes) {
   }
 }
 
-void reader(FrameStore& store, const std::atomic<bool>& stop, std::atomic<uint64_t>& checked) {
+void reader(FrameStore& store, const std::atomic<bool>& stop) {
   std::vector<uint8_t> obs(kBatch * kStack * kFrameBytes), next(obs.size());
   int64_t action[kBatch], index[kBatch];
   float reward[kBatch];
@@ -129,9 +133,8 @@ int main(int argc, char** argv) {
   const uint32_t writes = argc > 1 ? uint32_t(std::atoi(argv[1])) : 20000;
   FrameStore store(kCapacity, kFrameBytes, kStack, kEnvs, 12345);
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> checked{0};
   std::vector<std::thread> readers, writers;
-  for (uint32_t r = 0; r < kReaders; ++r) readers.emplace_back(reader, std::ref(store), std::cref(stop), std::ref(checked));
+  for (uint32_t r = 0; r < kReaders; ++r) readers.emplace_back(reader, std::ref(store), std::cref(stop));
   for (uint32_t e = 0; e < kEnvs; ++e) writers.emplace_back(writer, std::ref(store), e, writes);
   for (auto& t : writers) t.join();
   stop.store(true);
