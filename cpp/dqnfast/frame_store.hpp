@@ -236,8 +236,8 @@ class FrameStore {
   void sample(size_t batch, const TransitionOut& out) {
     if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
     CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
-    const uint64_t head = head_.load(std::memory_order_acquire);
-    const uint64_t lo = head > capacity_ ? head - capacity_ : 0;
+    uint64_t head = head_.load(std::memory_order_acquire);
+    uint64_t lo = head > capacity_ ? head - capacity_ : 0;
     // Pick all rows first (metadata only), then copy with the next row's frames prefetched:
     // the copies are bound by memory latency, one random 7 KB frame at a time.
     const size_t hl = stack_ + 1;
@@ -367,18 +367,27 @@ class FrameStore {
   }
 
   // One uniform draw among the sampleable transitions of the window [lo, head); its hist goes to `hist`.
-  uint64_t draw(CallRng& rng, uint64_t lo, uint64_t head, uint64_t* hist) const {
-    for (int attempt = 0; attempt < kMaxRejectsPerDraw; ++attempt) {
-      const uint64_t t = lo + rng.below(head - lo);
-      if (is_valid(t, hist)) return t;
-    }
-    for (int scan = 0; scan < 8; ++scan) {  // rare: almost nothing in the window is sampleable
+  // Rejection sampling; if that keeps failing, a scan of the window. Either fails when almost
+  // nothing is sampleable (one-step episodes) or when concurrent writers moved the window on during
+  // this call, so the scan first refreshes the window. Single-threaded, the window never moves and
+  // the draws are those of python/dqnfast/reference.py.
+  uint64_t draw(CallRng& rng, uint64_t& lo, uint64_t& head, uint64_t* hist) const {
+    for (int round = 0; round < 64; ++round) {
+      for (int attempt = 0; attempt < kMaxRejectsPerDraw; ++attempt) {
+        const uint64_t t = lo + rng.below(head - lo);
+        if (is_valid(t, hist)) return t;
+      }
+      head = head_.load(std::memory_order_acquire);
+      lo = head > capacity_ ? head - capacity_ : 0;
       const std::vector<uint64_t> valid = valid_in_window(lo, head);
-      if (valid.empty()) break;
-      const uint64_t t = valid[rng.below(valid.size())];
-      if (is_valid(t, hist)) return t;
+      if (!valid.empty()) {
+        const uint64_t t = valid[rng.below(valid.size())];
+        if (is_valid(t, hist)) return t;
+      } else if (size() == 0) {
+        throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+      }
     }
-    throw std::runtime_error("cannot sample: no sampleable transition found (concurrent writers overwrote them)");
+    throw std::runtime_error("cannot sample: concurrent writers overwrote every transition drawn");
   }
 
   void prefetch_frames(const uint64_t* hist) const {
