@@ -150,7 +150,7 @@ struct BoundStore {
 void bind_replay(py::module_& m) {
   py::class_<BoundStore>(m, "FrameStore", "Native frame-store replay memory (use dqnfast.ReplayBuffer).")
       .def(py::init([](py::handle capacity, py::handle frame_shape, py::handle stack, py::handle num_envs,
-                       py::handle seed) {
+                       py::handle seed, py::handle pad) {
              const int64_t cap = int_arg(capacity, "capacity"), st = int_arg(stack, "stack"),
                            ne = int_arg(num_envs, "num_envs");
              if (cap <= 0) throw py::value_error("capacity must be positive, got " + std::to_string(cap));
@@ -177,12 +177,17 @@ void bind_replay(py::module_& m) {
                if (v < 0) throw py::value_error("seed must be non-negative");
                s = uint64_t(v);
              }
+             if (!py::isinstance<py::str>(pad)) throw py::type_error("pad must be 'zero' or 'first', got " + type_name(pad));
+             const std::string pad_s = py::cast<std::string>(pad);
+             if (pad_s != "zero" && pad_s != "first")
+               throw py::value_error("pad must be 'zero' or 'first', got '" + pad_s + "'");
              if (st > int64_t(FrameStore::kMaxStack))
                throw py::value_error("stack must be at most " + std::to_string(FrameStore::kMaxStack));
              bs->state_shape = {st};
              bs->state_shape.insert(bs->state_shape.end(), bs->frame_shape.begin(), bs->frame_shape.end());
              try {
-               bs->store = std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s);
+               bs->store =
+                   std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s, pad_s == "first");
              } catch (const std::bad_alloc&) {
                PyErr_SetString(PyExc_MemoryError, ("cannot allocate a replay buffer of capacity " + std::to_string(cap) +
                                                    " frames of " + std::to_string(frame_bytes) + " bytes")
@@ -192,12 +197,13 @@ void bind_replay(py::module_& m) {
              return bs;
            }),
            py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
-           py::arg("num_envs") = 1, py::arg("seed") = py::none())
+           py::arg("num_envs") = 1, py::arg("seed") = py::none(), py::arg("pad") = "zero")
       .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
       .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
       .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
       .def_property_readonly("num_envs", [](const BoundStore& b) { return b.store->num_envs(); })
       .def_property_readonly("seed", [](const BoundStore& b) { return b.store->seed(); })
+      .def_property_readonly("pad", [](const BoundStore& b) { return b.store->pad_first() ? "first" : "zero"; })
       .def_property_readonly("nbytes", [](const BoundStore& b) { return b.store->nbytes(); },
                              "Bytes held by the store: frames plus per-slot metadata.")
       .def_property_readonly("writes", [](const BoundStore& b) { return b.store->writes(); },

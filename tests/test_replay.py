@@ -63,6 +63,52 @@ def test_transition_i_has_obs_f_i_minus_3_to_i_and_zero_padding(Buffer):
 
 
 @pytest.mark.parametrize("Buffer", [ReplayBuffer, PyReplayBuffer])
+def test_pad_first_repeats_the_episodes_first_frame(Buffer):
+    rb = Buffer(100, SHAPE, stack=4, seed=0, pad="first")
+    assert rb.pad == "first"
+    frames = [make_frame(0, 0, s, SHAPE) for s in range(4)]
+    rb.start_episode(frames[0])
+    np.testing.assert_array_equal(rb.stacked(), np.stack([frames[0]] * 4))
+    idx = [rb.add(i, 0.0, frames[i], False) for i in range(1, 4)]
+    b = rb.gather(np.array(idx))
+    for i in range(3):  # transition i: obs = f[max(0, i-3)..i], next_obs = f[max(0, i-2)..i+1]
+        np.testing.assert_array_equal(b.obs[i], np.stack([frames[max(0, k)] for k in range(i - 3, i + 1)]))
+        np.testing.assert_array_equal(b.next_obs[i], np.stack([frames[max(0, k)] for k in range(i - 2, i + 2)]))
+
+
+def test_pad_first_matches_gymnasiums_frame_stack_observation():
+    gym = pytest.importorskip("gymnasium")
+    from gymnasium.wrappers import FrameStackObservation
+
+    class Counter(gym.Env):  # observation: a self-identifying frame of the step count
+        observation_space = gym.spaces.Box(0, 255, SHAPE, np.uint8)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.ep = getattr(self, "ep", -1) + 1
+            self.t = 0
+            return make_frame(0, self.ep, 0, SHAPE), {}
+
+        def step(self, action):
+            self.t += 1
+            return make_frame(0, self.ep, self.t, SHAPE), 0.0, self.t == 6, False, {}
+
+    env = FrameStackObservation(Counter(), stack_size=4)  # padding_type="reset": the first frame repeated
+    rb = ReplayBuffer(100, SHAPE, stack=4, pad="first")
+    for _ in range(2):
+        obs, _ = env.reset()
+        rb.start_episode(obs[-1])
+        np.testing.assert_array_equal(rb.stacked(), obs)
+        done = False
+        while not done:
+            obs, r, term, trunc, _ = env.step(0)
+            rb.add(0, r, obs[-1], term, trunc)
+            np.testing.assert_array_equal(rb.stacked(), obs)
+            done = term or trunc
+
+
+@pytest.mark.parametrize("Buffer", [ReplayBuffer, PyReplayBuffer])
 def test_terminated_and_truncated_are_kept_apart_and_truncation_keeps_final_obs(Buffer):
     rb = Buffer(100, SHAPE, stack=2, seed=0)
     f = [make_frame(0, 0, s, SHAPE) for s in range(3)]
@@ -199,11 +245,13 @@ def test_matches_reference_on_long_multi_env_streams(vectorized):
     seed=st.integers(0, 2**32 - 1),
     frame_shape=st.sampled_from([(1,), (2, 3), (4, 4), (2, 2, 3)]),
     p_end=st.floats(0.0, 0.5),
+    pad=st.sampled_from(["zero", "first"]),
 )
-def test_native_equals_reference_on_random_streams(num_envs, stack, extra_capacity, n_ops, seed, frame_shape, p_end):
+def test_native_equals_reference_on_random_streams(num_envs, stack, extra_capacity, n_ops, seed, frame_shape, p_end,
+                                                   pad):
     cap = num_envs * (stack + 1) + extra_capacity
-    rb = ReplayBuffer(cap, frame_shape, stack=stack, num_envs=num_envs, seed=seed)
-    ref = PyReplayBuffer(cap, frame_shape, stack=stack, num_envs=num_envs, seed=seed)
+    rb = ReplayBuffer(cap, frame_shape, stack=stack, num_envs=num_envs, seed=seed, pad=pad)
+    ref = PyReplayBuffer(cap, frame_shape, stack=stack, num_envs=num_envs, seed=seed, pad=pad)
     drv = StreamDriver(num_envs, frame_shape, seed=seed, p_terminate=p_end / 2, p_truncate=p_end / 2)
     drv.run([rb, ref], n_ops)
     assert len(rb) == len(ref)
@@ -356,6 +404,8 @@ def test_non_contiguous_frames_are_stored_by_value():
         (dict(capacity=100, frame_shape=84), TypeError, "frame_shape must be a tuple"),
         (dict(capacity=100.0), TypeError, "capacity must be an integer"),
         (dict(capacity=8, stack=4, num_envs=2), ValueError, r"capacity must be at least num_envs \* \(stack \+ 1\)"),
+        (dict(capacity=100, pad="edge"), ValueError, "pad must be 'zero' or 'first', got 'edge'"),
+        (dict(capacity=100, pad=None), TypeError, "pad must be 'zero' or 'first'"),
         (dict(capacity=10**15), MemoryError, "cannot allocate a replay buffer of capacity"),
     ],
 )

@@ -128,8 +128,12 @@ class FrameStore {
   static constexpr uint32_t kMaxStack = 1024;      // the per-slot counters hold up to 16 bits
   static constexpr int kMaxRejectsPerDraw = 256;   // then fall back to a scan of the window
 
-  FrameStore(uint64_t capacity, uint64_t frame_bytes, uint32_t stack, uint32_t num_envs, uint64_t seed)
-      : capacity_(capacity), frame_bytes_(frame_bytes), stack_(stack), num_envs_(num_envs), seed_(seed) {
+  // pad_first: frames before an episode's start are its first frame repeated (gymnasium's
+  // FrameStackObservation) instead of zeros (Dopamine, RLlib).
+  FrameStore(uint64_t capacity, uint64_t frame_bytes, uint32_t stack, uint32_t num_envs, uint64_t seed,
+             bool pad_first = false)
+      : capacity_(capacity), frame_bytes_(frame_bytes), stack_(stack), num_envs_(num_envs), seed_(seed),
+        pad_first_(pad_first) {
     if (capacity == 0) throw std::invalid_argument("capacity must be positive");
     if (frame_bytes == 0) throw std::invalid_argument("frame_shape must have no zero dimension");
     if (stack == 0 || stack > kMaxStack)
@@ -162,6 +166,7 @@ class FrameStore {
   uint32_t stack() const { return stack_; }
   uint32_t num_envs() const { return num_envs_; }
   uint64_t seed() const { return seed_; }
+  bool pad_first() const { return pad_first_; }
   uint64_t writes() const { return head_.load(std::memory_order_acquire); }
   uint64_t sample_calls() const { return calls_.load(std::memory_order_acquire); }
   uint64_t size() const {  // sampleable transitions (exact when no write is in flight)
@@ -224,8 +229,10 @@ class FrameStore {
     for (uint32_t k = 0; k < stack_; ++k) {
       uint8_t* dst = out + size_t(k) * frame_bytes_;
       const uint64_t back = stack_ - 1 - k;  // frames before the newest
-      if (back >= st.frames_in_episode) {
+      if (back >= st.frames_in_episode && !pad_first_) {
         std::memset(dst, 0, frame_bytes_);
+      } else if (back >= st.frames_in_episode) {  // the ring has not wrapped: slot 0 is the first frame
+        std::memcpy(dst, st.recent.data(), frame_bytes_);
       } else {
         std::memcpy(dst, st.recent.data() + ((st.frames_in_episode - 1 - back) % stack_) * frame_bytes_, frame_bytes_);
       }
@@ -442,10 +449,10 @@ class FrameStore {
     // hist[j] is the frame j steps before t's next frame: obs[k] = hist[stack - k], next[k] = hist[stack - 1 - k].
     for (uint32_t j = stack_; j >= 1; --j) {
       uint8_t* dst = o.obs + size_t(stack_ - j) * fb;
-      if (hist[j] == kNone) {
+      if (hist[j] == kNone && !pad_first_) {
         std::memset(dst, 0, fb);
-      } else if (!copy_frame(hist[j], dst)) {
-        return false;
+      } else if (!copy_frame(hist[j] == kNone ? oldest_of(hist, stack_) : hist[j], dst)) {
+        return false;  // (with pad_first, padding is the episode's first frame: the oldest in hist)
       }
       if (j < stack_) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, dst, fb);
     }
@@ -464,6 +471,7 @@ class FrameStore {
   const uint64_t capacity_, frame_bytes_;
   const uint32_t stack_, num_envs_;
   const uint64_t seed_;
+  const bool pad_first_;
   std::unique_ptr<ZeroedBytes> frames_;
   std::unique_ptr<std::atomic<uint64_t>[]> pub_;     // seqlock word per slot: seq + 1, 0 while written
   std::unique_ptr<std::atomic<uint64_t>[]> expire_;  // tag(seq of the frame here) | #transitions it is oldest of

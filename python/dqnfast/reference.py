@@ -44,7 +44,10 @@ class PyReplayBuffer:
     """Same constructor and methods as :class:`dqnfast.ReplayBuffer`, in plain Python."""
 
     def __init__(self, capacity: int, frame_shape: Sequence[int] = (84, 84), stack: int = 4, num_envs: int = 1,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, pad: str = "zero") -> None:
+        if pad not in ("zero", "first"):
+            raise ValueError(f"pad must be 'zero' or 'first', got {pad!r}")
+        self.pad = pad
         for name, v in (("capacity", capacity), ("stack", stack), ("num_envs", num_envs)):
             if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
@@ -158,8 +161,11 @@ class PyReplayBuffer:
         lo = max(0, self._head - self.capacity)
         return np.array([t for t in range(lo, self._head) if self._is_valid(t)], dtype=np.int64)
 
-    def _frame(self, seq: Optional[int]) -> np.ndarray:
+    def _frame(self, seq: Optional[int], first: Optional[int] = None) -> np.ndarray:
+        """Frame `seq`; for padding (None) zeros, or with pad="first" the episode's first frame."""
         if seq is None:
+            if self.pad == "first":
+                return self._frames[first % self.capacity]
             return np.zeros(self.frame_shape, np.uint8)
         return self._frames[seq % self.capacity]
 
@@ -168,14 +174,15 @@ class PyReplayBuffer:
         recent = self._recent[env]
         if not recent:
             raise ValueError(f"env {env} has no frame yet: call start_episode() first")
-        pad = [np.zeros(self.frame_shape, np.uint8)] * (self.stack - len(recent))
+        pad = [np.zeros(self.frame_shape, np.uint8) if self.pad == "zero" else recent[0]] * (self.stack - len(recent))
         return np.stack(pad + recent)
 
     def _fill(self, out: Batch, b: int, t: int) -> None:
         slot = t % self.capacity
         hist = self._hist[slot]
-        out.obs[b] = np.stack([self._frame(hist[self.stack - k]) for k in range(self.stack)])
-        out.next_obs[b] = np.stack([self._frame(hist[self.stack - 1 - k]) for k in range(self.stack)])
+        first = [s for s in hist if s is not None][-1]  # the oldest real frame: the episode's first when padding
+        out.obs[b] = np.stack([self._frame(hist[self.stack - k], first) for k in range(self.stack)])
+        out.next_obs[b] = np.stack([self._frame(hist[self.stack - 1 - k], first) for k in range(self.stack)])
         out.action[b] = self._action[slot]
         out.reward[b] = self._reward[slot]
         out.terminated[b] = self._terminated[slot]
