@@ -302,6 +302,24 @@ void bind_replay(py::module_& m) {
             b.store->sample(size_t(batch_size), o);
           })
       .def(
+          "_sample_slots_into",
+          [](BoundStore& b, py::ssize_t batch_size, py::handle obs_slots, py::handle next_slots, py::handle action,
+             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+            if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
+            const std::vector<py::ssize_t> ss{batch_size, py::ssize_t(b.store->stack())}, vb{batch_size};
+            int64_t* os = out_array<int64_t>(obs_slots, "obs_slots", ss);
+            int64_t* ns = out_array<int64_t>(next_slots, "next_slots", ss);
+            const TransitionOut o{nullptr,
+                                  nullptr,
+                                  out_array<int64_t>(action, "action", vb),
+                                  out_array<float>(reward, "reward", vb),
+                                  out_array<bool>(terminated, "terminated", vb),
+                                  out_array<bool>(truncated, "truncated", vb),
+                                  out_array<int64_t>(index, "index", vb)};
+            py::gil_scoped_release nogil;
+            b.store->sample_slots(size_t(batch_size), os, ns, o);
+          })
+      .def(
           "_gather_into",
           [](BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs, py::handle action,
              py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {

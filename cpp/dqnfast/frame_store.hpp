@@ -257,6 +257,38 @@ class FrameStore {
     }
   }
 
+  // The same draws as sample(), returned as frame-slot indices instead of copies: for each row,
+  // obs_slots / next_slots (stack each, oldest first) give slot = seq % capacity of every frame, or
+  // -1 for zero padding (with pad_first, padding is the slot of the episode's first frame). For
+  // gathering on another device from a mirror of the frame store.
+  void sample_slots(size_t batch, int64_t* obs_slots, int64_t* next_slots, const TransitionOut& meta_out) {
+    if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+    CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
+    uint64_t head = head_.load(std::memory_order_acquire);
+    uint64_t lo = head > capacity_ ? head - capacity_ : 0;
+    uint64_t hist[kMaxStack + 1];
+    for (size_t b = 0; b < batch; ++b) {
+      Meta m;
+      uint64_t t;
+      do t = draw(rng, lo, head, hist);
+      while (!read_meta(t, m, hist));  // re-read the metadata with it (a concurrent overwrite: draw again)
+      const uint64_t first = oldest_of(hist, stack_);
+      auto slot_of = [&](uint64_t seq) -> int64_t {
+        if (seq == kNone) return pad_first_ ? int64_t(first % capacity_) : -1;
+        return int64_t(seq % capacity_);
+      };
+      for (uint32_t k = 0; k < stack_; ++k) {
+        obs_slots[b * stack_ + k] = slot_of(hist[stack_ - k]);
+        next_slots[b * stack_ + k] = slot_of(hist[stack_ - 1 - k]);
+      }
+      meta_out.action[b] = m.action;
+      meta_out.reward[b] = m.reward;
+      meta_out.terminated[b] = (m.flags & kTerminated) != 0;
+      meta_out.truncated[b] = (m.flags & kTruncated) != 0;
+      meta_out.index[b] = int64_t(t);
+    }
+  }
+
   // The transitions with the given indices (as returned in sample()'s index); IndexError if one is
   // not sampleable.
   void gather(size_t n, const int64_t* idx, const TransitionOut& out) const {
