@@ -101,6 +101,12 @@ int64_t int_arg(py::handle obj, const char* name) {
   return py::cast<int64_t>(py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr())));
 }
 
+std::string path_arg(py::handle path) {
+  py::object fs = py::module_::import("os").attr("fspath")(path);  // TypeError for non-paths
+  if (!py::isinstance<py::str>(fs)) throw py::type_error("path must be a str or os.PathLike, got bytes");
+  return py::cast<std::string>(fs);
+}
+
 // ---- ReplayBuffer --------------------------------------------------------------------------------
 
 struct BoundStore {
@@ -150,7 +156,7 @@ struct BoundStore {
 void bind_replay(py::module_& m) {
   py::class_<BoundStore>(m, "FrameStore", "Native frame-store replay memory (use dqnfast.ReplayBuffer).")
       .def(py::init([](py::handle capacity, py::handle frame_shape, py::handle stack, py::handle num_envs,
-                       py::handle seed, py::handle pad) {
+                       py::handle seed, py::handle pad, py::handle storage_path) {
              const int64_t cap = int_arg(capacity, "capacity"), st = int_arg(stack, "stack"),
                            ne = int_arg(num_envs, "num_envs");
              if (cap <= 0) throw py::value_error("capacity must be positive, got " + std::to_string(cap));
@@ -181,13 +187,20 @@ void bind_replay(py::module_& m) {
              const std::string pad_s = py::cast<std::string>(pad);
              if (pad_s != "zero" && pad_s != "first")
                throw py::value_error("pad must be 'zero' or 'first', got '" + pad_s + "'");
+             std::string storage;
+             if (!storage_path.is_none()) {
+               py::object fs = py::module_::import("os").attr("fspath")(storage_path);  // str or os.PathLike
+               if (!py::isinstance<py::str>(fs)) throw py::type_error("storage_path must be a str or os.PathLike path");
+               storage = py::cast<std::string>(fs);
+             }
              if (st > int64_t(FrameStore::kMaxStack))
                throw py::value_error("stack must be at most " + std::to_string(FrameStore::kMaxStack));
              bs->state_shape = {st};
              bs->state_shape.insert(bs->state_shape.end(), bs->frame_shape.begin(), bs->frame_shape.end());
              try {
                bs->store =
-                   std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s, pad_s == "first");
+                   std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s, pad_s == "first",
+                                                storage);
              } catch (const std::bad_alloc&) {
                PyErr_SetString(PyExc_MemoryError, ("cannot allocate a replay buffer of capacity " + std::to_string(cap) +
                                                    " frames of " + std::to_string(frame_bytes) + " bytes")
@@ -197,7 +210,8 @@ void bind_replay(py::module_& m) {
              return bs;
            }),
            py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
-           py::arg("num_envs") = 1, py::arg("seed") = py::none(), py::arg("pad") = "zero")
+           py::arg("num_envs") = 1, py::arg("seed") = py::none(), py::arg("pad") = "zero",
+           py::arg("storage_path") = py::none())
       .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
       .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
       .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
@@ -343,6 +357,45 @@ void bind_replay(py::module_& m) {
            },
            "Sorted indices of every sampleable transition (a scan of the store: for tests and tools).")
       .def(
+          "save",
+          [](const BoundStore& b, py::handle path, bool durable) {
+            const std::string p = path_arg(path);
+            std::vector<uint64_t> dims(b.frame_shape.begin(), b.frame_shape.end());
+            py::gil_scoped_release nogil;
+            b.store->save(p, dims, durable);
+          },
+          py::arg("path"), py::arg("durable") = true,
+          "Write everything (frames, metadata, cursor, episode state, RNG counter) to path atomically: a\n"
+          "temporary file, fsync (unless durable=False), rename. Call it while no thread is adding.")
+      .def_static(
+          "_snapshot_info",
+          [](py::handle path) {
+            const std::string p = path_arg(path);
+            FrameStore::Snapshot h;
+            {
+              py::gil_scoped_release nogil;
+              h = FrameStore::read_snapshot_header(p);
+            }
+            py::tuple shape(h.dims.size());
+            for (size_t i = 0; i < h.dims.size(); ++i) shape[i] = py::int_(h.dims[i]);
+            py::dict d;
+            d["capacity"] = h.capacity;
+            d["frame_shape"] = shape;
+            d["stack"] = h.stack;
+            d["num_envs"] = h.num_envs;
+            d["seed"] = h.seed;
+            d["pad"] = h.pad_first ? "first" : "zero";
+            return d;
+          },
+          "The constructor arguments stored in a snapshot (its header and size are checked).")
+      .def(
+          "_load_from",
+          [](BoundStore& b, py::handle path) {
+            const std::string p = path_arg(path);
+            py::gil_scoped_release nogil;
+            b.store->load(p);
+          })
+      .def(
           "_frames_view",
           [](py::object self) {
             const BoundStore& b = self.cast<const BoundStore&>();
@@ -367,6 +420,13 @@ void bind_replay(py::module_& m) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "dqnfast native core (private: import dqnfast instead)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const io::OsError& e) {
+      PyErr_SetString(e.err() == ENOENT ? PyExc_FileNotFoundError : PyExc_OSError, e.what());
+    }
+  });
   bind_replay(m);
   // ---- preprocess (issue 3) is bound below this line ----
 }

@@ -33,11 +33,10 @@
 #include <thread>
 #include <vector>
 
+#include "dqnfast/io.hpp"
 #include "dqnfast/rng.hpp"
 
-#if defined(__linux__)
 #include <sys/mman.h>
-#endif
 
 namespace dqnfast {
 
@@ -69,40 +68,60 @@ inline void seqlock_acquire_fence() {
 #endif
 }
 
-// Zero-filled memory for the frame store. On Linux a large store is an anonymous mapping advised to
-// use transparent huge pages: filling a 7 GB store then takes ~3,500 page faults instead of ~1.7M.
-class ZeroedBytes {
+// Zero-filled memory for the frame store. In RAM, a large store is an anonymous mapping advised to
+// use transparent huge pages (filling a 7 GB store then takes ~3,500 page faults instead of ~1.7M).
+// With a path, it is a shared mapping of a scratch file there, so a store larger than RAM is paged
+// to disk by the kernel; the file is removed with the store.
+class FrameMemory {
  public:
-  explicit ZeroedBytes(uint64_t n) : n_(n) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (n >= (uint64_t(2) << 20)) {
-      void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) throw std::bad_alloc();
-      madvise(p, n, MADV_HUGEPAGE);  // a hint: ignoring failure is fine
+  FrameMemory(uint64_t n, const std::string& path = "") : n_(n), path_(path) {
+    if (!path.empty()) {
+      const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) throw io::os_error("cannot create the storage file", path);
+      if (::ftruncate(fd, off_t(n)) != 0) {
+        ::close(fd);
+        ::unlink(path.c_str());
+        throw io::os_error("cannot size the storage file", path);
+      }
+      void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      ::close(fd);  // the mapping keeps the file open
+      if (p == MAP_FAILED) {
+        ::unlink(path.c_str());
+        throw io::os_error("cannot map the storage file", path);
+      }
       p_ = static_cast<uint8_t*>(p);
       mapped_ = true;
       return;
     }
+    if (n >= (uint64_t(2) << 20)) {
+      void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+      madvise(p, n, MADV_HUGEPAGE);  // a hint: ignoring failure is fine
 #endif
+      p_ = static_cast<uint8_t*>(p);
+      mapped_ = true;
+      return;
+    }
     p_ = static_cast<uint8_t*>(std::calloc(n, 1));
     if (!p_) throw std::bad_alloc();
   }
-  ~ZeroedBytes() {
-#if defined(__linux__)
+  ~FrameMemory() {
     if (mapped_) {
       munmap(p_, n_);
-      return;
+      if (!path_.empty()) ::unlink(path_.c_str());
+    } else {
+      std::free(p_);
     }
-#endif
-    std::free(p_);
   }
-  ZeroedBytes(const ZeroedBytes&) = delete;
-  ZeroedBytes& operator=(const ZeroedBytes&) = delete;
+  FrameMemory(const FrameMemory&) = delete;
+  FrameMemory& operator=(const FrameMemory&) = delete;
   uint8_t* get() const { return p_; }
 
  private:
   uint8_t* p_ = nullptr;
   uint64_t n_;
+  std::string path_;
   bool mapped_ = false;
 };
 
@@ -130,8 +149,9 @@ class FrameStore {
 
   // pad_first: frames before an episode's start are its first frame repeated (gymnasium's
   // FrameStackObservation) instead of zeros (Dopamine, RLlib).
+  // storage_path: keep the frames in a file-backed map there (see FrameMemory) instead of RAM.
   FrameStore(uint64_t capacity, uint64_t frame_bytes, uint32_t stack, uint32_t num_envs, uint64_t seed,
-             bool pad_first = false)
+             bool pad_first = false, const std::string& storage_path = "")
       : capacity_(capacity), frame_bytes_(frame_bytes), stack_(stack), num_envs_(num_envs), seed_(seed),
         pad_first_(pad_first) {
     if (capacity == 0) throw std::invalid_argument("capacity must be positive");
@@ -148,7 +168,7 @@ class FrameStore {
         capacity > (std::numeric_limits<uint64_t>::max() >> 20) / (hist_len * 8))
       throw std::bad_alloc();
     // Untouched pages of a large store cost no resident memory until written.
-    frames_ = std::make_unique<ZeroedBytes>(capacity * frame_bytes);
+    frames_ = std::make_unique<FrameMemory>(capacity * frame_bytes, storage_path);
     pub_.reset(new std::atomic<uint64_t>[capacity]());
     expire_.reset(new std::atomic<uint64_t>[capacity]());
     meta_.reset(new Meta[capacity]());
@@ -302,6 +322,96 @@ class FrameStore {
     return valid_in_window(head > capacity_ ? head - capacity_ : 0, head);
   }
 
+  // ---- snapshots ---------------------------------------------------------------------------------
+  // A snapshot holds everything needed to continue exactly: frames, per-slot metadata, the cursor,
+  // per-stream episode state and the sampling counter. Layout (little-endian):
+  //   "DQNFRPLY" | u32 version | u32 n_words | n_words u64 header words | u64 XXH64 of all before |
+  //   sections | u64 XXH64 of all before | "DQNFEND!"
+  // The header has its own checksum so a corrupt one is refused before anything is allocated. Take a snapshot when no thread is adding.
+  static constexpr uint32_t kFormatVersion = 1;
+
+  struct Snapshot {  // the header words
+    uint64_t capacity, frame_bytes, stack, num_envs, seed, pad_first, writes, valid, calls, meta_bytes;
+    std::vector<uint64_t> dims;  // the caller's frame shape
+    uint64_t used() const { return writes < capacity ? writes : capacity; }
+    uint64_t body_bytes() const {  // sections after the header
+      const uint64_t u = used();
+      return u * (frame_bytes + 16 + meta_bytes + (stack + 1) * 8) + num_envs * (9 + (stack + 1) * 8 + stack * frame_bytes);
+    }
+  };
+
+  void save(const std::string& path, const std::vector<uint64_t>& dims, bool durable = true) const {
+    const Snapshot h{capacity_, frame_bytes_, stack_, num_envs_, seed_, pad_first_, writes(),
+                     uint64_t(std::max<int64_t>(valid_.load(), 0)), sample_calls(), sizeof(Meta), dims};
+    io::AtomicWriter w(path);
+    w.write(kMagic, 8);
+    w.put<uint32_t>(kFormatVersion);
+    w.put<uint32_t>(uint32_t(10 + 1 + dims.size()));
+    for (uint64_t v : {h.capacity, h.frame_bytes, h.stack, h.num_envs, h.seed, h.pad_first, h.writes, h.valid, h.calls,
+                       h.meta_bytes, uint64_t(dims.size())})
+      w.put<uint64_t>(v);
+    for (uint64_t d : dims) w.put<uint64_t>(d);
+    const uint64_t header_digest = w.digest();  // lets load() trust the header before allocating
+    w.put<uint64_t>(header_digest);
+    const uint64_t u = h.used();
+    w.write(frames_->get(), u * frame_bytes_);
+    w.write(pub_.get(), u * 8);
+    w.write(expire_.get(), u * 8);
+    w.write(meta_.get(), u * sizeof(Meta));
+    w.write(hist_.get(), u * (stack_ + 1) * 8);
+    for (uint32_t e = 0; e < num_envs_; ++e) {
+      const Stream& st = streams_[e];
+      w.put<uint8_t>(st.active);
+      w.put<uint64_t>(st.frames_in_episode);
+      w.write(st.hist.data(), (stack_ + 1) * 8);
+      w.write(st.recent.data(), stack_ * frame_bytes_);
+    }
+    const uint64_t digest = w.digest();
+    w.write(&digest, 8);
+    w.write(kEnd, 8);
+    w.commit(durable);
+  }
+
+  // Reads and checks a snapshot's header and size: a foreign, future-version, truncated or padded
+  // file is refused here with std::invalid_argument, before anything is allocated.
+  static Snapshot read_snapshot_header(const std::string& path) {
+    io::HashingReader r(path);
+    return read_header(r);
+  }
+
+  // Restores a snapshot into this store, which must have been built with the snapshot's settings
+  // (see read_snapshot_header). The checksum is verified as the data streams in.
+  void load(const std::string& path) {
+    io::HashingReader r(path);
+    const Snapshot h = read_header(r);
+    if (h.capacity != capacity_ || h.frame_bytes != frame_bytes_ || h.stack != stack_ || h.num_envs != num_envs_ ||
+        h.seed != seed_ || h.pad_first != uint64_t(pad_first_))
+      throw std::invalid_argument("'" + path + "' holds a buffer with other settings than this one");
+    const uint64_t u = h.used();
+    r.read(frames_->get(), u * frame_bytes_);
+    r.read(pub_.get(), u * 8);
+    r.read(expire_.get(), u * 8);
+    r.read(meta_.get(), u * sizeof(Meta));
+    r.read(hist_.get(), u * (stack_ + 1) * 8);
+    for (uint32_t e = 0; e < num_envs_; ++e) {
+      Stream& st = streams_[e];
+      st.active = r.get<uint8_t>() != 0;
+      st.frames_in_episode = r.get<uint64_t>();
+      r.read(st.hist.data(), (stack_ + 1) * 8);
+      r.read(st.recent.data(), stack_ * frame_bytes_);
+    }
+    const uint64_t digest = r.digest();
+    uint64_t stored;
+    char end[8];
+    r.read(&stored, 8, false);
+    r.read(end, 8, false);
+    if (stored != digest || std::memcmp(end, kEnd, 8) != 0)
+      throw std::invalid_argument("'" + path + "' is corrupt (checksum mismatch)");
+    head_.store(h.writes);
+    valid_.store(int64_t(h.valid));
+    calls_.store(h.calls);
+  }
+
   // The frame slots, (capacity, frame_bytes) row-major: for zero-copy read-only views.
   const uint8_t* frames_data() const { return frames_->get(); }
 
@@ -335,6 +445,48 @@ class FrameStore {
       ++frames_in_episode;
     }
   };
+
+  static constexpr char kMagic[8] = {'D', 'Q', 'N', 'F', 'R', 'P', 'L', 'Y'};
+  static constexpr char kEnd[8] = {'D', 'Q', 'N', 'F', 'E', 'N', 'D', '!'};
+
+  static Snapshot read_header(io::HashingReader& r) {
+    const std::string& path = r.path();
+    char magic[8];
+    if (r.size() < 16) throw std::invalid_argument("'" + path + "' is not a dqnfast replay buffer file (too short)");
+    r.read(magic, 8);
+    if (std::memcmp(magic, kMagic, 8) != 0)
+      throw std::invalid_argument("'" + path + "' is not a dqnfast replay buffer file (bad magic)");
+    const uint32_t version = r.get<uint32_t>();
+    if (version > kFormatVersion)
+      throw std::invalid_argument("'" + path + "' was written by a newer dqnfast (format version " +
+                                  std::to_string(version) + "; this one reads up to " + std::to_string(kFormatVersion) + ")");
+    if (version == 0) throw std::invalid_argument("'" + path + "' is corrupt (format version 0)");
+    const uint32_t n_words = r.get<uint32_t>();
+    if (n_words < 11 || n_words > 11 + 64 || r.size() < 16 + uint64_t(n_words) * 8)
+      throw std::invalid_argument("'" + path + "' is corrupt or truncated (bad header)");
+    Snapshot h;
+    uint64_t* fields[] = {&h.capacity, &h.frame_bytes, &h.stack, &h.num_envs, &h.seed,
+                          &h.pad_first, &h.writes, &h.valid, &h.calls, &h.meta_bytes};
+    for (uint64_t* f : fields) *f = r.get<uint64_t>();
+    const uint64_t ndim = r.get<uint64_t>();
+    if (ndim != n_words - 11) throw std::invalid_argument("'" + path + "' is corrupt (bad header)");
+    for (uint64_t i = 0; i < ndim; ++i) h.dims.push_back(r.get<uint64_t>());
+    const uint64_t header_digest = r.digest();
+    if (r.get<uint64_t>() != header_digest) throw std::invalid_argument("'" + path + "' is corrupt (header checksum mismatch)");
+    uint64_t dim_bytes = 1;
+    for (uint64_t d : h.dims) dim_bytes *= d;
+    if (h.capacity == 0 || h.frame_bytes == 0 || dim_bytes != h.frame_bytes || h.stack == 0 || h.stack > kMaxStack ||
+        h.num_envs == 0 || h.capacity < h.num_envs * (h.stack + 1) || h.pad_first > 1 || h.meta_bytes != sizeof(Meta) ||
+        h.capacity > (uint64_t(1) << 40) || h.frame_bytes > (uint64_t(1) << 40))
+      throw std::invalid_argument("'" + path + "' is corrupt (inconsistent header) or from another platform");
+    const uint64_t expect = r.position() + h.body_bytes() + 16;
+    if (r.size() < expect)
+      throw std::invalid_argument("'" + path + "' is truncated (" + std::to_string(r.size()) + " bytes, expected " +
+                                  std::to_string(expect) + ")");
+    if (r.size() > expect)
+      throw std::invalid_argument("'" + path + "' is corrupt (" + std::to_string(r.size() - expect) + " extra bytes)");
+    return h;
+  }
 
   static uint64_t tag(uint64_t seq) { return (seq + 1) << 16; }
 
@@ -390,7 +542,12 @@ class FrameStore {
     pub.store(0, std::memory_order_relaxed);
     seqlock_release_fence();
     racy_copy(frames_->get() + slot * frame_bytes_, frame, frame_bytes_);
-    const Meta m{step.action, step.reward, env, flags};
+    Meta m;
+    std::memset(&m, 0, sizeof m);  // padding bytes too: snapshots of equal stores are equal files
+    m.action = step.action;
+    m.reward = step.reward;
+    m.env = env;
+    m.flags = flags;
     racy_copy(&meta_[slot], &m, sizeof(Meta));
     racy_copy(hist_.get() + slot * (stack_ + 1), hist, (stack_ + 1) * sizeof(uint64_t));
     pub.store(seq + 1, std::memory_order_release);
@@ -504,7 +661,7 @@ class FrameStore {
   const uint32_t stack_, num_envs_;
   const uint64_t seed_;
   const bool pad_first_;
-  std::unique_ptr<ZeroedBytes> frames_;
+  std::unique_ptr<FrameMemory> frames_;
   std::unique_ptr<std::atomic<uint64_t>[]> pub_;     // seqlock word per slot: seq + 1, 0 while written
   std::unique_ptr<std::atomic<uint64_t>[]> expire_;  // tag(seq of the frame here) | #transitions it is oldest of
   std::unique_ptr<Meta[]> meta_;

@@ -22,7 +22,8 @@ def _batch_size(batch_size: object) -> int:
 class ReplayBuffer(_core.FrameStore):
     """Frame-store experience replay for pixel DQN: each frame stored once, stacks built at sample time.
 
-    ``ReplayBuffer(capacity, frame_shape=(84, 84), stack=4, num_envs=1, seed=None)``
+    ``ReplayBuffer(capacity, frame_shape=(84, 84), stack=4, num_envs=1, seed=None, pad="zero",
+    storage_path=None)``
 
     - ``capacity`` counts frame slots (one per env step plus one per episode start); the oldest
       are overwritten first.
@@ -31,6 +32,10 @@ class ReplayBuffer(_core.FrameStore):
       a new episode. ``start_episodes``/``add_batch`` do the same for several streams in one call.
     - ``stacked(env)`` is the state the agent acts on now; ``sample(B)`` draws B transitions
       uniformly with replacement from those whose frames are all intact.
+    - ``pad="first"`` pads states at an episode's start with its first frame instead of zeros.
+    - ``storage_path`` keeps the frames in a file-backed map there (a scratch file, removed with the
+      buffer), so a buffer larger than RAM works. ``save(path)`` / ``ReplayBuffer.load(path)``
+      snapshot everything.
     - Lock-free: each env stream may be fed from its own thread while other threads sample. The
       GIL is released while frames are copied.
     """
@@ -51,6 +56,18 @@ class ReplayBuffer(_core.FrameStore):
             out = empty_batch(len(indices), self.stack, self.frame_shape)
         self._gather_into(indices, out.obs, out.next_obs, out.action, out.reward, out.terminated, out.truncated, out.index)
         return out
+
+    @classmethod
+    def load(cls, path, storage_path=None) -> "ReplayBuffer":
+        """A buffer restored from ``save(path)``: sampling continues exactly as it would have.
+
+        A truncated, corrupt, foreign or future-version file raises ValueError before anything
+        is allocated for it (the data's checksum is verified as it streams in).
+        """
+        info = cls._snapshot_info(path)
+        rb = cls(**info, storage_path=storage_path)
+        rb._load_from(path)
+        return rb
 
     def empty_batch(self, batch_size: int) -> Batch:
         """Arrays to reuse with ``sample(batch_size, out=...)``."""
