@@ -142,21 +142,28 @@ struct BoundStore {
     }
     return out;
   }
-  TransitionOut outputs(py::ssize_t n, py::handle obs, py::handle next_obs, py::handle action, py::handle reward,
-                        py::handle terminated, py::handle truncated, py::handle index) const {
+  // Validates a Batch of output arrays for n rows (obs/next_obs may be None when not copied).
+  TransitionOut outputs(py::ssize_t n, py::handle batch, bool frames = true) const {
+    if (!py::isinstance<py::tuple>(batch)) throw py::type_error("out must be a dqnfast.Batch, got " + type_name(batch));
+    py::tuple t = py::reinterpret_borrow<py::tuple>(batch);
+    if (t.size() != 8) throw py::type_error("out must be a dqnfast.Batch of 8 arrays");
     const auto sb = batched(n, state_shape);
     const std::vector<py::ssize_t> vb{n};
-    return {out_array<uint8_t>(obs, "obs", sb),         out_array<uint8_t>(next_obs, "next_obs", sb),
-            out_array<int64_t>(action, "action", vb),   out_array<float>(reward, "reward", vb),
-            out_array<bool>(terminated, "terminated", vb), out_array<bool>(truncated, "truncated", vb),
-            out_array<int64_t>(index, "index", vb)};
+    return {frames ? out_array<uint8_t>(t[0], "obs", sb) : nullptr,
+            frames ? out_array<uint8_t>(t[3], "next_obs", sb) : nullptr,
+            out_array<int64_t>(t[1], "action", vb),
+            out_array<float>(t[2], "reward", vb),
+            out_array<bool>(t[4], "terminated", vb),
+            out_array<bool>(t[5], "truncated", vb),
+            out_array<int64_t>(t[6], "index", vb),
+            out_array<float>(t[7], "discount", vb)};
   }
 };
 
 void bind_replay(py::module_& m) {
   py::class_<BoundStore>(m, "FrameStore", "Native frame-store replay memory (use dqnfast.ReplayBuffer).")
       .def(py::init([](py::handle capacity, py::handle frame_shape, py::handle stack, py::handle num_envs,
-                       py::handle seed, py::handle pad, py::handle storage_path) {
+                       py::handle seed, py::handle pad, py::handle storage_path, py::handle n_step, py::handle gamma) {
              const int64_t cap = int_arg(capacity, "capacity"), st = int_arg(stack, "stack"),
                            ne = int_arg(num_envs, "num_envs");
              if (cap <= 0) throw py::value_error("capacity must be positive, got " + std::to_string(cap));
@@ -187,6 +194,15 @@ void bind_replay(py::module_& m) {
              const std::string pad_s = py::cast<std::string>(pad);
              if (pad_s != "zero" && pad_s != "first")
                throw py::value_error("pad must be 'zero' or 'first', got '" + pad_s + "'");
+             const int64_t n = int_arg(n_step, "n_step");
+             if (n < 1) throw py::value_error("n_step must be >= 1, got " + std::to_string(n));
+             if (n > int64_t(FrameStore::kMaxNStep))
+               throw py::value_error("n_step must be at most " + std::to_string(FrameStore::kMaxNStep));
+             if (!PyFloat_Check(gamma.ptr()) && !PyLong_Check(gamma.ptr()) &&
+                 !py::isinstance(gamma, py::module_::import("numpy").attr("number")))
+               throw py::type_error("gamma must be a number, got " + type_name(gamma));
+             const double g = py::cast<double>(gamma);
+             if (!(g >= 0.0 && g <= 1.0)) throw py::value_error("gamma must be in [0, 1], got " + std::string(py::str(gamma)));
              std::string storage;
              if (!storage_path.is_none()) {
                py::object fs = py::module_::import("os").attr("fspath")(storage_path);  // str or os.PathLike
@@ -200,7 +216,7 @@ void bind_replay(py::module_& m) {
              try {
                bs->store =
                    std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s, pad_s == "first",
-                                                storage);
+                                                storage, uint32_t(n), g);
              } catch (const std::bad_alloc&) {
                PyErr_SetString(PyExc_MemoryError, ("cannot allocate a replay buffer of capacity " + std::to_string(cap) +
                                                    " frames of " + std::to_string(frame_bytes) + " bytes")
@@ -211,13 +227,15 @@ void bind_replay(py::module_& m) {
            }),
            py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
            py::arg("num_envs") = 1, py::arg("seed") = py::none(), py::arg("pad") = "zero",
-           py::arg("storage_path") = py::none())
+           py::arg("storage_path") = py::none(), py::arg("n_step") = 1, py::arg("gamma") = 0.99)
       .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
       .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
       .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
       .def_property_readonly("num_envs", [](const BoundStore& b) { return b.store->num_envs(); })
       .def_property_readonly("seed", [](const BoundStore& b) { return b.store->seed(); })
       .def_property_readonly("pad", [](const BoundStore& b) { return b.store->pad_first() ? "first" : "zero"; })
+      .def_property_readonly("n_step", [](const BoundStore& b) { return b.store->n_step(); })
+      .def_property_readonly("gamma", [](const BoundStore& b) { return b.store->gamma(); })
       .def_property_readonly("nbytes", [](const BoundStore& b) { return b.store->nbytes(); },
                              "Bytes held by the store: frames plus per-slot metadata.")
       .def_property_readonly("writes", [](const BoundStore& b) { return b.store->writes(); },
@@ -308,39 +326,30 @@ void bind_replay(py::module_& m) {
           "The state env acts on now, (stack, *frame_shape) uint8, oldest frame first.")
       .def(
           "_sample_into",
-          [](BoundStore& b, py::ssize_t batch_size, py::handle obs, py::handle next_obs, py::handle action,
-             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+          [](BoundStore& b, py::ssize_t batch_size, py::handle out) {
             if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
-            const TransitionOut o = b.outputs(batch_size, obs, next_obs, action, reward, terminated, truncated, index);
+            const TransitionOut o = b.outputs(batch_size, out);
             py::gil_scoped_release nogil;
             b.store->sample(size_t(batch_size), o);
           })
       .def(
           "_sample_slots_into",
-          [](BoundStore& b, py::ssize_t batch_size, py::handle obs_slots, py::handle next_slots, py::handle action,
-             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+          [](BoundStore& b, py::ssize_t batch_size, py::handle obs_slots, py::handle next_slots, py::handle out) {
             if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
-            const std::vector<py::ssize_t> ss{batch_size, py::ssize_t(b.store->stack())}, vb{batch_size};
+            const std::vector<py::ssize_t> ss{batch_size, py::ssize_t(b.store->stack())};
             int64_t* os = out_array<int64_t>(obs_slots, "obs_slots", ss);
             int64_t* ns = out_array<int64_t>(next_slots, "next_slots", ss);
-            const TransitionOut o{nullptr,
-                                  nullptr,
-                                  out_array<int64_t>(action, "action", vb),
-                                  out_array<float>(reward, "reward", vb),
-                                  out_array<bool>(terminated, "terminated", vb),
-                                  out_array<bool>(truncated, "truncated", vb),
-                                  out_array<int64_t>(index, "index", vb)};
+            const TransitionOut o = b.outputs(batch_size, out, /*frames=*/false);
             py::gil_scoped_release nogil;
             b.store->sample_slots(size_t(batch_size), os, ns, o);
           })
       .def(
           "_gather_into",
-          [](BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs, py::handle action,
-             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+          [](BoundStore& b, py::handle indices, py::handle out) {
             py::array a = as_ndarray(indices, "indices");
             if (a.ndim() != 1) throw py::value_error("indices must be 1-D");
             auto idx = vector_arg<int64_t>(a, "indices", a.shape(0), "iu", "integers");
-            const TransitionOut o = b.outputs(a.shape(0), obs, next_obs, action, reward, terminated, truncated, index);
+            const TransitionOut o = b.outputs(a.shape(0), out);
             py::gil_scoped_release nogil;
             b.store->gather(size_t(idx.shape(0)), idx.data(), o);
           })
@@ -385,6 +394,8 @@ void bind_replay(py::module_& m) {
             d["num_envs"] = h.num_envs;
             d["seed"] = h.seed;
             d["pad"] = h.pad_first ? "first" : "zero";
+            d["n_step"] = h.n_step;
+            d["gamma"] = h.gamma();
             return d;
           },
           "The constructor arguments stored in a snapshot (its header and size are checked).")

@@ -27,8 +27,8 @@ def driven(num_envs=3, cap=120, seed=4, pad="zero", n=500, **kw):
 
 
 def assert_same_state(a: ReplayBuffer, b: ReplayBuffer) -> None:
-    assert (a.capacity, a.frame_shape, a.stack, a.num_envs, a.seed, a.pad) == (
-        b.capacity, b.frame_shape, b.stack, b.num_envs, b.seed, b.pad)
+    assert (a.capacity, a.frame_shape, a.stack, a.num_envs, a.seed, a.pad, a.n_step, a.gamma) == (
+        b.capacity, b.frame_shape, b.stack, b.num_envs, b.seed, b.pad, b.n_step, b.gamma)
     assert a.writes == b.writes and len(a) == len(b)
     np.testing.assert_array_equal(a.valid_indices(), b.valid_indices())
     assert_batches_equal(a.gather(a.valid_indices()), b.gather(b.valid_indices()))
@@ -42,10 +42,10 @@ def assert_same_state(a: ReplayBuffer, b: ReplayBuffer) -> None:
             np.testing.assert_array_equal(a.stacked(e), b.stacked(e))
 
 
-@pytest.mark.parametrize("pad", ["zero", "first"])
+@pytest.mark.parametrize("pad, n_step", [("zero", 1), ("first", 1), ("zero", 3)])
 @pytest.mark.parametrize("n", [0, 7, 500])  # empty, partly filled, wrapped around
-def test_load_restores_everything_and_continues_identically(tmp_path, pad, n):
-    rb, drv = driven(pad=pad, n=n)
+def test_load_restores_everything_and_continues_identically(tmp_path, pad, n_step, n):
+    rb, drv = driven(pad=pad, n=n, n_step=n_step, gamma=0.9)
     if len(rb):
         rb.sample(5)  # the RNG counter is part of the state
     path = tmp_path / "rb.dqnfast"

@@ -236,7 +236,7 @@ def test_matches_reference_on_long_multi_env_streams(vectorized):
             np.testing.assert_array_equal(rb.stacked(e), ref.stacked(e))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     num_envs=st.integers(1, 3),
     stack=st.integers(1, 5),
@@ -246,12 +246,15 @@ def test_matches_reference_on_long_multi_env_streams(vectorized):
     frame_shape=st.sampled_from([(1,), (2, 3), (4, 4), (2, 2, 3)]),
     p_end=st.floats(0.0, 0.5),
     pad=st.sampled_from(["zero", "first"]),
+    n_step=st.sampled_from([1, 1, 2, 3, 5]),
+    gamma=st.sampled_from([0.0, 0.5, 0.99, 1.0]),
 )
 def test_native_equals_reference_on_random_streams(num_envs, stack, extra_capacity, n_ops, seed, frame_shape, p_end,
-                                                   pad):
+                                                   pad, n_step, gamma):
     cap = num_envs * (stack + 1) + extra_capacity
-    rb = ReplayBuffer(cap, frame_shape, stack=stack, num_envs=num_envs, seed=seed, pad=pad)
-    ref = PyReplayBuffer(cap, frame_shape, stack=stack, num_envs=num_envs, seed=seed, pad=pad)
+    kw = dict(stack=stack, num_envs=num_envs, seed=seed, pad=pad, n_step=n_step, gamma=gamma)
+    rb = ReplayBuffer(cap, frame_shape, **kw)
+    ref = PyReplayBuffer(cap, frame_shape, **kw)
     drv = StreamDriver(num_envs, frame_shape, seed=seed, p_terminate=p_end / 2, p_truncate=p_end / 2)
     drv.run([rb, ref], n_ops)
     assert len(rb) == len(ref)
@@ -492,3 +495,73 @@ def test_memory_is_within_5_percent_of_the_frames_at_1m_capacity():
     frame_bytes = 84 * 84
     assert rb.nbytes <= 1.05 * rb.capacity * frame_bytes
     assert rb.nbytes / rb.capacity < 28_224 / 3.9  # vs a stacked-obs buffer storing obs + next_obs once
+
+
+# ---- n-step returns ------------------------------------------------------------------------------
+
+def test_n_step_returns_windows_and_flags():
+    n, g = 3, 0.5
+    rb = ReplayBuffer(100, SHAPE, stack=2, seed=0, n_step=n, gamma=g)
+    ref = PyReplayBuffer(100, SHAPE, stack=2, seed=0, n_step=n, gamma=g)
+    f = [make_frame(0, 0, s, SHAPE) for s in range(6)]
+    rewards = [None, 1.0, 2.0, 4.0, 8.0, 16.0]  # reward of the step that produced frame s
+    idx = []
+    for buf in (rb, ref):
+        buf.start_episode(f[0])
+    for s in range(1, 6):
+        for buf in (rb, ref):
+            t = buf.add(s, rewards[s], f[s], s == 5)
+        idx.append(t)
+        # a step is sampleable once its n-step future is known: here after n - 1 more steps
+        assert len(rb) == len(ref) == max(0, s - (n - 1)) if s < 5 else len(rb) == 5
+    b = rb.gather(np.array(idx))
+    assert_batches_equal(b, ref.gather(np.array(idx)))
+    for i in range(5):  # transition i: obs f[i-1..i], m = min(3, 5 - i) steps
+        m = min(n, 5 - i)
+        assert b.reward[i] == np.float32(sum(g ** k * rewards[i + 1 + k] for k in range(m)))
+        assert b.discount[i] == np.float32(g ** m)
+        assert b.terminated[i] == (i + m == 5) and not b.truncated[i]
+        np.testing.assert_array_equal(b.obs[i], np.stack([f[i - 1] if i else np.zeros(SHAPE, np.uint8), f[i]]))
+        np.testing.assert_array_equal(b.next_obs[i], np.stack([f[i + m - 1], f[i + m]]))
+        assert b.action[i] == i + 1
+
+
+@pytest.mark.parametrize("ending", ["truncated", "abandoned"])
+def test_n_step_window_stops_at_a_truncation_or_an_abandoned_episode(ending):
+    rb = ReplayBuffer(100, SHAPE, stack=1, seed=0, n_step=4, gamma=1.0)
+    f = [make_frame(0, 0, s, SHAPE) for s in range(4)]
+    rb.start_episode(f[0])
+    for s in (1, 2):
+        rb.add(s, 1.0, f[s], False)
+    assert len(rb) == 0  # both still wait for their future
+    if ending == "truncated":
+        rb.add(3, 1.0, f[3], False, True)
+        assert len(rb) == 3
+    else:
+        rb.start_episode(make_frame(0, 1, 0, SHAPE))  # a new episode: the old one is over
+        assert len(rb) == 2
+    b = rb.gather(rb.valid_indices())
+    last = 3 if ending == "truncated" else 2
+    assert b.reward.tolist() == [float(last - i) for i in range(len(b.reward))]
+    assert not b.terminated.any()
+    assert b.truncated.tolist() == [ending == "truncated"] * len(b.reward)
+    for i in range(len(b.reward)):
+        assert decode(b.next_obs[i][-1]) == (0, 0, last)  # bootstrap from the window's last state
+
+
+def test_n_step_one_gives_discount_gamma():
+    rb = filled()
+    b = rb.sample(8)
+    assert (b.discount == np.float32(0.99)).all()
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(n_step=0), ValueError, "n_step must be >= 1"),
+    (dict(n_step=2.0), TypeError, "n_step must be an integer"),
+    (dict(gamma=1.5), ValueError, r"gamma must be in \[0, 1\]"),
+    (dict(gamma=float("nan")), ValueError, r"gamma must be in \[0, 1\]"),
+    (dict(gamma="0.9"), TypeError, "gamma must be a number"),
+])
+def test_bad_n_step_arguments(kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        ReplayBuffer(100, SHAPE, **kw)

@@ -140,20 +140,26 @@ struct TransitionOut {  // where one sampled transition goes
   bool* terminated;
   bool* truncated;
   int64_t* index;
+  float* discount;      // gamma^m, m = the steps the n-step window spans
 };
 
 class FrameStore {
  public:
   static constexpr uint32_t kMaxStack = 1024;      // the per-slot counters hold up to 16 bits
   static constexpr int kMaxRejectsPerDraw = 256;   // then fall back to a scan of the window
+  static constexpr uint32_t kMaxNStep = 1000;
 
   // pad_first: frames before an episode's start are its first frame repeated (gymnasium's
   // FrameStackObservation) instead of zeros (Dopamine, RLlib).
   // storage_path: keep the frames in a file-backed map there (see FrameMemory) instead of RAM.
+  // n_step, gamma: transitions carry n-step returns computed at sample time (see read_transition).
   FrameStore(uint64_t capacity, uint64_t frame_bytes, uint32_t stack, uint32_t num_envs, uint64_t seed,
-             bool pad_first = false, const std::string& storage_path = "")
+             bool pad_first = false, const std::string& storage_path = "", uint32_t n_step = 1, double gamma = 0.99)
       : capacity_(capacity), frame_bytes_(frame_bytes), stack_(stack), num_envs_(num_envs), seed_(seed),
-        pad_first_(pad_first) {
+        pad_first_(pad_first), n_step_(n_step), gamma_(gamma) {
+    if (n_step == 0 || n_step > kMaxNStep)
+      throw std::invalid_argument("n_step must be in [1, " + std::to_string(kMaxNStep) + "], got " + std::to_string(n_step));
+    if (!(gamma >= 0.0 && gamma <= 1.0)) throw std::invalid_argument("gamma must be in [0, 1]");
     if (capacity == 0) throw std::invalid_argument("capacity must be positive");
     if (frame_bytes == 0) throw std::invalid_argument("frame_shape must have no zero dimension");
     if (stack == 0 || stack > kMaxStack)
@@ -171,12 +177,14 @@ class FrameStore {
     frames_ = std::make_unique<FrameMemory>(capacity * frame_bytes, storage_path);
     pub_.reset(new std::atomic<uint64_t>[capacity]());
     expire_.reset(new std::atomic<uint64_t>[capacity]());
+    next_.reset(new std::atomic<uint64_t>[capacity]());
     meta_.reset(new Meta[capacity]());
     hist_.reset(new uint64_t[capacity * hist_len]());
     streams_.reset(new Stream[num_envs]());
     for (uint32_t e = 0; e < num_envs; ++e) {
       streams_[e].hist.assign(hist_len, kNone);
       streams_[e].recent.assign(size_t(stack) * frame_bytes, 0);
+      streams_[e].pending.reset(new std::atomic<uint64_t>[n_step]());
     }
   }
 
@@ -187,14 +195,23 @@ class FrameStore {
   uint32_t num_envs() const { return num_envs_; }
   uint64_t seed() const { return seed_; }
   bool pad_first() const { return pad_first_; }
+  uint32_t n_step() const { return n_step_; }
+  double gamma() const { return gamma_; }
   uint64_t writes() const { return head_.load(std::memory_order_acquire); }
   uint64_t sample_calls() const { return calls_.load(std::memory_order_acquire); }
-  uint64_t size() const {  // sampleable transitions (exact when no write is in flight)
-    const int64_t v = valid_.load(std::memory_order_acquire);
+  // Sampleable transitions (exact when no write is in flight): those whose frames are all intact
+  // (valid_), less those still waiting for their n-step future (the last n - 1 of each episode).
+  uint64_t size() const {
+    int64_t v = valid_.load(std::memory_order_acquire);
+    for (uint32_t e = 0; e < num_envs_ && n_step_ > 1; ++e) {
+      const Stream& st = streams_[e];
+      const uint64_t n = st.n_pending.load(std::memory_order_acquire);
+      for (uint64_t i = 0; i < n; ++i) v -= frames_valid(st.pending[i].load(std::memory_order_relaxed)) ? 1 : 0;
+    }
     return v > 0 ? uint64_t(v) : 0;
   }
   uint64_t nbytes() const {
-    return capacity_ * (frame_bytes_ + sizeof(Meta) + 2 * sizeof(uint64_t) + (stack_ + 1) * sizeof(uint64_t)) +
+    return capacity_ * (frame_bytes_ + sizeof(Meta) + 3 * sizeof(uint64_t) + (stack_ + 1) * sizeof(uint64_t)) +
            num_envs_ * (sizeof(Stream) + (stack_ + 1) * sizeof(uint64_t) + stack_ * frame_bytes_);
   }
   bool episode_active(uint32_t env) const { return streams_[env].active; }
@@ -214,6 +231,7 @@ class FrameStore {
 
   uint64_t start_episode(uint32_t env, const uint8_t* frame) {
     const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
+    end_abandoned_episode(streams_[env]);
     begin_episode_in(streams_[env], seq, frame);
     write_slot(seq, env, frame, StepRecord{}, kFirst, streams_[env].hist.data());
     return seq;
@@ -229,6 +247,7 @@ class FrameStore {
   void start_episodes(size_t n, const uint32_t* envs, const uint8_t* frames) {
     const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
     for (size_t i = 0; i < n; ++i) {
+      end_abandoned_episode(streams_[envs[i]]);
       begin_episode_in(streams_[envs[i]], base + i, frames + i * frame_bytes_);
       write_slot(base + i, envs[i], frames + i * frame_bytes_, StepRecord{}, kFirst, streams_[envs[i]].hist.data());
     }
@@ -290,22 +309,26 @@ class FrameStore {
     for (size_t b = 0; b < batch; ++b) {
       Meta m;
       uint64_t t;
-      do t = draw(rng, lo, head, hist);
-      while (!read_meta(t, m, hist));  // re-read the metadata with it (a concurrent overwrite: draw again)
-      const uint64_t first = oldest_of(hist, stack_);
-      auto slot_of = [&](uint64_t seq) -> int64_t {
-        if (seq == kNone) return pad_first_ ? int64_t(first % capacity_) : -1;
+      Window w;
+      for (;;) {  // re-read the metadata with the draw (a concurrent overwrite: draw again)
+        t = draw(rng, lo, head, hist);
+        w = Window{};
+        if (read_meta(t, m, hist) && window(t, m, hist, w)) break;
+      }
+      auto slot_of = [&](uint64_t seq, const uint64_t* h) -> int64_t {
+        if (seq == kNone) return pad_first_ ? int64_t(oldest_of(h, stack_) % capacity_) : -1;
         return int64_t(seq % capacity_);
       };
       for (uint32_t k = 0; k < stack_; ++k) {
-        obs_slots[b * stack_ + k] = slot_of(hist[stack_ - k]);
-        next_slots[b * stack_ + k] = slot_of(hist[stack_ - 1 - k]);
+        obs_slots[b * stack_ + k] = slot_of(hist[stack_ - k], hist);
+        next_slots[b * stack_ + k] = slot_of(w.last_hist[stack_ - 1 - k], w.last_hist);
       }
       meta_out.action[b] = m.action;
-      meta_out.reward[b] = m.reward;
-      meta_out.terminated[b] = (m.flags & kTerminated) != 0;
-      meta_out.truncated[b] = (m.flags & kTruncated) != 0;
+      meta_out.reward[b] = float(w.ret);
+      meta_out.terminated[b] = (w.last_meta.flags & kTerminated) != 0;
+      meta_out.truncated[b] = (w.last_meta.flags & kTruncated) != 0;
       meta_out.index[b] = int64_t(t);
+      meta_out.discount[b] = float(w.discount);
     }
   }
 
@@ -331,24 +354,34 @@ class FrameStore {
   static constexpr uint32_t kFormatVersion = 1;
 
   struct Snapshot {  // the header words
-    uint64_t capacity, frame_bytes, stack, num_envs, seed, pad_first, writes, valid, calls, meta_bytes;
+    uint64_t capacity, frame_bytes, stack, num_envs, seed, pad_first, writes, valid, calls, meta_bytes, n_step,
+        gamma_bits;
     std::vector<uint64_t> dims;  // the caller's frame shape
     uint64_t used() const { return writes < capacity ? writes : capacity; }
+    double gamma() const {
+      double g;
+      std::memcpy(&g, &gamma_bits, 8);
+      return g;
+    }
     uint64_t body_bytes() const {  // sections after the header
       const uint64_t u = used();
-      return u * (frame_bytes + 16 + meta_bytes + (stack + 1) * 8) + num_envs * (9 + (stack + 1) * 8 + stack * frame_bytes);
+      return u * (frame_bytes + 24 + meta_bytes + (stack + 1) * 8) +
+             num_envs * (25 + (stack + 1) * 8 + stack * frame_bytes + n_step * 8);
     }
   };
+  static constexpr uint32_t kHeaderWords = 13;  // the fixed words, ndim included
 
   void save(const std::string& path, const std::vector<uint64_t>& dims, bool durable = true) const {
-    const Snapshot h{capacity_, frame_bytes_, stack_, num_envs_, seed_, pad_first_, writes(),
-                     uint64_t(std::max<int64_t>(valid_.load(), 0)), sample_calls(), sizeof(Meta), dims};
+    uint64_t gamma_bits;
+    std::memcpy(&gamma_bits, &gamma_, 8);
+    const Snapshot h{capacity_, frame_bytes_, stack_, num_envs_,     seed_,      pad_first_, writes(),
+                     uint64_t(valid_.load()), sample_calls(), sizeof(Meta), n_step_, gamma_bits, dims};
     io::AtomicWriter w(path);
     w.write(kMagic, 8);
     w.put<uint32_t>(kFormatVersion);
-    w.put<uint32_t>(uint32_t(10 + 1 + dims.size()));
+    w.put<uint32_t>(uint32_t(kHeaderWords + dims.size()));
     for (uint64_t v : {h.capacity, h.frame_bytes, h.stack, h.num_envs, h.seed, h.pad_first, h.writes, h.valid, h.calls,
-                       h.meta_bytes, uint64_t(dims.size())})
+                       h.meta_bytes, h.n_step, h.gamma_bits, uint64_t(dims.size())})
       w.put<uint64_t>(v);
     for (uint64_t d : dims) w.put<uint64_t>(d);
     const uint64_t header_digest = w.digest();  // lets load() trust the header before allocating
@@ -357,6 +390,7 @@ class FrameStore {
     w.write(frames_->get(), u * frame_bytes_);
     w.write(pub_.get(), u * 8);
     w.write(expire_.get(), u * 8);
+    w.write(next_.get(), u * 8);
     w.write(meta_.get(), u * sizeof(Meta));
     w.write(hist_.get(), u * (stack_ + 1) * 8);
     for (uint32_t e = 0; e < num_envs_; ++e) {
@@ -365,6 +399,9 @@ class FrameStore {
       w.put<uint64_t>(st.frames_in_episode);
       w.write(st.hist.data(), (stack_ + 1) * 8);
       w.write(st.recent.data(), stack_ * frame_bytes_);
+      w.put<uint64_t>(st.steps_in_episode);
+      w.put<uint64_t>(st.n_pending.load());
+      w.write(st.pending.get(), n_step_ * 8);
     }
     const uint64_t digest = w.digest();
     w.write(&digest, 8);
@@ -385,12 +422,13 @@ class FrameStore {
     io::HashingReader r(path);
     const Snapshot h = read_header(r);
     if (h.capacity != capacity_ || h.frame_bytes != frame_bytes_ || h.stack != stack_ || h.num_envs != num_envs_ ||
-        h.seed != seed_ || h.pad_first != uint64_t(pad_first_))
+        h.seed != seed_ || h.pad_first != uint64_t(pad_first_) || h.n_step != n_step_ || h.gamma() != gamma_)
       throw std::invalid_argument("'" + path + "' holds a buffer with other settings than this one");
     const uint64_t u = h.used();
     r.read(frames_->get(), u * frame_bytes_);
     r.read(pub_.get(), u * 8);
     r.read(expire_.get(), u * 8);
+    r.read(next_.get(), u * 8);
     r.read(meta_.get(), u * sizeof(Meta));
     r.read(hist_.get(), u * (stack_ + 1) * 8);
     for (uint32_t e = 0; e < num_envs_; ++e) {
@@ -399,6 +437,9 @@ class FrameStore {
       st.frames_in_episode = r.get<uint64_t>();
       r.read(st.hist.data(), (stack_ + 1) * 8);
       r.read(st.recent.data(), stack_ * frame_bytes_);
+      st.steps_in_episode = r.get<uint64_t>();
+      st.n_pending.store(r.get<uint64_t>());
+      r.read(st.pending.get(), n_step_ * 8);
     }
     const uint64_t digest = r.digest();
     uint64_t stored;
@@ -408,7 +449,7 @@ class FrameStore {
     if (stored != digest || std::memcmp(end, kEnd, 8) != 0)
       throw std::invalid_argument("'" + path + "' is corrupt (checksum mismatch)");
     head_.store(h.writes);
-    valid_.store(int64_t(h.valid));
+    valid_.store(int64_t(h.valid));  // (a signed count, stored as its two's complement)
     calls_.store(h.calls);
   }
 
@@ -440,6 +481,11 @@ class FrameStore {
     std::vector<uint64_t> hist;    // hist of the stream's latest frame (stack + 1 entries)
     std::vector<uint8_t> recent;   // the episode's last `stack` frames, frame i at (i % stack)
     uint64_t frames_in_episode = 0;
+    // The episode's transitions still waiting for their n-step future (at most n_step - 1; entry i
+    // is step i mod (n_step - 1)). Atomic so that size() may read them from any thread.
+    std::unique_ptr<std::atomic<uint64_t>[]> pending;
+    std::atomic<uint64_t> n_pending{0};
+    uint64_t steps_in_episode = 0;
     void remember(const uint8_t* frame, uint64_t frame_bytes, uint32_t stack) {
       std::memcpy(recent.data() + (frames_in_episode % stack) * frame_bytes, frame, frame_bytes);
       ++frames_in_episode;
@@ -462,14 +508,14 @@ class FrameStore {
                                   std::to_string(version) + "; this one reads up to " + std::to_string(kFormatVersion) + ")");
     if (version == 0) throw std::invalid_argument("'" + path + "' is corrupt (format version 0)");
     const uint32_t n_words = r.get<uint32_t>();
-    if (n_words < 11 || n_words > 11 + 64 || r.size() < 16 + uint64_t(n_words) * 8)
+    if (n_words < kHeaderWords || n_words > kHeaderWords + 64 || r.size() < 16 + uint64_t(n_words) * 8)
       throw std::invalid_argument("'" + path + "' is corrupt or truncated (bad header)");
     Snapshot h;
-    uint64_t* fields[] = {&h.capacity, &h.frame_bytes, &h.stack, &h.num_envs, &h.seed,
-                          &h.pad_first, &h.writes, &h.valid, &h.calls, &h.meta_bytes};
+    uint64_t* fields[] = {&h.capacity, &h.frame_bytes, &h.stack,      &h.num_envs, &h.seed,   &h.pad_first, &h.writes,
+                          &h.valid,    &h.calls,       &h.meta_bytes, &h.n_step,   &h.gamma_bits};
     for (uint64_t* f : fields) *f = r.get<uint64_t>();
     const uint64_t ndim = r.get<uint64_t>();
-    if (ndim != n_words - 11) throw std::invalid_argument("'" + path + "' is corrupt (bad header)");
+    if (ndim != n_words - kHeaderWords) throw std::invalid_argument("'" + path + "' is corrupt (bad header)");
     for (uint64_t i = 0; i < ndim; ++i) h.dims.push_back(r.get<uint64_t>());
     const uint64_t header_digest = r.digest();
     if (r.get<uint64_t>() != header_digest) throw std::invalid_argument("'" + path + "' is corrupt (header checksum mismatch)");
@@ -477,7 +523,8 @@ class FrameStore {
     for (uint64_t d : h.dims) dim_bytes *= d;
     if (h.capacity == 0 || h.frame_bytes == 0 || dim_bytes != h.frame_bytes || h.stack == 0 || h.stack > kMaxStack ||
         h.num_envs == 0 || h.capacity < h.num_envs * (h.stack + 1) || h.pad_first > 1 || h.meta_bytes != sizeof(Meta) ||
-        h.capacity > (uint64_t(1) << 40) || h.frame_bytes > (uint64_t(1) << 40))
+        h.capacity > (uint64_t(1) << 40) || h.frame_bytes > (uint64_t(1) << 40) || h.n_step == 0 ||
+        h.n_step > kMaxNStep || !(h.gamma() >= 0.0 && h.gamma() <= 1.0))
       throw std::invalid_argument("'" + path + "' is corrupt (inconsistent header) or from another platform");
     const uint64_t expect = r.position() + h.body_bytes() + 16;
     if (r.size() < expect)
@@ -490,10 +537,23 @@ class FrameStore {
 
   static uint64_t tag(uint64_t seq) { return (seq + 1) << 16; }
 
+  // Forward links for n-step windows. next_[slot of frame s] = link(s, d): the same stream's next
+  // step was written at s + d, or d = 0: the episode was abandoned after s (a new start_episode
+  // without a terminal step). The low 32 bits of s tag the entry with its owner, and a reader also
+  // checks that the successor's previous frame is s, so a stale link is never followed.
+  static constexpr uint64_t kLinkSet = uint64_t(1) << 63;
+  static constexpr uint64_t kMaxLinkDelta = uint64_t(1) << 31;
+  static uint64_t link(uint64_t s, uint64_t delta) { return kLinkSet | (delta << 32) | (s & 0xFFFFFFFFULL); }
+
+  void end_abandoned_episode(Stream& st) {
+    if (n_step_ > 1 && st.active && intact(st.hist[0]))
+      next_[st.hist[0] % capacity_].store(link(st.hist[0], 0), std::memory_order_release);
+  }
+
   TransitionOut offset(const TransitionOut& o, size_t b) const {
     const size_t sb = size_t(stack_) * frame_bytes_;
-    return {o.obs + b * sb, o.next_obs + b * sb, o.action + b,  o.reward + b,
-            o.terminated + b, o.truncated + b, o.index + b};
+    return {o.obs + b * sb,   o.next_obs + b * sb, o.action + b, o.reward + b,
+            o.terminated + b, o.truncated + b,     o.index + b,  o.discount + b};
   }
 
   void begin_episode_in(Stream& st, uint64_t seq, const uint8_t* frame) const {
@@ -501,6 +561,8 @@ class FrameStore {
     st.hist[0] = seq;
     st.active = true;
     st.frames_in_episode = 0;
+    st.steps_in_episode = 0;
+    st.n_pending.store(0, std::memory_order_release);
     st.remember(frame, frame_bytes_, stack_);
   }
 
@@ -511,6 +573,19 @@ class FrameStore {
     st.remember(frame, frame_bytes_, stack_);
     const uint8_t flags = (step.terminated ? kTerminated : 0) | (step.truncated ? kTruncated : 0);
     write_slot(seq, env, frame, step, flags, st.hist.data());
+    // Link the previous frame to this step so n-step windows can walk forward (see link()).
+    if (n_step_ > 1) {
+      const uint64_t prev = st.hist[1];
+      if (seq - prev < kMaxLinkDelta && intact(prev)) next_[prev % capacity_].store(link(prev, seq - prev), std::memory_order_release);
+      if (step.terminated || step.truncated) {
+        st.n_pending.store(0, std::memory_order_release);  // the whole episode's future is known now
+      } else {
+        st.pending[st.steps_in_episode % (n_step_ - 1)].store(seq, std::memory_order_relaxed);
+        const uint64_t np = st.n_pending.load(std::memory_order_relaxed);
+        if (np < n_step_ - 1) st.n_pending.store(np + 1, std::memory_order_release);
+      }
+    }
+    ++st.steps_in_episode;
     if (step.terminated || step.truncated) st.active = false;
     // The transition stays sampleable until the oldest frame of its obs is overwritten.
     uint64_t oldest = st.hist[1];
@@ -540,6 +615,7 @@ class FrameStore {
     if (seq >= capacity_ && (old & ~0xFFFFULL) == tag(seq - capacity_))
       valid_.fetch_sub(int64_t(old & 0xFFFF), std::memory_order_acq_rel);
     pub.store(0, std::memory_order_relaxed);
+    next_[slot].store(0, std::memory_order_relaxed);
     seqlock_release_fence();
     racy_copy(frames_->get() + slot * frame_bytes_, frame, frame_bytes_);
     Meta m;
@@ -613,9 +689,52 @@ class FrameStore {
     return oldest;
   }
 
+  // Transition t's own frames are all stored (its n-step future aside).
+  bool frames_valid(uint64_t t) const {
+    Meta m;
+    uint64_t hist[kMaxStack + 1];
+    return read_meta(t, m, hist) && intact(oldest_of(hist, stack_));
+  }
+
+  struct Window {         // an n-step window starting at transition t
+    uint32_t m = 0;       // steps it spans (1..n_step)
+    double ret = 0;       // sum_k gamma^k r_k
+    double discount = 1;  // gamma^m
+    uint64_t last = 0;    // its last transition
+    Meta last_meta{};
+    uint64_t last_hist[kMaxStack + 1];
+  };
+
+  // Walks from transition t (whose meta and hist are given) through the same episode: false while
+  // the window's future is not yet written. It stops after n_step steps, at a terminated or
+  // truncated step, or where the episode was abandoned.
+  bool window(uint64_t t, const Meta& m0, const uint64_t* hist0, Window& w) const {
+    uint64_t cur = t;
+    Meta m = m0;
+    std::memcpy(w.last_hist, hist0, (stack_ + 1) * sizeof(uint64_t));
+    for (uint32_t k = 0;; ++k) {
+      w.ret += w.discount * double(m.reward);
+      w.discount *= gamma_;
+      w.m = k + 1;
+      w.last = cur;
+      w.last_meta = m;
+      if ((m.flags & (kTerminated | kTruncated)) || w.m == n_step_) return true;
+      const uint64_t e = next_[cur % capacity_].load(std::memory_order_acquire);
+      if (!(e & kLinkSet) || (e & 0xFFFFFFFFULL) != (cur & 0xFFFFFFFFULL)) return false;  // future unknown
+      const uint64_t delta = (e >> 32) & (kMaxLinkDelta - 1);
+      if (delta == 0) return true;  // the episode was abandoned after cur
+      const uint64_t u = cur + delta;
+      if (!read_meta(u, m, w.last_hist) || w.last_hist[1] != cur) return false;
+      cur = u;
+    }
+  }
+
   bool is_valid(uint64_t t, uint64_t* hist) const {
     Meta m;
-    return read_meta(t, m, hist) && intact(oldest_of(hist, stack_));
+    if (!read_meta(t, m, hist) || !intact(oldest_of(hist, stack_))) return false;
+    if (n_step_ == 1) return true;
+    Window w;
+    return window(t, m, hist, w);
   }
   bool is_valid(uint64_t t) const {
     uint64_t hist[kMaxStack + 1];
@@ -630,10 +749,13 @@ class FrameStore {
   }
 
   // Copies transition t into o; false (o partly written) if t is not sampleable or was torn.
+  // Every frame and every slot's metadata is checked against its seqlock right after it is read, so
+  // whatever is returned is exactly what was written, even if a slot is recycled a moment later.
   bool read_transition(uint64_t t, const TransitionOut& o) const {
     Meta m;
     uint64_t hist[kMaxStack + 1];
     if (!read_meta(t, m, hist) || !intact(oldest_of(hist, stack_))) return false;
+    if (n_step_ > 1) return read_n_step(t, m, hist, o);
     const size_t fb = frame_bytes_;
     // hist[j] is the frame j steps before t's next frame: obs[k] = hist[stack - k], next[k] = hist[stack - 1 - k].
     for (uint32_t j = stack_; j >= 1; --j) {
@@ -654,6 +776,44 @@ class FrameStore {
     *o.terminated = (m.flags & kTerminated) != 0;
     *o.truncated = (m.flags & kTruncated) != 0;
     *o.index = int64_t(t);
+    *o.discount = float(gamma_);
+    return true;
+  }
+
+  // Copies one frame of a state: a stored frame, or padding (zeros, or the episode's first frame).
+  bool copy_state_frame(uint64_t seq, uint64_t first, uint8_t* dst) const {
+    if (seq == kNone && !pad_first_) {
+      std::memset(dst, 0, frame_bytes_);
+      return true;
+    }
+    return copy_frame(seq == kNone ? first : seq, dst);
+  }
+
+  // n-step: obs is t's, next_obs the state after the window's last step, reward the discounted sum.
+  bool read_n_step(uint64_t t, const Meta& m0, const uint64_t* hist, const TransitionOut& o) const {
+    Window w;
+    if (!window(t, m0, hist, w)) return false;
+    const size_t fb = frame_bytes_;
+    const uint64_t first = oldest_of(hist, stack_), last_first = oldest_of(w.last_hist, stack_);
+    for (uint32_t k = 0; k < stack_; ++k)
+      if (!copy_state_frame(hist[stack_ - k], first, o.obs + size_t(k) * fb)) return false;
+    for (uint32_t k = 0; k < stack_; ++k) {
+      const uint64_t seq = w.last_hist[stack_ - 1 - k];
+      uint8_t* dst = o.next_obs + size_t(k) * fb;
+      uint32_t j = 1;  // a frame obs already holds is copied from there (cache) rather than the store
+      while (j <= stack_ && (seq == kNone || hist[j] != seq)) ++j;
+      if (j <= stack_) {
+        std::memcpy(dst, o.obs + size_t(stack_ - j) * fb, fb);
+      } else if (!copy_state_frame(seq, last_first, dst)) {
+        return false;
+      }
+    }
+    *o.action = m0.action;
+    *o.reward = float(w.ret);
+    *o.terminated = (w.last_meta.flags & kTerminated) != 0;
+    *o.truncated = (w.last_meta.flags & kTruncated) != 0;
+    *o.index = int64_t(t);
+    *o.discount = float(w.discount);
     return true;
   }
 
@@ -661,9 +821,12 @@ class FrameStore {
   const uint32_t stack_, num_envs_;
   const uint64_t seed_;
   const bool pad_first_;
+  const uint32_t n_step_;
+  const double gamma_;
   std::unique_ptr<FrameMemory> frames_;
   std::unique_ptr<std::atomic<uint64_t>[]> pub_;     // seqlock word per slot: seq + 1, 0 while written
   std::unique_ptr<std::atomic<uint64_t>[]> expire_;  // tag(seq of the frame here) | #transitions it is oldest of
+  std::unique_ptr<std::atomic<uint64_t>[]> next_;    // forward link per frame (n-step only): see link()
   std::unique_ptr<Meta[]> meta_;
   std::unique_ptr<uint64_t[]> hist_;
   std::unique_ptr<Stream[]> streams_;

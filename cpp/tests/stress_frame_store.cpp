@@ -1,7 +1,7 @@
 // Multi-threaded stress test of the lock-free frame store, for ThreadSanitizer and plain builds.
 //
 //   g++ -std=c++17 -O1 -g -fsanitize=thread -DDQNFAST_TSAN -Icpp cpp/tests/stress_frame_store.cpp -o stress -pthread
-//   ./stress [writes_per_env]
+//   ./stress [writes_per_env] [n_step]
 //
 // Each env stream is fed by its own thread with self-identifying frames (every byte of a frame is
 // derived from (env, episode, step)), while reader threads sample continuously from a small store
@@ -9,6 +9,7 @@
 // consecutive states of one episode of one stream, zero padding only before an episode's first
 // frame, action and reward match the frame ids, and no frame is torn. Exit code 0 when all hold.
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -23,6 +24,7 @@ namespace {
 constexpr uint32_t kEnvs = 3, kStack = 4, kReaders = 2, kBatch = 16;
 constexpr uint64_t kFrameBytes = 257;  // odd on purpose: no alignment assumptions
 constexpr uint64_t kCapacity = 61;
+uint32_t n_step = 1;
 
 std::atomic<int> failures{0};
 
@@ -105,9 +107,9 @@ void writer(FrameStore& store, uint32_t env, uint32_t writes) {
 void reader(FrameStore& store, const std::atomic<bool>& stop) {
   std::vector<uint8_t> obs(kBatch * kStack * kFrameBytes), next(obs.size());
   int64_t action[kBatch], index[kBatch];
-  float reward[kBatch];
+  float reward[kBatch], discount[kBatch];
   bool term[kBatch], trunc[kBatch];
-  const TransitionOut out{obs.data(), next.data(), action, reward, term, trunc, index};
+  const TransitionOut out{obs.data(), next.data(), action, reward, term, trunc, index, discount};
   while (!stop.load()) {
     if (store.size() == 0) continue;
     try {
@@ -119,9 +121,16 @@ void reader(FrameStore& store, const std::atomic<bool>& stop) {
       Id o, n;
       check_state(&obs[b * kStack * kFrameBytes], o);
       check_state(&next[b * kStack * kFrameBytes], n);
-      if (n.env != o.env || n.ep != o.ep || n.step != o.step + 1) fail("next_obs does not follow obs", o.step, n.step);
-      if (action[b] != action_of(n.env, n.ep, n.step)) fail("action does not belong to the transition", action[b], n.step);
-      if (reward[b] != float(n.step % 97)) fail("reward does not belong to the transition", n.step, 0);
+      // gamma = 0.5, so the window's length m is exact from discount = 0.5^m
+      const uint32_t m = uint32_t(std::lround(-std::log2(double(discount[b]))));
+      if (m < 1 || m > n_step) fail("n-step window length out of range", m, n_step);
+      if (n.env != o.env || n.ep != o.ep || n.step != o.step + m) fail("next_obs does not follow obs", o.step, n.step);
+      if (action[b] != action_of(o.env, o.ep, o.step + 1)) fail("action does not belong to the transition", action[b], o.step);
+      double ret = 0, g = 1;
+      for (uint32_t k = 1; k <= m; ++k, g *= 0.5) ret += g * double((o.step + k) % 97);
+      if (reward[b] != float(ret)) fail("reward is not the window's discounted return", o.step, m);
+      // the writers never abandon an episode, so only a terminal step can cut a window short
+      if (m < n_step && !term[b] && !trunc[b]) fail("short n-step window without a terminal step", o.step, m);
     }
     checked.fetch_add(kBatch);
   }
@@ -131,7 +140,8 @@ void reader(FrameStore& store, const std::atomic<bool>& stop) {
 
 int main(int argc, char** argv) {
   const uint32_t writes = argc > 1 ? uint32_t(std::atoi(argv[1])) : 20000;
-  FrameStore store(kCapacity, kFrameBytes, kStack, kEnvs, 12345);
+  n_step = argc > 2 ? uint32_t(std::atoi(argv[2])) : 1;
+  FrameStore store(kCapacity, kFrameBytes, kStack, kEnvs, 12345, false, "", n_step, 0.5);
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers, writers;
   for (uint32_t r = 0; r < kReaders; ++r) readers.emplace_back(reader, std::ref(store), std::cref(stop));

@@ -13,6 +13,8 @@ class Batch(NamedTuple):
     action: int64; reward: float32; terminated, truncated: bool.
     index: int64 id of each transition (the write number of its next frame); pass it to
     ``gather`` to read the same transitions again.
+    discount: float32 gamma^m, where m is the number of steps the (n-step) return spans; the
+    TD target is ``reward + discount * (1 - terminated) * max_a Q(next_obs, a)``.
     """
 
     obs: np.ndarray
@@ -22,6 +24,7 @@ class Batch(NamedTuple):
     terminated: np.ndarray
     truncated: np.ndarray
     index: np.ndarray
+    discount: np.ndarray
 
 
 def empty_batch(batch_size: int, stack: int, frame_shape: Sequence[int]) -> Batch:
@@ -35,4 +38,5 @@ def empty_batch(batch_size: int, stack: int, frame_shape: Sequence[int]) -> Batc
         terminated=np.empty(batch_size, np.bool_),
         truncated=np.empty(batch_size, np.bool_),
         index=np.empty(batch_size, np.int64),
+        discount=np.empty(batch_size, np.float32),
     )

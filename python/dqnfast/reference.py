@@ -9,6 +9,10 @@ and lands in slot ``seq % capacity``. A step written at ``t`` is transition ``t`
 write numbers of its frame and of the ``stack`` frames before it in the same episode (None before
 the episode's start). obs = frames hist[stack..1], next_obs = frames hist[stack-1..0]. Transition t
 is sampleable while every one of those frames is still in its slot.
+
+With n_step > 1, transition t's window runs forward through the same episode for up to n steps,
+stopping early at a terminated or truncated step or where the episode was abandoned (a new
+start_episode without a terminal step); t is sampleable once its window is complete.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from .batch import Batch, empty_batch
 
 _MASK = (1 << 64) - 1
 _MAX_REJECTS_PER_DRAW = 256  # then fall back to a scan (as the native buffer does)
+_ENDED = "ended"  # _next marker: the episode was abandoned after this frame
 
 
 class CallRng:
@@ -44,10 +49,14 @@ class PyReplayBuffer:
     """Same constructor and methods as :class:`dqnfast.ReplayBuffer`, in plain Python."""
 
     def __init__(self, capacity: int, frame_shape: Sequence[int] = (84, 84), stack: int = 4, num_envs: int = 1,
-                 seed: Optional[int] = None, pad: str = "zero") -> None:
+                 seed: Optional[int] = None, pad: str = "zero", n_step: int = 1, gamma: float = 0.99) -> None:
         if pad not in ("zero", "first"):
             raise ValueError(f"pad must be 'zero' or 'first', got {pad!r}")
-        self.pad = pad
+        if not 1 <= n_step <= 1000:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.pad, self.n_step, self.gamma = pad, int(n_step), float(gamma)
         for name, v in (("capacity", capacity), ("stack", stack), ("num_envs", num_envs)):
             if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
@@ -68,6 +77,7 @@ class PyReplayBuffer:
         self._terminated = [False] * self.capacity
         self._truncated = [False] * self.capacity
         self._hist: List[tuple] = [()] * self.capacity
+        self._next: List[object] = [None] * self.capacity  # successor write of each frame, or _ENDED
         self._stream_hist: List[List[Optional[int]]] = [[None] * (self.stack + 1) for _ in range(self.num_envs)]
         self._active = [False] * self.num_envs
         # each stream's own copy of its episode's last `stack` frames, for stacked()
@@ -106,10 +116,13 @@ class PyReplayBuffer:
         self._head += 1
         hist = self._stream_hist[env]
         if first:
+            if self._active[env] and self._intact(hist[0]):
+                self._next[hist[0] % self.capacity] = _ENDED  # the episode was abandoned
             hist[:] = [seq] + [None] * self.stack
             self._active[env] = True
             self._recent[env] = []
         else:
+            prev = hist[0]
             hist[:] = [seq] + hist[:-1]
             if terminated or truncated:
                 self._active[env] = False
@@ -121,6 +134,9 @@ class PyReplayBuffer:
         self._action[slot], self._reward[slot] = int(action), float(np.float32(reward))
         self._terminated[slot], self._truncated[slot] = bool(terminated), bool(truncated)
         self._hist[slot] = tuple(hist)
+        self._next[slot] = None
+        if not first and self._intact(prev):
+            self._next[prev % self.capacity] = seq
         return seq
 
     def start_episode(self, frame: np.ndarray, env: int = 0) -> int:
@@ -151,11 +167,31 @@ class PyReplayBuffer:
     def _intact(self, seq: int) -> bool:
         return self._slot_seq[seq % self.capacity] == seq
 
-    def _is_valid(self, t: int) -> bool:
+    def _frames_valid(self, t: int) -> bool:
         slot = t % self.capacity
         if self._slot_seq[slot] != t or self._is_first[slot]:
             return False
         return all(self._intact(s) for s in self._hist[slot] if s is not None)
+
+    def _window(self, t: int):
+        """(last transition, discounted return, gamma^m) of t's n-step window; None if not complete."""
+        ret, discount, cur = 0.0, 1.0, t
+        for k in range(self.n_step):
+            slot = cur % self.capacity
+            ret += discount * self._reward[slot]
+            discount *= self.gamma
+            if self._terminated[slot] or self._truncated[slot] or k + 1 == self.n_step:
+                return cur, ret, discount
+            nxt = self._next[slot]
+            if nxt is None:
+                return None  # the future is not written yet
+            if nxt is _ENDED:
+                return cur, ret, discount
+            cur = nxt
+        raise AssertionError("unreachable")
+
+    def _is_valid(self, t: int) -> bool:
+        return self._frames_valid(t) and self._window(t) is not None
 
     def valid_indices(self) -> np.ndarray:
         lo = max(0, self._head - self.capacity)
@@ -179,15 +215,18 @@ class PyReplayBuffer:
 
     def _fill(self, out: Batch, b: int, t: int) -> None:
         slot = t % self.capacity
-        hist = self._hist[slot]
+        last, ret, discount = self._window(t)
+        hist, last_hist = self._hist[slot], self._hist[last % self.capacity]
         first = [s for s in hist if s is not None][-1]  # the oldest real frame: the episode's first when padding
+        last_first = [s for s in last_hist if s is not None][-1]
         out.obs[b] = np.stack([self._frame(hist[self.stack - k], first) for k in range(self.stack)])
-        out.next_obs[b] = np.stack([self._frame(hist[self.stack - 1 - k], first) for k in range(self.stack)])
+        out.next_obs[b] = np.stack([self._frame(last_hist[self.stack - 1 - k], last_first) for k in range(self.stack)])
         out.action[b] = self._action[slot]
-        out.reward[b] = self._reward[slot]
-        out.terminated[b] = self._terminated[slot]
-        out.truncated[b] = self._truncated[slot]
+        out.reward[b] = ret
+        out.terminated[b] = self._terminated[last % self.capacity]
+        out.truncated[b] = self._truncated[last % self.capacity]
         out.index[b] = t
+        out.discount[b] = discount
 
     def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
         if batch_size <= 0:

@@ -23,7 +23,7 @@ class ReplayBuffer(_core.FrameStore):
     """Frame-store experience replay for pixel DQN: each frame stored once, stacks built at sample time.
 
     ``ReplayBuffer(capacity, frame_shape=(84, 84), stack=4, num_envs=1, seed=None, pad="zero",
-    storage_path=None)``
+    storage_path=None, n_step=1, gamma=0.99)``
 
     - ``capacity`` counts frame slots (one per env step plus one per episode start); the oldest
       are overwritten first.
@@ -32,6 +32,8 @@ class ReplayBuffer(_core.FrameStore):
       a new episode. ``start_episodes``/``add_batch`` do the same for several streams in one call.
     - ``stacked(env)`` is the state the agent acts on now; ``sample(B)`` draws B transitions
       uniformly with replacement from those whose frames are all intact.
+    - ``n_step > 1``: ``reward`` is the discounted sum of up to n rewards of the same episode,
+      ``next_obs`` the state after them and ``discount`` gamma^m (computed at sample time).
     - ``pad="first"`` pads states at an episode's start with its first frame instead of zeros.
     - ``storage_path`` keeps the frames in a file-backed map there (a scratch file, removed with the
       buffer), so a buffer larger than RAM works. ``save(path)`` / ``ReplayBuffer.load(path)``
@@ -45,7 +47,7 @@ class ReplayBuffer(_core.FrameStore):
         n = _batch_size(batch_size)
         if out is None:
             out = empty_batch(n, self.stack, self.frame_shape)
-        self._sample_into(n, out.obs, out.next_obs, out.action, out.reward, out.terminated, out.truncated, out.index)
+        self._sample_into(n, out)
         return out
 
     def gather(self, indices, out: Optional[Batch] = None) -> Batch:
@@ -54,7 +56,7 @@ class ReplayBuffer(_core.FrameStore):
             raise TypeError(f"indices must be a numpy.ndarray of integers, got {type(indices).__name__}")
         if out is None:
             out = empty_batch(len(indices), self.stack, self.frame_shape)
-        self._gather_into(indices, out.obs, out.next_obs, out.action, out.reward, out.terminated, out.truncated, out.index)
+        self._gather_into(indices, out)
         return out
 
     @classmethod
