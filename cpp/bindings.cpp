@@ -344,6 +344,25 @@ void bind_replay(py::module_& m) {
             b.store->sample_slots(size_t(batch_size), os, ns, o);
           })
       .def(
+          "_sample_sequences_into",
+          [](BoundStore& b, py::ssize_t batch_size, py::ssize_t length, py::handle out) {
+            if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
+            if (length <= 0) throw py::value_error("length must be positive, got " + std::to_string(length));
+            if (length > 1000000) throw py::value_error("length must be at most 1000000");
+            if (!py::isinstance<py::tuple>(out) || py::len(out) != 7)
+              throw py::type_error("out must be a dqnfast.SequenceBatch");
+            py::tuple t = py::reinterpret_borrow<py::tuple>(out);
+            std::vector<py::ssize_t> fs{batch_size, length + 1};
+            fs.insert(fs.end(), b.frame_shape.begin(), b.frame_shape.end());
+            const std::vector<py::ssize_t> ss{batch_size, length}, vb{batch_size};
+            const SequenceOut o{out_array<uint8_t>(t[0], "frames", fs),   out_array<int64_t>(t[1], "action", ss),
+                                out_array<float>(t[2], "reward", ss),     out_array<bool>(t[3], "terminated", ss),
+                                out_array<bool>(t[4], "truncated", ss),   out_array<bool>(t[5], "mask", ss),
+                                out_array<int64_t>(t[6], "index", vb)};
+            py::gil_scoped_release nogil;
+            b.store->sample_sequences(size_t(batch_size), uint32_t(length), o);
+          })
+      .def(
           "_gather_into",
           [](BoundStore& b, py::handle indices, py::handle out) {
             py::array a = as_ndarray(indices, "indices");

@@ -264,6 +264,18 @@ def test_native_equals_reference_on_random_streams(num_envs, stack, extra_capaci
         assert_batches_equal(rb.gather(valid), ref.gather(valid))
         for _ in range(3):
             assert_batches_equal(rb.sample(17), ref.sample(17))
+        length = 1 + seed % 7
+        try:
+            y = ref.sample_sequences(5, length)
+        except ValueError as e:
+            assert "whole sequence stored" in str(e)
+            with pytest.raises(ValueError, match="whole sequence stored"):
+                rb.sample_sequences(5, length)
+            assert_batches_equal(rb.sample(3), ref.sample(3))  # both spent the same call numbers
+        else:
+            x = rb.sample_sequences(5, length)
+            for name in x._fields:
+                np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
     else:
         for buf in (rb, ref):
             with pytest.raises(ValueError, match="no sampleable transition"):
@@ -565,3 +577,54 @@ def test_n_step_one_gives_discount_gamma():
 def test_bad_n_step_arguments(kw, exc, msg):
     with pytest.raises(exc, match=msg):
         ReplayBuffer(100, SHAPE, **kw)
+
+
+# ---- sequences for recurrent Q-networks -----------------------------------------------------------
+
+@pytest.mark.parametrize("pad", ["zero", "first"])
+def test_sequences_are_consecutive_steps_of_one_episode_masked_before_its_start(pad):
+    rb = ReplayBuffer(300, SHAPE, stack=4, num_envs=3, seed=2, pad=pad)
+    StreamDriver(3, SHAPE, seed=5).run([rb], 900)
+    L = 9
+    s = rb.sample_sequences(200, L)
+    assert s.frames.shape == (200, L + 1, *SHAPE) and s.mask.shape == s.action.shape == (200, L)
+    assert s.frames.dtype == np.uint8 and s.action.dtype == np.int64 and s.reward.dtype == np.float32
+    assert np.isin(s.index, rb.valid_indices()).all()
+    for b in range(200):
+        ids = [decode(f) for f in s.frames[b]]
+        newest = ids[-1]
+        assert (rb.gather(s.index[b:b + 1]).next_obs[0][-1] == s.frames[b, -1]).all()  # ends at that transition
+        n_real = newest[2] + 1  # frames the episode has up to the newest
+        for q in range(L + 1):
+            back = L - q
+            if back < n_real:
+                assert ids[q] == (newest[0], newest[1], newest[2] - back)
+            elif pad == "zero":
+                assert ids[q] is None
+            else:
+                assert ids[q] == (newest[0], newest[1], 0)  # the episode's first frame repeated
+        for p in range(L):
+            real = (L - p) < n_real  # frame p exists, so step p produced frame p + 1
+            assert s.mask[b, p] == real
+            if real:
+                env, ep, step = ids[p + 1]
+                assert s.action[b, p] == encode_action(env, ep, step)
+                assert s.reward[b, p] == np.float32(reward_of(step))
+            else:
+                assert s.action[b, p] == 0 and s.reward[b, p] == 0 and not s.terminated[b, p]
+        assert not s.terminated[b, :-1].any() and not s.truncated[b, :-1].any()  # only the last step may end it
+
+
+def test_sequences_into_caller_arrays_and_bad_arguments():
+    rb = filled()
+    from dqnfast import empty_sequence_batch
+    out = empty_sequence_batch(4, 3, SHAPE)
+    assert rb.sample_sequences(4, 3, out=out) is out
+    with pytest.raises(ValueError, match="length must be positive"):
+        rb.sample_sequences(4, 0)
+    with pytest.raises(TypeError, match="length must be an int"):
+        rb.sample_sequences(4, 2.5)
+    with pytest.raises(ValueError, match=r"mask must have shape \(4, 3\)"):
+        rb.sample_sequences(4, 3, out=out._replace(mask=np.empty((4, 2), bool)))
+    with pytest.raises(ValueError, match="no sampleable transition"):
+        ReplayBuffer(50, SHAPE).sample_sequences(2, 3)

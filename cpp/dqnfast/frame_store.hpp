@@ -125,6 +125,16 @@ class FrameMemory {
   bool mapped_ = false;
 };
 
+struct SequenceOut {  // where one sampled sequence of `length` steps goes
+  uint8_t* frames;     // (length + 1) * frame_bytes, oldest first
+  int64_t* action;     // length entries each
+  float* reward;
+  bool* terminated;
+  bool* truncated;
+  bool* mask;          // false for steps before the episode's start
+  int64_t* index;      // one: the last transition
+};
+
 struct StepRecord {  // one env step as handed to add()
   int64_t action = 0;
   float reward = 0.f;
@@ -329,6 +339,51 @@ class FrameStore {
       meta_out.truncated[b] = (w.last_meta.flags & kTruncated) != 0;
       meta_out.index[b] = int64_t(t);
       meta_out.discount[b] = float(w.discount);
+    }
+  }
+
+  // Sequences for recurrent Q-networks: each ends at a uniformly drawn sampleable transition whose
+  // whole sequence is still stored, and never crosses an episode start or an env stream. Steps
+  // before the episode's start have mask false, frames zero (the first frame with pad_first), and
+  // zero action/reward/flags.
+  void sample_sequences(size_t batch, uint32_t length, const SequenceOut& out) {
+    if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+    CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
+    uint64_t head = head_.load(std::memory_order_acquire);
+    uint64_t lo = head > capacity_ ? head - capacity_ : 0;
+    std::vector<uint64_t> seqs(length + 1);
+    std::vector<Meta> metas(length + 1);
+    uint64_t hist[kMaxStack + 1];
+    const size_t fb = frame_bytes_;
+    for (size_t b = 0; b < batch; ++b) {
+      auto whole = [&](uint64_t t) { return is_valid(t, hist) && sequence_frames(t, length, seqs.data(), metas.data()); };
+      for (;;) {
+        const uint64_t t = draw_where(rng, lo, head, whole,
+                                      "cannot sample sequences: no transition has its whole sequence stored yet "
+                                      "(use a shorter length or a larger capacity)");
+        if (!sequence_frames(t, length, seqs.data(), metas.data())) continue;  // overwritten since: draw again
+        uint64_t first = t;  // the episode's first frame within the sequence (pad_first)
+        for (uint32_t j = 0; j <= length && seqs[j] != kNone; ++j) first = seqs[j];
+        bool torn = false;
+        uint8_t* frames = out.frames + b * (length + 1) * fb;
+        for (uint32_t q = 0; q <= length && !torn; ++q) {  // q: oldest first
+          const uint64_t seq = seqs[length - q];
+          torn = !copy_state_frame(seq, first, frames + q * fb);
+        }
+        if (torn) continue;
+        for (uint32_t p = 0; p < length; ++p) {  // step p produced frame p + 1 from frame p
+          const size_t i = b * length + p;
+          const bool real = seqs[length - p] != kNone;
+          const Meta& m = metas[length - 1 - p];
+          out.mask[i] = real;
+          out.action[i] = real ? m.action : 0;
+          out.reward[i] = real ? m.reward : 0.f;
+          out.terminated[i] = real && (m.flags & kTerminated);
+          out.truncated[i] = real && (m.flags & kTruncated);
+        }
+        out.index[b] = int64_t(t);
+        break;
+      }
     }
   }
 
@@ -644,19 +699,31 @@ class FrameStore {
   // this call, so the scan first refreshes the window. Single-threaded, the window never moves and
   // the draws are those of python/dqnfast/reference.py.
   uint64_t draw(CallRng& rng, uint64_t& lo, uint64_t& head, uint64_t* hist) const {
+    return draw_where(rng, lo, head, [&](uint64_t t) { return is_valid(t, hist); });
+  }
+
+  // The same for transitions satisfying `ok` (which implies is_valid). `none` is the error when a
+  // scan finds none although the buffer is not empty (nullptr: only concurrent writers can cause
+  // that, so refresh the window and try again).
+  template <typename Pred>
+  uint64_t draw_where(CallRng& rng, uint64_t& lo, uint64_t& head, Pred ok, const char* none = nullptr) const {
     for (int round = 0; round < 64; ++round) {
       for (int attempt = 0; attempt < kMaxRejectsPerDraw; ++attempt) {
         const uint64_t t = lo + rng.below(head - lo);
-        if (is_valid(t, hist)) return t;
+        if (ok(t)) return t;
       }
       head = head_.load(std::memory_order_acquire);
       lo = head > capacity_ ? head - capacity_ : 0;
-      const std::vector<uint64_t> valid = valid_in_window(lo, head);
+      std::vector<uint64_t> valid;
+      for (uint64_t t = lo; t < head; ++t)
+        if (ok(t)) valid.push_back(t);
       if (!valid.empty()) {
         const uint64_t t = valid[rng.below(valid.size())];
-        if (is_valid(t, hist)) return t;
+        if (ok(t)) return t;
       } else if (size() == 0) {
         throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+      } else if (none != nullptr) {
+        throw std::invalid_argument(none);
       }
     }
     throw std::runtime_error("cannot sample: concurrent writers overwrote every transition drawn");
@@ -672,15 +739,34 @@ class FrameStore {
 
   bool intact(uint64_t seq) const { return pub_[seq % capacity_].load(std::memory_order_acquire) == seq + 1; }
 
-  // Reads the metadata and hist of transition t under its seqlock; false unless t is a published step.
-  bool read_meta(uint64_t t, Meta& m, uint64_t* hist) const {
-    const uint64_t slot = t % capacity_;
+  // Reads the metadata and hist of frame `seq` under its seqlock; false unless it is stored.
+  bool read_slot(uint64_t seq, Meta& m, uint64_t* hist) const {
+    const uint64_t slot = seq % capacity_;
     const std::atomic<uint64_t>& pub = pub_[slot];
-    if (pub.load(std::memory_order_acquire) != t + 1) return false;
+    if (pub.load(std::memory_order_acquire) != seq + 1) return false;
     racy_copy(&m, &meta_[slot], sizeof(Meta));
     racy_copy(hist, hist_.get() + slot * (stack_ + 1), (stack_ + 1) * sizeof(uint64_t));
     seqlock_acquire_fence();
-    return pub.load(std::memory_order_relaxed) == t + 1 && !(m.flags & kFirst);
+    return pub.load(std::memory_order_relaxed) == seq + 1;
+  }
+  // The same for transition t: false unless t is a stored step (not an episode's first frame).
+  bool read_meta(uint64_t t, Meta& m, uint64_t* hist) const { return read_slot(t, m, hist) && !(m.flags & kFirst); }
+
+  // The `length` + 1 frames of the sequence ending at transition t, newest first: seqs[0] = t,
+  // seqs[j] the frame j steps before, kNone before the episode's start. Also each frame's
+  // metadata (the step that produced it). False if one of them is no longer stored.
+  bool sequence_frames(uint64_t t, uint32_t length, uint64_t* seqs, Meta* metas) const {
+    uint64_t hist[kMaxStack + 1];
+    seqs[0] = t;
+    for (uint32_t j = 0; j <= length; ++j) {
+      if (seqs[j] == kNone) {
+        if (j < length) seqs[j + 1] = kNone;
+        continue;
+      }
+      if (!read_slot(seqs[j], metas[j], hist)) return false;
+      if (j < length) seqs[j + 1] = hist[1];
+    }
+    return true;
   }
 
   static uint64_t oldest_of(const uint64_t* hist, uint32_t stack) {

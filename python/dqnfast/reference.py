@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .batch import Batch, empty_batch
+from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
 
 _MASK = (1 << 64) - 1
 _MAX_REJECTS_PER_DRAW = 256  # then fall back to a scan (as the native buffer does)
@@ -246,6 +246,59 @@ class PyReplayBuffer:
                 t = int(valid[rng.below(len(valid))])
             self._fill(out, b, t)
         self._calls += 1  # the native buffer, too, spends a call number only when it can sample
+        return out
+
+    def _sequence(self, t: int, length: int):
+        """Frame writes of the sequence ending at t, newest first (None before the episode's start),
+        or None if one of them is no longer stored."""
+        seqs = [t]
+        for _ in range(length):
+            cur = seqs[-1]
+            if cur is None:
+                seqs.append(None)
+                continue
+            if not self._intact(cur):
+                return None
+            seqs.append(self._hist[cur % self.capacity][1])
+        return seqs if seqs[-1] is None or self._intact(seqs[-1]) else None
+
+    def sample_sequences(self, batch_size: int, length: int, out: Optional[SequenceBatch] = None) -> SequenceBatch:
+        if batch_size <= 0 or length <= 0:
+            raise ValueError("batch_size and length must be positive")
+        out = empty_sequence_batch(batch_size, length, self.frame_shape) if out is None else out
+        rng = CallRng(self.seed, self._calls)
+        lo = max(0, self._head - self.capacity)
+
+        def whole(t):
+            return self._is_valid(t) and self._sequence(t, length) is not None
+
+        for b in range(batch_size):
+            for _ in range(_MAX_REJECTS_PER_DRAW if self._head > lo else 0):
+                t = lo + rng.below(self._head - lo)
+                if whole(t):
+                    break
+            else:
+                valid = [t for t in range(lo, self._head) if whole(t)]
+                if not valid:
+                    if len(self) == 0:
+                        raise ValueError("cannot sample: the buffer holds no sampleable transition yet")
+                    self._calls += 1  # as the native buffer, which had already drawn its call number
+                    raise ValueError("cannot sample sequences: no transition has its whole sequence stored yet")
+                t = valid[rng.below(len(valid))]
+            seqs = self._sequence(t, length)
+            first = [s for s in seqs if s is not None][-1]
+            for q in range(length + 1):  # oldest first
+                out.frames[b, q] = self._frame(seqs[length - q], first)
+            for p in range(length):  # step p produced frame p + 1
+                real = seqs[length - p] is not None  # frame p exists, so frame p + 1 is a step's
+                slot = seqs[length - 1 - p] % self.capacity if real else None
+                out.mask[b, p] = real
+                out.action[b, p] = self._action[slot] if real else 0
+                out.reward[b, p] = self._reward[slot] if real else 0.0
+                out.terminated[b, p] = real and self._terminated[slot]
+                out.truncated[b, p] = real and self._truncated[slot]
+            out.index[b] = t
+        self._calls += 1
         return out
 
     def gather(self, indices: np.ndarray, out: Optional[Batch] = None) -> Batch:

@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from .batch import Batch, empty_batch
+from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
 
 
 def _batch_size(batch_size: object) -> int:
@@ -48,6 +48,24 @@ class ReplayBuffer(_core.FrameStore):
         if out is None:
             out = empty_batch(n, self.stack, self.frame_shape)
         self._sample_into(n, out)
+        return out
+
+    def sample_sequences(self, batch_size: int, length: int, out: Optional[SequenceBatch] = None) -> SequenceBatch:
+        """``batch_size`` sequences of ``length`` steps for recurrent Q-networks (see SequenceBatch).
+
+        Each ends at a uniformly drawn sampleable transition (among those whose whole sequence is
+        still stored) and never crosses an episode start or an env stream; steps before the
+        episode's start are masked out.
+        """
+        n = _batch_size(batch_size)
+        if isinstance(length, (bool, float)) or not hasattr(length, "__index__"):
+            raise TypeError(f"length must be an int, got {type(length).__name__}")
+        length = operator.index(length)
+        if length <= 0:
+            raise ValueError(f"length must be positive, got {length}")
+        if out is None:
+            out = empty_sequence_batch(n, length, self.frame_shape)
+        self._sample_sequences_into(n, length, out)
         return out
 
     def gather(self, indices, out: Optional[Batch] = None) -> Batch:
