@@ -25,6 +25,13 @@ std::string shape_str(const std::vector<py::ssize_t>& shape) {
 
 std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
 
+bool same_shape(const py::array& a, const std::vector<py::ssize_t>& shape) {
+  if (size_t(a.ndim()) != shape.size()) return false;
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (a.shape(py::ssize_t(i)) != shape[i]) return false;
+  return true;
+}
+
 py::array as_ndarray(py::handle obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " + type_name(obj));
@@ -36,9 +43,9 @@ py::array uint8_array(py::handle obj, const char* name, const std::vector<py::ss
   py::array a = as_ndarray(obj, name);
   if (a.dtype().kind() != 'u' || a.itemsize() != 1)
     throw py::type_error(std::string(name) + " must have dtype uint8, got " + std::string(py::str(a.dtype())));
-  std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
-  if (got != shape)
-    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+  if (!same_shape(a, shape))
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
+                          shape_str(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim())));
   if (!(a.flags() & py::array::c_style)) a = py::array::ensure(a, py::array::c_style);
   return a;
 }
@@ -60,7 +67,10 @@ T* out_array(py::handle obj, const char* name, const std::vector<py::ssize_t>& s
 
 // A 1-D array of n values of the given numpy kinds, converted to T (only within those kinds).
 template <typename T>
-py::array_t<T, py::array::c_style> vector_arg(py::handle obj, const char* name, py::ssize_t n, const char* kinds,
+using Vec = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+template <typename T>
+Vec<T> vector_arg(py::handle obj, const char* name, py::ssize_t n, const char* kinds,
                                               const char* what) {
   py::array a = as_ndarray(obj, name);
   if (std::string(kinds).find(a.dtype().kind()) == std::string::npos)
@@ -69,7 +79,9 @@ py::array_t<T, py::array::c_style> vector_arg(py::handle obj, const char* name, 
   if (a.ndim() != 1 || a.shape(0) != n)
     throw py::value_error(std::string(name) + " must have shape (" + std::to_string(n) + ",), got " +
                           shape_str(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim())));
-  return py::array_t<T, py::array::c_style>::ensure(a);
+  Vec<T> v = Vec<T>::ensure(a);  // the kind check above keeps this cast within ints or within numbers
+  if (!v) throw py::error_already_set();
+  return v;
 }
 
 bool flag_arg(py::handle obj, const char* name) {
@@ -79,9 +91,20 @@ bool flag_arg(py::handle obj, const char* name) {
 }
 
 int64_t int_arg(py::handle obj, const char* name) {
+  if (PyLong_CheckExact(obj.ptr())) {  // fast path for plain ints
+    const long long v = PyLong_AsLongLong(obj.ptr());
+    if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+    return v;
+  }
   if (PyFloat_Check(obj.ptr()) || !PyIndex_Check(obj.ptr()))
     throw py::type_error(std::string(name) + " must be an integer, got " + type_name(obj));
   return py::cast<int64_t>(py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr())));
+}
+
+std::string path_arg(py::handle path) {
+  py::object fs = py::module_::import("os").attr("fspath")(path);  // TypeError for non-paths
+  if (!py::isinstance<py::str>(fs)) throw py::type_error("path must be a str or os.PathLike, got bytes");
+  return py::cast<std::string>(fs);
 }
 
 // ---- ReplayBuffer --------------------------------------------------------------------------------
@@ -119,21 +142,28 @@ struct BoundStore {
     }
     return out;
   }
-  TransitionOut outputs(py::ssize_t n, py::handle obs, py::handle next_obs, py::handle action, py::handle reward,
-                        py::handle terminated, py::handle truncated, py::handle index) const {
+  // Validates a Batch of output arrays for n rows (obs/next_obs may be None when not copied).
+  TransitionOut outputs(py::ssize_t n, py::handle batch, bool frames = true) const {
+    if (!py::isinstance<py::tuple>(batch)) throw py::type_error("out must be a dqnfast.Batch, got " + type_name(batch));
+    py::tuple t = py::reinterpret_borrow<py::tuple>(batch);
+    if (t.size() != 8) throw py::type_error("out must be a dqnfast.Batch of 8 arrays");
     const auto sb = batched(n, state_shape);
     const std::vector<py::ssize_t> vb{n};
-    return {out_array<uint8_t>(obs, "obs", sb),         out_array<uint8_t>(next_obs, "next_obs", sb),
-            out_array<int64_t>(action, "action", vb),   out_array<float>(reward, "reward", vb),
-            out_array<bool>(terminated, "terminated", vb), out_array<bool>(truncated, "truncated", vb),
-            out_array<int64_t>(index, "index", vb)};
+    return {frames ? out_array<uint8_t>(t[0], "obs", sb) : nullptr,
+            frames ? out_array<uint8_t>(t[3], "next_obs", sb) : nullptr,
+            out_array<int64_t>(t[1], "action", vb),
+            out_array<float>(t[2], "reward", vb),
+            out_array<bool>(t[4], "terminated", vb),
+            out_array<bool>(t[5], "truncated", vb),
+            out_array<int64_t>(t[6], "index", vb),
+            out_array<float>(t[7], "discount", vb)};
   }
 };
 
 void bind_replay(py::module_& m) {
   py::class_<BoundStore>(m, "FrameStore", "Native frame-store replay memory (use dqnfast.ReplayBuffer).")
       .def(py::init([](py::handle capacity, py::handle frame_shape, py::handle stack, py::handle num_envs,
-                       py::handle seed) {
+                       py::handle seed, py::handle pad, py::handle storage_path, py::handle n_step, py::handle gamma) {
              const int64_t cap = int_arg(capacity, "capacity"), st = int_arg(stack, "stack"),
                            ne = int_arg(num_envs, "num_envs");
              if (cap <= 0) throw py::value_error("capacity must be positive, got " + std::to_string(cap));
@@ -160,20 +190,52 @@ void bind_replay(py::module_& m) {
                if (v < 0) throw py::value_error("seed must be non-negative");
                s = uint64_t(v);
              }
+             if (!py::isinstance<py::str>(pad)) throw py::type_error("pad must be 'zero' or 'first', got " + type_name(pad));
+             const std::string pad_s = py::cast<std::string>(pad);
+             if (pad_s != "zero" && pad_s != "first")
+               throw py::value_error("pad must be 'zero' or 'first', got '" + pad_s + "'");
+             const int64_t n = int_arg(n_step, "n_step");
+             if (n < 1) throw py::value_error("n_step must be >= 1, got " + std::to_string(n));
+             if (n > int64_t(FrameStore::kMaxNStep))
+               throw py::value_error("n_step must be at most " + std::to_string(FrameStore::kMaxNStep));
+             if (!PyFloat_Check(gamma.ptr()) && !PyLong_Check(gamma.ptr()) &&
+                 !py::isinstance(gamma, py::module_::import("numpy").attr("number")))
+               throw py::type_error("gamma must be a number, got " + type_name(gamma));
+             const double g = py::cast<double>(gamma);
+             if (!(g >= 0.0 && g <= 1.0)) throw py::value_error("gamma must be in [0, 1], got " + std::string(py::str(gamma)));
+             std::string storage;
+             if (!storage_path.is_none()) {
+               py::object fs = py::module_::import("os").attr("fspath")(storage_path);  // str or os.PathLike
+               if (!py::isinstance<py::str>(fs)) throw py::type_error("storage_path must be a str or os.PathLike path");
+               storage = py::cast<std::string>(fs);
+             }
              if (st > int64_t(FrameStore::kMaxStack))
                throw py::value_error("stack must be at most " + std::to_string(FrameStore::kMaxStack));
              bs->state_shape = {st};
              bs->state_shape.insert(bs->state_shape.end(), bs->frame_shape.begin(), bs->frame_shape.end());
-             bs->store = std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s);
+             try {
+               bs->store =
+                   std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s, pad_s == "first",
+                                                storage, uint32_t(n), g);
+             } catch (const std::bad_alloc&) {
+               PyErr_SetString(PyExc_MemoryError, ("cannot allocate a replay buffer of capacity " + std::to_string(cap) +
+                                                   " frames of " + std::to_string(frame_bytes) + " bytes")
+                                                      .c_str());
+               throw py::error_already_set();
+             }
              return bs;
            }),
            py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
-           py::arg("num_envs") = 1, py::arg("seed") = py::none())
+           py::arg("num_envs") = 1, py::arg("seed") = py::none(), py::arg("pad") = "zero",
+           py::arg("storage_path") = py::none(), py::arg("n_step") = 1, py::arg("gamma") = 0.99)
       .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
       .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
       .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
       .def_property_readonly("num_envs", [](const BoundStore& b) { return b.store->num_envs(); })
       .def_property_readonly("seed", [](const BoundStore& b) { return b.store->seed(); })
+      .def_property_readonly("pad", [](const BoundStore& b) { return b.store->pad_first() ? "first" : "zero"; })
+      .def_property_readonly("n_step", [](const BoundStore& b) { return b.store->n_step(); })
+      .def_property_readonly("gamma", [](const BoundStore& b) { return b.store->gamma(); })
       .def_property_readonly("nbytes", [](const BoundStore& b) { return b.store->nbytes(); },
                              "Bytes held by the store: frames plus per-slot metadata.")
       .def_property_readonly("writes", [](const BoundStore& b) { return b.store->writes(); },
@@ -232,7 +294,7 @@ void bind_replay(py::module_& m) {
             auto act = vector_arg<int64_t>(actions, "actions", n, "iu", "integers");
             auto rew = vector_arg<float>(rewards, "rewards", n, "iuf", "numbers");
             auto term = vector_arg<bool>(terminated, "terminated", n, "b", "bools");
-            py::array_t<bool, py::array::c_style> trunc;
+            Vec<bool> trunc;
             if (!truncated.is_none()) trunc = vector_arg<bool>(truncated, "truncated", n, "b", "bools");
             py::array f = uint8_array(next_frames, "next_frames", b.batched(n, b.frame_shape));
             std::vector<StepRecord> steps(static_cast<size_t>(n));
@@ -264,21 +326,49 @@ void bind_replay(py::module_& m) {
           "The state env acts on now, (stack, *frame_shape) uint8, oldest frame first.")
       .def(
           "_sample_into",
-          [](BoundStore& b, py::ssize_t batch_size, py::handle obs, py::handle next_obs, py::handle action,
-             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+          [](BoundStore& b, py::ssize_t batch_size, py::handle out) {
             if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
-            const TransitionOut o = b.outputs(batch_size, obs, next_obs, action, reward, terminated, truncated, index);
+            const TransitionOut o = b.outputs(batch_size, out);
             py::gil_scoped_release nogil;
             b.store->sample(size_t(batch_size), o);
           })
       .def(
+          "_sample_slots_into",
+          [](BoundStore& b, py::ssize_t batch_size, py::handle obs_slots, py::handle next_slots, py::handle out) {
+            if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
+            const std::vector<py::ssize_t> ss{batch_size, py::ssize_t(b.store->stack())};
+            int64_t* os = out_array<int64_t>(obs_slots, "obs_slots", ss);
+            int64_t* ns = out_array<int64_t>(next_slots, "next_slots", ss);
+            const TransitionOut o = b.outputs(batch_size, out, /*frames=*/false);
+            py::gil_scoped_release nogil;
+            b.store->sample_slots(size_t(batch_size), os, ns, o);
+          })
+      .def(
+          "_sample_sequences_into",
+          [](BoundStore& b, py::ssize_t batch_size, py::ssize_t length, py::handle out) {
+            if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
+            if (length <= 0) throw py::value_error("length must be positive, got " + std::to_string(length));
+            if (length > 1000000) throw py::value_error("length must be at most 1000000");
+            if (!py::isinstance<py::tuple>(out) || py::len(out) != 7)
+              throw py::type_error("out must be a dqnfast.SequenceBatch");
+            py::tuple t = py::reinterpret_borrow<py::tuple>(out);
+            std::vector<py::ssize_t> fs{batch_size, length + 1};
+            fs.insert(fs.end(), b.frame_shape.begin(), b.frame_shape.end());
+            const std::vector<py::ssize_t> ss{batch_size, length}, vb{batch_size};
+            const SequenceOut o{out_array<uint8_t>(t[0], "frames", fs),   out_array<int64_t>(t[1], "action", ss),
+                                out_array<float>(t[2], "reward", ss),     out_array<bool>(t[3], "terminated", ss),
+                                out_array<bool>(t[4], "truncated", ss),   out_array<bool>(t[5], "mask", ss),
+                                out_array<int64_t>(t[6], "index", vb)};
+            py::gil_scoped_release nogil;
+            b.store->sample_sequences(size_t(batch_size), uint32_t(length), o);
+          })
+      .def(
           "_gather_into",
-          [](BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs, py::handle action,
-             py::handle reward, py::handle terminated, py::handle truncated, py::handle index) {
+          [](BoundStore& b, py::handle indices, py::handle out) {
             py::array a = as_ndarray(indices, "indices");
             if (a.ndim() != 1) throw py::value_error("indices must be 1-D");
             auto idx = vector_arg<int64_t>(a, "indices", a.shape(0), "iu", "integers");
-            const TransitionOut o = b.outputs(a.shape(0), obs, next_obs, action, reward, terminated, truncated, index);
+            const TransitionOut o = b.outputs(a.shape(0), out);
             py::gil_scoped_release nogil;
             b.store->gather(size_t(idx.shape(0)), idx.data(), o);
           })
@@ -294,6 +384,58 @@ void bind_replay(py::module_& m) {
              return out;
            },
            "Sorted indices of every sampleable transition (a scan of the store: for tests and tools).")
+      .def(
+          "save",
+          [](const BoundStore& b, py::handle path, bool durable) {
+            const std::string p = path_arg(path);
+            std::vector<uint64_t> dims(b.frame_shape.begin(), b.frame_shape.end());
+            py::gil_scoped_release nogil;
+            b.store->save(p, dims, durable);
+          },
+          py::arg("path"), py::arg("durable") = true,
+          "Write everything (frames, metadata, cursor, episode state, RNG counter) to path atomically: a\n"
+          "temporary file, fsync (unless durable=False), rename. Call it while no thread is adding.")
+      .def_static(
+          "_snapshot_info",
+          [](py::handle path) {
+            const std::string p = path_arg(path);
+            FrameStore::Snapshot h;
+            {
+              py::gil_scoped_release nogil;
+              h = FrameStore::read_snapshot_header(p);
+            }
+            py::tuple shape(h.dims.size());
+            for (size_t i = 0; i < h.dims.size(); ++i) shape[i] = py::int_(h.dims[i]);
+            py::dict d;
+            d["capacity"] = h.capacity;
+            d["frame_shape"] = shape;
+            d["stack"] = h.stack;
+            d["num_envs"] = h.num_envs;
+            d["seed"] = h.seed;
+            d["pad"] = h.pad_first ? "first" : "zero";
+            d["n_step"] = h.n_step;
+            d["gamma"] = h.gamma();
+            return d;
+          },
+          "The constructor arguments stored in a snapshot (its header and size are checked).")
+      .def(
+          "_load_from",
+          [](BoundStore& b, py::handle path) {
+            const std::string p = path_arg(path);
+            py::gil_scoped_release nogil;
+            b.store->load(p);
+          })
+      .def(
+          "_frames_view",
+          [](py::object self) {
+            const BoundStore& b = self.cast<const BoundStore&>();
+            std::vector<py::ssize_t> shape{py::ssize_t(b.store->capacity())};
+            shape.insert(shape.end(), b.frame_shape.begin(), b.frame_shape.end());
+            py::array view(py::dtype::of<uint8_t>(), shape, b.store->frames_data(), self);  // keeps the buffer alive
+            py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+            return view;
+          },
+          "Read-only zero-copy view of the frame slots, (capacity, *frame_shape): slot = index % capacity.")
       .def("_memcpy_baseline", [](const BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs) {
         auto idx = vector_arg<int64_t>(indices, "indices", as_ndarray(indices, "indices").shape(0), "i", "integers");
         const auto n = idx.shape(0);
@@ -308,6 +450,13 @@ void bind_replay(py::module_& m) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "dqnfast native core (private: import dqnfast instead)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const io::OsError& e) {
+      PyErr_SetString(e.err() == ENOENT ? PyExc_FileNotFoundError : PyExc_OSError, e.what());
+    }
+  });
   bind_replay(m);
   // ---- preprocess (issue 3) is bound below this line ----
 }

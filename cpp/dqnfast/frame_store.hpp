@@ -15,9 +15,9 @@
 // each slot counts the transitions whose oldest frame it holds (tagged with the frame's seq so a
 // late increment for an already overwritten frame is never counted).
 //
-// Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies use relaxed atomic word
-// accesses: the seqlock protocol is then free of data races in the C++ memory model, so TSan can
-// check the rest. Release builds use memcpy, which is what the seqlock's checks are designed for.
+// Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies are byte-wise atomic accesses
+// (acquire loads, release stores) in place of memcpy + fences, which TSan does not model: the
+// seqlock is then free of data races in the C++ memory model and TSan checks everything else.
 #pragma once
 
 #include <algorithm>
@@ -33,7 +33,10 @@
 #include <thread>
 #include <vector>
 
+#include "dqnfast/io.hpp"
 #include "dqnfast/rng.hpp"
+
+#include <sys/mman.h>
 
 namespace dqnfast {
 
@@ -46,11 +49,91 @@ inline void racy_copy(void* dst, const void* src, size_t n) {
 #ifdef DQNFAST_TSAN
   auto* d = static_cast<unsigned char*>(dst);
   auto* s = static_cast<const unsigned char*>(src);
-  for (size_t i = 0; i < n; ++i) __atomic_store_n(d + i, __atomic_load_n(s + i, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  for (size_t i = 0; i < n; ++i) __atomic_store_n(d + i, __atomic_load_n(s + i, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
 #else
   std::memcpy(dst, src, n);
 #endif
 }
+
+// The seqlock's fences: the writer's between "slot busy" and the data, the reader's between the
+// data and the re-check. Under TSan the acquire/release copies above provide that ordering.
+inline void seqlock_release_fence() {
+#ifndef DQNFAST_TSAN
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+inline void seqlock_acquire_fence() {
+#ifndef DQNFAST_TSAN
+  std::atomic_thread_fence(std::memory_order_acquire);
+#endif
+}
+
+// Zero-filled memory for the frame store. In RAM, a large store is an anonymous mapping advised to
+// use transparent huge pages (filling a 7 GB store then takes ~3,500 page faults instead of ~1.7M).
+// With a path, it is a shared mapping of a scratch file there, so a store larger than RAM is paged
+// to disk by the kernel; the file is removed with the store.
+class FrameMemory {
+ public:
+  FrameMemory(uint64_t n, const std::string& path = "") : n_(n), path_(path) {
+    if (!path.empty()) {
+      const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) throw io::os_error("cannot create the storage file", path);
+      if (::ftruncate(fd, off_t(n)) != 0) {
+        ::close(fd);
+        ::unlink(path.c_str());
+        throw io::os_error("cannot size the storage file", path);
+      }
+      void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      ::close(fd);  // the mapping keeps the file open
+      if (p == MAP_FAILED) {
+        ::unlink(path.c_str());
+        throw io::os_error("cannot map the storage file", path);
+      }
+      p_ = static_cast<uint8_t*>(p);
+      mapped_ = true;
+      return;
+    }
+    if (n >= (uint64_t(2) << 20)) {
+      void* p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+      madvise(p, n, MADV_HUGEPAGE);  // a hint: ignoring failure is fine
+#endif
+      p_ = static_cast<uint8_t*>(p);
+      mapped_ = true;
+      return;
+    }
+    p_ = static_cast<uint8_t*>(std::calloc(n, 1));
+    if (!p_) throw std::bad_alloc();
+  }
+  ~FrameMemory() {
+    if (mapped_) {
+      munmap(p_, n_);
+      if (!path_.empty()) ::unlink(path_.c_str());
+    } else {
+      std::free(p_);
+    }
+  }
+  FrameMemory(const FrameMemory&) = delete;
+  FrameMemory& operator=(const FrameMemory&) = delete;
+  uint8_t* get() const { return p_; }
+
+ private:
+  uint8_t* p_ = nullptr;
+  uint64_t n_;
+  std::string path_;
+  bool mapped_ = false;
+};
+
+struct SequenceOut {  // where one sampled sequence of `length` steps goes
+  uint8_t* frames;     // (length + 1) * frame_bytes, oldest first
+  int64_t* action;     // length entries each
+  float* reward;
+  bool* terminated;
+  bool* truncated;
+  bool* mask;          // false for steps before the episode's start
+  int64_t* index;      // one: the last transition
+};
 
 struct StepRecord {  // one env step as handed to add()
   int64_t action = 0;
@@ -67,15 +150,26 @@ struct TransitionOut {  // where one sampled transition goes
   bool* terminated;
   bool* truncated;
   int64_t* index;
+  float* discount;      // gamma^m, m = the steps the n-step window spans
 };
 
 class FrameStore {
  public:
   static constexpr uint32_t kMaxStack = 1024;      // the per-slot counters hold up to 16 bits
   static constexpr int kMaxRejectsPerDraw = 256;   // then fall back to a scan of the window
+  static constexpr uint32_t kMaxNStep = 1000;
 
-  FrameStore(uint64_t capacity, uint64_t frame_bytes, uint32_t stack, uint32_t num_envs, uint64_t seed)
-      : capacity_(capacity), frame_bytes_(frame_bytes), stack_(stack), num_envs_(num_envs), seed_(seed) {
+  // pad_first: frames before an episode's start are its first frame repeated (gymnasium's
+  // FrameStackObservation) instead of zeros (Dopamine, RLlib).
+  // storage_path: keep the frames in a file-backed map there (see FrameMemory) instead of RAM.
+  // n_step, gamma: transitions carry n-step returns computed at sample time (see read_transition).
+  FrameStore(uint64_t capacity, uint64_t frame_bytes, uint32_t stack, uint32_t num_envs, uint64_t seed,
+             bool pad_first = false, const std::string& storage_path = "", uint32_t n_step = 1, double gamma = 0.99)
+      : capacity_(capacity), frame_bytes_(frame_bytes), stack_(stack), num_envs_(num_envs), seed_(seed),
+        pad_first_(pad_first), n_step_(n_step), gamma_(gamma) {
+    if (n_step == 0 || n_step > kMaxNStep)
+      throw std::invalid_argument("n_step must be in [1, " + std::to_string(kMaxNStep) + "], got " + std::to_string(n_step));
+    if (!(gamma >= 0.0 && gamma <= 1.0)) throw std::invalid_argument("gamma must be in [0, 1]");
     if (capacity == 0) throw std::invalid_argument("capacity must be positive");
     if (frame_bytes == 0) throw std::invalid_argument("frame_shape must have no zero dimension");
     if (stack == 0 || stack > kMaxStack)
@@ -89,15 +183,19 @@ class FrameStore {
     if (capacity > (std::numeric_limits<uint64_t>::max() >> 20) / frame_bytes ||
         capacity > (std::numeric_limits<uint64_t>::max() >> 20) / (hist_len * 8))
       throw std::bad_alloc();
-    // calloc: untouched pages of a large store cost no resident memory until written.
-    frames_.reset(static_cast<uint8_t*>(std::calloc(capacity, frame_bytes)));
-    if (!frames_) throw std::bad_alloc();
+    // Untouched pages of a large store cost no resident memory until written.
+    frames_ = std::make_unique<FrameMemory>(capacity * frame_bytes, storage_path);
     pub_.reset(new std::atomic<uint64_t>[capacity]());
     expire_.reset(new std::atomic<uint64_t>[capacity]());
+    next_.reset(new std::atomic<uint64_t>[capacity]());
     meta_.reset(new Meta[capacity]());
     hist_.reset(new uint64_t[capacity * hist_len]());
     streams_.reset(new Stream[num_envs]());
-    for (uint32_t e = 0; e < num_envs; ++e) streams_[e].hist.assign(hist_len, kNone);
+    for (uint32_t e = 0; e < num_envs; ++e) {
+      streams_[e].hist.assign(hist_len, kNone);
+      streams_[e].recent.assign(size_t(stack) * frame_bytes, 0);
+      streams_[e].pending.reset(new std::atomic<uint64_t>[n_step]());
+    }
   }
 
   // ---- properties -------------------------------------------------------------------------
@@ -106,18 +204,27 @@ class FrameStore {
   uint32_t stack() const { return stack_; }
   uint32_t num_envs() const { return num_envs_; }
   uint64_t seed() const { return seed_; }
+  bool pad_first() const { return pad_first_; }
+  uint32_t n_step() const { return n_step_; }
+  double gamma() const { return gamma_; }
   uint64_t writes() const { return head_.load(std::memory_order_acquire); }
   uint64_t sample_calls() const { return calls_.load(std::memory_order_acquire); }
-  uint64_t size() const {  // sampleable transitions (exact when no write is in flight)
-    const int64_t v = valid_.load(std::memory_order_acquire);
+  // Sampleable transitions (exact when no write is in flight): those whose frames are all intact
+  // (valid_), less those still waiting for their n-step future (the last n - 1 of each episode).
+  uint64_t size() const {
+    int64_t v = valid_.load(std::memory_order_acquire);
+    for (uint32_t e = 0; e < num_envs_ && n_step_ > 1; ++e) {
+      const Stream& st = streams_[e];
+      const uint64_t n = st.n_pending.load(std::memory_order_acquire);
+      for (uint64_t i = 0; i < n; ++i) v -= frames_valid(st.pending[i].load(std::memory_order_relaxed)) ? 1 : 0;
+    }
     return v > 0 ? uint64_t(v) : 0;
   }
   uint64_t nbytes() const {
-    return capacity_ * (frame_bytes_ + sizeof(Meta) + 2 * sizeof(uint64_t) + (stack_ + 1) * sizeof(uint64_t)) +
-           num_envs_ * (sizeof(Stream) + (stack_ + 1) * sizeof(uint64_t));
+    return capacity_ * (frame_bytes_ + sizeof(Meta) + 3 * sizeof(uint64_t) + (stack_ + 1) * sizeof(uint64_t)) +
+           num_envs_ * (sizeof(Stream) + (stack_ + 1) * sizeof(uint64_t) + stack_ * frame_bytes_);
   }
   bool episode_active(uint32_t env) const { return streams_[env].active; }
-  bool has_frame(uint32_t env) const { return streams_[env].hist[0] != kNone; }
 
   // ---- writer side (one thread per env stream at a time) --------------------------------------
   // All arguments are validated before anything is written; frames are contiguous frame_bytes.
@@ -134,7 +241,8 @@ class FrameStore {
 
   uint64_t start_episode(uint32_t env, const uint8_t* frame) {
     const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
-    begin_episode_in(streams_[env], seq);
+    end_abandoned_episode(streams_[env]);
+    begin_episode_in(streams_[env], seq, frame);
     write_slot(seq, env, frame, StepRecord{}, kFirst, streams_[env].hist.data());
     return seq;
   }
@@ -149,7 +257,8 @@ class FrameStore {
   void start_episodes(size_t n, const uint32_t* envs, const uint8_t* frames) {
     const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
     for (size_t i = 0; i < n; ++i) {
-      begin_episode_in(streams_[envs[i]], base + i);
+      end_abandoned_episode(streams_[envs[i]]);
+      begin_episode_in(streams_[envs[i]], base + i, frames + i * frame_bytes_);
       write_slot(base + i, envs[i], frames + i * frame_bytes_, StepRecord{}, kFirst, streams_[envs[i]].hist.data());
     }
   }
@@ -160,19 +269,21 @@ class FrameStore {
 
   // ---- reader side ---------------------------------------------------------------------------
   // The state `env` acts on now, oldest frame first. Call it from the thread that feeds `env`.
+  // It comes from the stream's own copy of its last `stack` frames, so it is exact even when other
+  // streams have since overwritten those frames in the store.
   void stacked(uint32_t env, uint8_t* out) const {
-    const std::vector<uint64_t>& h = streams_[env].hist;
-    if (h[0] == kNone)
+    const Stream& st = streams_[env];
+    if (st.frames_in_episode == 0)
       throw std::invalid_argument("env " + std::to_string(env) + " has no frame yet: call start_episode() first");
     for (uint32_t k = 0; k < stack_; ++k) {
-      const uint64_t s = h[stack_ - 1 - k];
       uint8_t* dst = out + size_t(k) * frame_bytes_;
-      if (s == kNone) {
+      const uint64_t back = stack_ - 1 - k;  // frames before the newest
+      if (back >= st.frames_in_episode && !pad_first_) {
         std::memset(dst, 0, frame_bytes_);
-      } else if (!copy_frame(s, dst)) {
-        throw std::runtime_error("env " + std::to_string(env) +
-                                 ": a frame of the current state was overwritten; other streams wrote more than "
-                                 "capacity frames since. Use a larger capacity.");
+      } else if (back >= st.frames_in_episode) {  // the ring has not wrapped: slot 0 is the first frame
+        std::memcpy(dst, st.recent.data(), frame_bytes_);
+      } else {
+        std::memcpy(dst, st.recent.data() + ((st.frames_in_episode - 1 - back) % stack_) * frame_bytes_, frame_bytes_);
       }
     }
   }
@@ -181,19 +292,97 @@ class FrameStore {
   void sample(size_t batch, const TransitionOut& out) {
     if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
     CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
-    const uint64_t head = head_.load(std::memory_order_acquire);
-    const uint64_t lo = head > capacity_ ? head - capacity_ : 0;
-    std::vector<uint64_t> fallback;
+    uint64_t head = head_.load(std::memory_order_acquire);
+    uint64_t lo = head > capacity_ ? head - capacity_ : 0;
+    // Pick all rows first (metadata only), then copy with the next row's frames prefetched:
+    // the copies are bound by memory latency, one random 7 KB frame at a time.
+    const size_t hl = stack_ + 1;
+    std::vector<uint64_t> picks(batch), hists(batch * hl);  // hists: as read under each pick's seqlock
+    for (size_t b = 0; b < batch; ++b) picks[b] = draw(rng, lo, head, &hists[b * hl]);
     for (size_t b = 0; b < batch; ++b) {
-      const TransitionOut o = offset(out, b);
-      bool done = false;
-      for (int attempt = 0; attempt < kMaxRejectsPerDraw && !done; ++attempt)
-        done = read_transition(lo + rng.below(head - lo), o);
-      for (int scan = 0; !done; ++scan) {  // rare: almost nothing in the window is sampleable
-        fallback = valid_in_window(lo, head);
-        if (fallback.empty() || scan == 8)
-          throw std::runtime_error("cannot sample: no sampleable transition found (concurrent writers overwrote them)");
-        done = read_transition(fallback[rng.below(fallback.size())], o);
+      if (b + 2 < batch) prefetch_frames(&hists[(b + 2) * hl]);
+      // A row torn by a concurrent overwrite is drawn again (never happens single-threaded).
+      while (!read_transition(picks[b], offset(out, b))) picks[b] = draw(rng, lo, head, &hists[b * hl]);
+    }
+  }
+
+  // The same draws as sample(), returned as frame-slot indices instead of copies: for each row,
+  // obs_slots / next_slots (stack each, oldest first) give slot = seq % capacity of every frame, or
+  // -1 for zero padding (with pad_first, padding is the slot of the episode's first frame). For
+  // gathering on another device from a mirror of the frame store.
+  void sample_slots(size_t batch, int64_t* obs_slots, int64_t* next_slots, const TransitionOut& meta_out) {
+    if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+    CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
+    uint64_t head = head_.load(std::memory_order_acquire);
+    uint64_t lo = head > capacity_ ? head - capacity_ : 0;
+    uint64_t hist[kMaxStack + 1];
+    for (size_t b = 0; b < batch; ++b) {
+      Meta m;
+      uint64_t t;
+      Window w;
+      for (;;) {  // re-read the metadata with the draw (a concurrent overwrite: draw again)
+        t = draw(rng, lo, head, hist);
+        w = Window{};
+        if (read_meta(t, m, hist) && window(t, m, hist, w)) break;
+      }
+      auto slot_of = [&](uint64_t seq, const uint64_t* h) -> int64_t {
+        if (seq == kNone) return pad_first_ ? int64_t(oldest_of(h, stack_) % capacity_) : -1;
+        return int64_t(seq % capacity_);
+      };
+      for (uint32_t k = 0; k < stack_; ++k) {
+        obs_slots[b * stack_ + k] = slot_of(hist[stack_ - k], hist);
+        next_slots[b * stack_ + k] = slot_of(w.last_hist[stack_ - 1 - k], w.last_hist);
+      }
+      meta_out.action[b] = m.action;
+      meta_out.reward[b] = float(w.ret);
+      meta_out.terminated[b] = (w.last_meta.flags & kTerminated) != 0;
+      meta_out.truncated[b] = (w.last_meta.flags & kTruncated) != 0;
+      meta_out.index[b] = int64_t(t);
+      meta_out.discount[b] = float(w.discount);
+    }
+  }
+
+  // Sequences for recurrent Q-networks: each ends at a uniformly drawn sampleable transition whose
+  // whole sequence is still stored, and never crosses an episode start or an env stream. Steps
+  // before the episode's start have mask false, frames zero (the first frame with pad_first), and
+  // zero action/reward/flags.
+  void sample_sequences(size_t batch, uint32_t length, const SequenceOut& out) {
+    if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+    CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
+    uint64_t head = head_.load(std::memory_order_acquire);
+    uint64_t lo = head > capacity_ ? head - capacity_ : 0;
+    std::vector<uint64_t> seqs(length + 1);
+    std::vector<Meta> metas(length + 1);
+    uint64_t hist[kMaxStack + 1];
+    const size_t fb = frame_bytes_;
+    for (size_t b = 0; b < batch; ++b) {
+      auto whole = [&](uint64_t t) { return is_valid(t, hist) && sequence_frames(t, length, seqs.data(), metas.data()); };
+      for (;;) {
+        const uint64_t t = draw_where(rng, lo, head, whole,
+                                      "cannot sample sequences: no transition has its whole sequence stored yet "
+                                      "(use a shorter length or a larger capacity)");
+        if (!sequence_frames(t, length, seqs.data(), metas.data())) continue;  // overwritten since: draw again
+        uint64_t first = t;  // the episode's first frame within the sequence (pad_first)
+        for (uint32_t j = 0; j <= length && seqs[j] != kNone; ++j) first = seqs[j];
+        bool torn = false;
+        uint8_t* frames = out.frames + b * (length + 1) * fb;
+        for (uint32_t q = 0; q <= length && !torn; ++q) {  // q: oldest first
+          const uint64_t seq = seqs[length - q];
+          torn = !copy_state_frame(seq, first, frames + q * fb);
+        }
+        if (torn) continue;
+        for (uint32_t p = 0; p < length; ++p) {  // step p produced frame p + 1 from frame p
+          const size_t i = b * length + p;
+          const bool real = seqs[length - p] != kNone;
+          const Meta& m = metas[length - 1 - p];
+          out.mask[i] = real;
+          out.action[i] = real ? m.action : 0;
+          out.reward[i] = real ? m.reward : 0.f;
+          out.terminated[i] = real && (m.flags & kTerminated);
+          out.truncated[i] = real && (m.flags & kTruncated);
+        }
+        out.index[b] = int64_t(t);
+        break;
       }
     }
   }
@@ -211,13 +400,124 @@ class FrameStore {
     return valid_in_window(head > capacity_ ? head - capacity_ : 0, head);
   }
 
+  // ---- snapshots ---------------------------------------------------------------------------------
+  // A snapshot holds everything needed to continue exactly: frames, per-slot metadata, the cursor,
+  // per-stream episode state and the sampling counter. Layout (little-endian):
+  //   "DQNFRPLY" | u32 version | u32 n_words | n_words u64 header words | u64 XXH64 of all before |
+  //   sections | u64 XXH64 of all before | "DQNFEND!"
+  // The header has its own checksum so a corrupt one is refused before anything is allocated. Take a snapshot when no thread is adding.
+  static constexpr uint32_t kFormatVersion = 1;
+
+  struct Snapshot {  // the header words
+    uint64_t capacity, frame_bytes, stack, num_envs, seed, pad_first, writes, valid, calls, meta_bytes, n_step,
+        gamma_bits;
+    std::vector<uint64_t> dims;  // the caller's frame shape
+    uint64_t used() const { return writes < capacity ? writes : capacity; }
+    double gamma() const {
+      double g;
+      std::memcpy(&g, &gamma_bits, 8);
+      return g;
+    }
+    uint64_t body_bytes() const {  // sections after the header
+      const uint64_t u = used();
+      return u * (frame_bytes + 24 + meta_bytes + (stack + 1) * 8) +
+             num_envs * (25 + (stack + 1) * 8 + stack * frame_bytes + n_step * 8);
+    }
+  };
+  static constexpr uint32_t kHeaderWords = 13;  // the fixed words, ndim included
+
+  void save(const std::string& path, const std::vector<uint64_t>& dims, bool durable = true) const {
+    uint64_t gamma_bits;
+    std::memcpy(&gamma_bits, &gamma_, 8);
+    const Snapshot h{capacity_, frame_bytes_, stack_, num_envs_,     seed_,      pad_first_, writes(),
+                     uint64_t(valid_.load()), sample_calls(), sizeof(Meta), n_step_, gamma_bits, dims};
+    io::AtomicWriter w(path);
+    w.write(kMagic, 8);
+    w.put<uint32_t>(kFormatVersion);
+    w.put<uint32_t>(uint32_t(kHeaderWords + dims.size()));
+    for (uint64_t v : {h.capacity, h.frame_bytes, h.stack, h.num_envs, h.seed, h.pad_first, h.writes, h.valid, h.calls,
+                       h.meta_bytes, h.n_step, h.gamma_bits, uint64_t(dims.size())})
+      w.put<uint64_t>(v);
+    for (uint64_t d : dims) w.put<uint64_t>(d);
+    const uint64_t header_digest = w.digest();  // lets load() trust the header before allocating
+    w.put<uint64_t>(header_digest);
+    const uint64_t u = h.used();
+    w.write(frames_->get(), u * frame_bytes_);
+    w.write(pub_.get(), u * 8);
+    w.write(expire_.get(), u * 8);
+    w.write(next_.get(), u * 8);
+    w.write(meta_.get(), u * sizeof(Meta));
+    w.write(hist_.get(), u * (stack_ + 1) * 8);
+    for (uint32_t e = 0; e < num_envs_; ++e) {
+      const Stream& st = streams_[e];
+      w.put<uint8_t>(st.active);
+      w.put<uint64_t>(st.frames_in_episode);
+      w.write(st.hist.data(), (stack_ + 1) * 8);
+      w.write(st.recent.data(), stack_ * frame_bytes_);
+      w.put<uint64_t>(st.steps_in_episode);
+      w.put<uint64_t>(st.n_pending.load());
+      w.write(st.pending.get(), n_step_ * 8);
+    }
+    const uint64_t digest = w.digest();
+    w.write(&digest, 8);
+    w.write(kEnd, 8);
+    w.commit(durable);
+  }
+
+  // Reads and checks a snapshot's header and size: a foreign, future-version, truncated or padded
+  // file is refused here with std::invalid_argument, before anything is allocated.
+  static Snapshot read_snapshot_header(const std::string& path) {
+    io::HashingReader r(path);
+    return read_header(r);
+  }
+
+  // Restores a snapshot into this store, which must have been built with the snapshot's settings
+  // (see read_snapshot_header). The checksum is verified as the data streams in.
+  void load(const std::string& path) {
+    io::HashingReader r(path);
+    const Snapshot h = read_header(r);
+    if (h.capacity != capacity_ || h.frame_bytes != frame_bytes_ || h.stack != stack_ || h.num_envs != num_envs_ ||
+        h.seed != seed_ || h.pad_first != uint64_t(pad_first_) || h.n_step != n_step_ || h.gamma() != gamma_)
+      throw std::invalid_argument("'" + path + "' holds a buffer with other settings than this one");
+    const uint64_t u = h.used();
+    r.read(frames_->get(), u * frame_bytes_);
+    r.read(pub_.get(), u * 8);
+    r.read(expire_.get(), u * 8);
+    r.read(next_.get(), u * 8);
+    r.read(meta_.get(), u * sizeof(Meta));
+    r.read(hist_.get(), u * (stack_ + 1) * 8);
+    for (uint32_t e = 0; e < num_envs_; ++e) {
+      Stream& st = streams_[e];
+      st.active = r.get<uint8_t>() != 0;
+      st.frames_in_episode = r.get<uint64_t>();
+      r.read(st.hist.data(), (stack_ + 1) * 8);
+      r.read(st.recent.data(), stack_ * frame_bytes_);
+      st.steps_in_episode = r.get<uint64_t>();
+      st.n_pending.store(r.get<uint64_t>());
+      r.read(st.pending.get(), n_step_ * 8);
+    }
+    const uint64_t digest = r.digest();
+    uint64_t stored;
+    char end[8];
+    r.read(&stored, 8, false);
+    r.read(end, 8, false);
+    if (stored != digest || std::memcmp(end, kEnd, 8) != 0)
+      throw std::invalid_argument("'" + path + "' is corrupt (checksum mismatch)");
+    head_.store(h.writes);
+    valid_.store(int64_t(h.valid));  // (a signed count, stored as its two's complement)
+    calls_.store(h.calls);
+  }
+
+  // The frame slots, (capacity, frame_bytes) row-major: for zero-copy read-only views.
+  const uint8_t* frames_data() const { return frames_->get(); }
+
   // Baseline for benchmarks: memcpy the frames of these transitions with no checks at all.
   void memcpy_baseline(size_t n, const int64_t* idx, uint8_t* obs, uint8_t* next_obs) const {
     const size_t fb = frame_bytes_, sb = size_t(stack_) * fb;
     for (size_t b = 0; b < n; ++b) {
       const uint64_t* h = hist_.get() + (uint64_t(idx[b]) % capacity_) * (stack_ + 1);
       for (uint32_t j = 0; j <= stack_; ++j) {
-        const uint8_t* src = frames_.get() + (h[j] == kNone ? 0 : (h[j] % capacity_) * fb);
+        const uint8_t* src = frames_->get() + (h[j] == kNone ? 0 : (h[j] % capacity_) * fb);
         if (j >= 1) std::memcpy(obs + b * sb + size_t(stack_ - j) * fb, src, fb);
         if (j < stack_) std::memcpy(next_obs + b * sb + size_t(stack_ - 1 - j) * fb, src, fb);
       }
@@ -233,32 +533,114 @@ class FrameStore {
   };
   struct alignas(64) Stream {  // writer-owned per-stream state; cache-line aligned against false sharing
     bool active = false;
-    std::vector<uint64_t> hist;  // hist of the stream's latest frame (stack + 1 entries)
+    std::vector<uint64_t> hist;    // hist of the stream's latest frame (stack + 1 entries)
+    std::vector<uint8_t> recent;   // the episode's last `stack` frames, frame i at (i % stack)
+    uint64_t frames_in_episode = 0;
+    // The episode's transitions still waiting for their n-step future (at most n_step - 1; entry i
+    // is step i mod (n_step - 1)). Atomic so that size() may read them from any thread.
+    std::unique_ptr<std::atomic<uint64_t>[]> pending;
+    std::atomic<uint64_t> n_pending{0};
+    uint64_t steps_in_episode = 0;
+    void remember(const uint8_t* frame, uint64_t frame_bytes, uint32_t stack) {
+      std::memcpy(recent.data() + (frames_in_episode % stack) * frame_bytes, frame, frame_bytes);
+      ++frames_in_episode;
+    }
   };
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
+
+  static constexpr char kMagic[8] = {'D', 'Q', 'N', 'F', 'R', 'P', 'L', 'Y'};
+  static constexpr char kEnd[8] = {'D', 'Q', 'N', 'F', 'E', 'N', 'D', '!'};
+
+  static Snapshot read_header(io::HashingReader& r) {
+    const std::string& path = r.path();
+    char magic[8];
+    if (r.size() < 16) throw std::invalid_argument("'" + path + "' is not a dqnfast replay buffer file (too short)");
+    r.read(magic, 8);
+    if (std::memcmp(magic, kMagic, 8) != 0)
+      throw std::invalid_argument("'" + path + "' is not a dqnfast replay buffer file (bad magic)");
+    const uint32_t version = r.get<uint32_t>();
+    if (version > kFormatVersion)
+      throw std::invalid_argument("'" + path + "' was written by a newer dqnfast (format version " +
+                                  std::to_string(version) + "; this one reads up to " + std::to_string(kFormatVersion) + ")");
+    if (version == 0) throw std::invalid_argument("'" + path + "' is corrupt (format version 0)");
+    const uint32_t n_words = r.get<uint32_t>();
+    if (n_words < kHeaderWords || n_words > kHeaderWords + 64 || r.size() < 16 + uint64_t(n_words) * 8)
+      throw std::invalid_argument("'" + path + "' is corrupt or truncated (bad header)");
+    Snapshot h;
+    uint64_t* fields[] = {&h.capacity, &h.frame_bytes, &h.stack,      &h.num_envs, &h.seed,   &h.pad_first, &h.writes,
+                          &h.valid,    &h.calls,       &h.meta_bytes, &h.n_step,   &h.gamma_bits};
+    for (uint64_t* f : fields) *f = r.get<uint64_t>();
+    const uint64_t ndim = r.get<uint64_t>();
+    if (ndim != n_words - kHeaderWords) throw std::invalid_argument("'" + path + "' is corrupt (bad header)");
+    for (uint64_t i = 0; i < ndim; ++i) h.dims.push_back(r.get<uint64_t>());
+    const uint64_t header_digest = r.digest();
+    if (r.get<uint64_t>() != header_digest) throw std::invalid_argument("'" + path + "' is corrupt (header checksum mismatch)");
+    uint64_t dim_bytes = 1;
+    for (uint64_t d : h.dims) dim_bytes *= d;
+    if (h.capacity == 0 || h.frame_bytes == 0 || dim_bytes != h.frame_bytes || h.stack == 0 || h.stack > kMaxStack ||
+        h.num_envs == 0 || h.capacity < h.num_envs * (h.stack + 1) || h.pad_first > 1 || h.meta_bytes != sizeof(Meta) ||
+        h.capacity > (uint64_t(1) << 40) || h.frame_bytes > (uint64_t(1) << 40) || h.n_step == 0 ||
+        h.n_step > kMaxNStep || !(h.gamma() >= 0.0 && h.gamma() <= 1.0))
+      throw std::invalid_argument("'" + path + "' is corrupt (inconsistent header) or from another platform");
+    const uint64_t expect = r.position() + h.body_bytes() + 16;
+    if (r.size() < expect)
+      throw std::invalid_argument("'" + path + "' is truncated (" + std::to_string(r.size()) + " bytes, expected " +
+                                  std::to_string(expect) + ")");
+    if (r.size() > expect)
+      throw std::invalid_argument("'" + path + "' is corrupt (" + std::to_string(r.size() - expect) + " extra bytes)");
+    return h;
+  }
 
   static uint64_t tag(uint64_t seq) { return (seq + 1) << 16; }
 
-  TransitionOut offset(const TransitionOut& o, size_t b) const {
-    const size_t sb = size_t(stack_) * frame_bytes_;
-    return {o.obs + b * sb, o.next_obs + b * sb, o.action + b,  o.reward + b,
-            o.terminated + b, o.truncated + b, o.index + b};
+  // Forward links for n-step windows. next_[slot of frame s] = link(s, d): the same stream's next
+  // step was written at s + d, or d = 0: the episode was abandoned after s (a new start_episode
+  // without a terminal step). The low 32 bits of s tag the entry with its owner, and a reader also
+  // checks that the successor's previous frame is s, so a stale link is never followed.
+  static constexpr uint64_t kLinkSet = uint64_t(1) << 63;
+  static constexpr uint64_t kMaxLinkDelta = uint64_t(1) << 31;
+  static uint64_t link(uint64_t s, uint64_t delta) { return kLinkSet | (delta << 32) | (s & 0xFFFFFFFFULL); }
+
+  void end_abandoned_episode(Stream& st) {
+    if (n_step_ > 1 && st.active && intact(st.hist[0]))
+      next_[st.hist[0] % capacity_].store(link(st.hist[0], 0), std::memory_order_release);
   }
 
-  void begin_episode_in(Stream& st, uint64_t seq) const {
+  TransitionOut offset(const TransitionOut& o, size_t b) const {
+    const size_t sb = size_t(stack_) * frame_bytes_;
+    return {o.obs + b * sb,   o.next_obs + b * sb, o.action + b, o.reward + b,
+            o.terminated + b, o.truncated + b,     o.index + b,  o.discount + b};
+  }
+
+  void begin_episode_in(Stream& st, uint64_t seq, const uint8_t* frame) const {
     std::fill(st.hist.begin(), st.hist.end(), kNone);
     st.hist[0] = seq;
     st.active = true;
+    st.frames_in_episode = 0;
+    st.steps_in_episode = 0;
+    st.n_pending.store(0, std::memory_order_release);
+    st.remember(frame, frame_bytes_, stack_);
   }
 
   void add_at(uint64_t seq, uint32_t env, const StepRecord& step, const uint8_t* frame) {
     Stream& st = streams_[env];
     std::copy_backward(st.hist.begin(), st.hist.end() - 1, st.hist.end());
     st.hist[0] = seq;
+    st.remember(frame, frame_bytes_, stack_);
     const uint8_t flags = (step.terminated ? kTerminated : 0) | (step.truncated ? kTruncated : 0);
     write_slot(seq, env, frame, step, flags, st.hist.data());
+    // Link the previous frame to this step so n-step windows can walk forward (see link()).
+    if (n_step_ > 1) {
+      const uint64_t prev = st.hist[1];
+      if (seq - prev < kMaxLinkDelta && intact(prev)) next_[prev % capacity_].store(link(prev, seq - prev), std::memory_order_release);
+      if (step.terminated || step.truncated) {
+        st.n_pending.store(0, std::memory_order_release);  // the whole episode's future is known now
+      } else {
+        st.pending[st.steps_in_episode % (n_step_ - 1)].store(seq, std::memory_order_relaxed);
+        const uint64_t np = st.n_pending.load(std::memory_order_relaxed);
+        if (np < n_step_ - 1) st.n_pending.store(np + 1, std::memory_order_release);
+      }
+    }
+    ++st.steps_in_episode;
     if (step.terminated || step.truncated) st.active = false;
     // The transition stays sampleable until the oldest frame of its obs is overwritten.
     uint64_t oldest = st.hist[1];
@@ -288,9 +670,15 @@ class FrameStore {
     if (seq >= capacity_ && (old & ~0xFFFFULL) == tag(seq - capacity_))
       valid_.fetch_sub(int64_t(old & 0xFFFF), std::memory_order_acq_rel);
     pub.store(0, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    racy_copy(frames_.get() + slot * frame_bytes_, frame, frame_bytes_);
-    const Meta m{step.action, step.reward, env, flags};
+    next_[slot].store(0, std::memory_order_relaxed);
+    seqlock_release_fence();
+    racy_copy(frames_->get() + slot * frame_bytes_, frame, frame_bytes_);
+    Meta m;
+    std::memset(&m, 0, sizeof m);  // padding bytes too: snapshots of equal stores are equal files
+    m.action = step.action;
+    m.reward = step.reward;
+    m.env = env;
+    m.flags = flags;
     racy_copy(&meta_[slot], &m, sizeof(Meta));
     racy_copy(hist_.get() + slot * (stack_ + 1), hist, (stack_ + 1) * sizeof(uint64_t));
     pub.store(seq + 1, std::memory_order_release);
@@ -300,22 +688,85 @@ class FrameStore {
   bool copy_frame(uint64_t seq, uint8_t* dst) const {
     const std::atomic<uint64_t>& pub = pub_[seq % capacity_];
     if (pub.load(std::memory_order_acquire) != seq + 1) return false;
-    racy_copy(dst, frames_.get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    racy_copy(dst, frames_->get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
+    seqlock_acquire_fence();
     return pub.load(std::memory_order_relaxed) == seq + 1;
+  }
+
+  // One uniform draw among the sampleable transitions of the window [lo, head); its hist goes to `hist`.
+  // Rejection sampling; if that keeps failing, a scan of the window. Either fails when almost
+  // nothing is sampleable (one-step episodes) or when concurrent writers moved the window on during
+  // this call, so the scan first refreshes the window. Single-threaded, the window never moves and
+  // the draws are those of python/dqnfast/reference.py.
+  uint64_t draw(CallRng& rng, uint64_t& lo, uint64_t& head, uint64_t* hist) const {
+    return draw_where(rng, lo, head, [&](uint64_t t) { return is_valid(t, hist); });
+  }
+
+  // The same for transitions satisfying `ok` (which implies is_valid). `none` is the error when a
+  // scan finds none although the buffer is not empty (nullptr: only concurrent writers can cause
+  // that, so refresh the window and try again).
+  template <typename Pred>
+  uint64_t draw_where(CallRng& rng, uint64_t& lo, uint64_t& head, Pred ok, const char* none = nullptr) const {
+    for (int round = 0; round < 64; ++round) {
+      for (int attempt = 0; attempt < kMaxRejectsPerDraw; ++attempt) {
+        const uint64_t t = lo + rng.below(head - lo);
+        if (ok(t)) return t;
+      }
+      head = head_.load(std::memory_order_acquire);
+      lo = head > capacity_ ? head - capacity_ : 0;
+      std::vector<uint64_t> valid;
+      for (uint64_t t = lo; t < head; ++t)
+        if (ok(t)) valid.push_back(t);
+      if (!valid.empty()) {
+        const uint64_t t = valid[rng.below(valid.size())];
+        if (ok(t)) return t;
+      } else if (size() == 0) {
+        throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
+      } else if (none != nullptr) {
+        throw std::invalid_argument(none);
+      }
+    }
+    throw std::runtime_error("cannot sample: concurrent writers overwrote every transition drawn");
+  }
+
+  void prefetch_frames(const uint64_t* hist) const {
+    for (uint32_t j = 0; j <= stack_; ++j) {
+      if (hist[j] == kNone) continue;
+      const uint8_t* f = frames_->get() + (hist[j] % capacity_) * frame_bytes_;
+      for (uint64_t off = 0; off < std::min<uint64_t>(frame_bytes_, 256); off += 64) __builtin_prefetch(f + off, 0, 3);
+    }
   }
 
   bool intact(uint64_t seq) const { return pub_[seq % capacity_].load(std::memory_order_acquire) == seq + 1; }
 
-  // Reads the metadata and hist of transition t under its seqlock; false unless t is a published step.
-  bool read_meta(uint64_t t, Meta& m, uint64_t* hist) const {
-    const uint64_t slot = t % capacity_;
+  // Reads the metadata and hist of frame `seq` under its seqlock; false unless it is stored.
+  bool read_slot(uint64_t seq, Meta& m, uint64_t* hist) const {
+    const uint64_t slot = seq % capacity_;
     const std::atomic<uint64_t>& pub = pub_[slot];
-    if (pub.load(std::memory_order_acquire) != t + 1) return false;
+    if (pub.load(std::memory_order_acquire) != seq + 1) return false;
     racy_copy(&m, &meta_[slot], sizeof(Meta));
     racy_copy(hist, hist_.get() + slot * (stack_ + 1), (stack_ + 1) * sizeof(uint64_t));
-    std::atomic_thread_fence(std::memory_order_acquire);
-    return pub.load(std::memory_order_relaxed) == t + 1 && !(m.flags & kFirst);
+    seqlock_acquire_fence();
+    return pub.load(std::memory_order_relaxed) == seq + 1;
+  }
+  // The same for transition t: false unless t is a stored step (not an episode's first frame).
+  bool read_meta(uint64_t t, Meta& m, uint64_t* hist) const { return read_slot(t, m, hist) && !(m.flags & kFirst); }
+
+  // The `length` + 1 frames of the sequence ending at transition t, newest first: seqs[0] = t,
+  // seqs[j] the frame j steps before, kNone before the episode's start. Also each frame's
+  // metadata (the step that produced it). False if one of them is no longer stored.
+  bool sequence_frames(uint64_t t, uint32_t length, uint64_t* seqs, Meta* metas) const {
+    uint64_t hist[kMaxStack + 1];
+    seqs[0] = t;
+    for (uint32_t j = 0; j <= length; ++j) {
+      if (seqs[j] == kNone) {
+        if (j < length) seqs[j + 1] = kNone;
+        continue;
+      }
+      if (!read_slot(seqs[j], metas[j], hist)) return false;
+      if (j < length) seqs[j + 1] = hist[1];
+    }
+    return true;
   }
 
   static uint64_t oldest_of(const uint64_t* hist, uint32_t stack) {
@@ -324,10 +775,56 @@ class FrameStore {
     return oldest;
   }
 
-  bool is_valid(uint64_t t) const {
+  // Transition t's own frames are all stored (its n-step future aside).
+  bool frames_valid(uint64_t t) const {
     Meta m;
     uint64_t hist[kMaxStack + 1];
     return read_meta(t, m, hist) && intact(oldest_of(hist, stack_));
+  }
+
+  struct Window {         // an n-step window starting at transition t
+    uint32_t m = 0;       // steps it spans (1..n_step)
+    double ret = 0;       // sum_k gamma^k r_k
+    double discount = 1;  // gamma^m
+    uint64_t last = 0;    // its last transition
+    Meta last_meta{};
+    uint64_t last_hist[kMaxStack + 1];
+  };
+
+  // Walks from transition t (whose meta and hist are given) through the same episode: false while
+  // the window's future is not yet written. It stops after n_step steps, at a terminated or
+  // truncated step, or where the episode was abandoned.
+  bool window(uint64_t t, const Meta& m0, const uint64_t* hist0, Window& w) const {
+    uint64_t cur = t;
+    Meta m = m0;
+    std::memcpy(w.last_hist, hist0, (stack_ + 1) * sizeof(uint64_t));
+    for (uint32_t k = 0;; ++k) {
+      w.ret += w.discount * double(m.reward);
+      w.discount *= gamma_;
+      w.m = k + 1;
+      w.last = cur;
+      w.last_meta = m;
+      if ((m.flags & (kTerminated | kTruncated)) || w.m == n_step_) return true;
+      const uint64_t e = next_[cur % capacity_].load(std::memory_order_acquire);
+      if (!(e & kLinkSet) || (e & 0xFFFFFFFFULL) != (cur & 0xFFFFFFFFULL)) return false;  // future unknown
+      const uint64_t delta = (e >> 32) & (kMaxLinkDelta - 1);
+      if (delta == 0) return true;  // the episode was abandoned after cur
+      const uint64_t u = cur + delta;
+      if (!read_meta(u, m, w.last_hist) || w.last_hist[1] != cur) return false;
+      cur = u;
+    }
+  }
+
+  bool is_valid(uint64_t t, uint64_t* hist) const {
+    Meta m;
+    if (!read_meta(t, m, hist) || !intact(oldest_of(hist, stack_))) return false;
+    if (n_step_ == 1) return true;
+    Window w;
+    return window(t, m, hist, w);
+  }
+  bool is_valid(uint64_t t) const {
+    uint64_t hist[kMaxStack + 1];
+    return is_valid(t, hist);
   }
 
   std::vector<uint64_t> valid_in_window(uint64_t lo, uint64_t head) const {
@@ -338,18 +835,21 @@ class FrameStore {
   }
 
   // Copies transition t into o; false (o partly written) if t is not sampleable or was torn.
+  // Every frame and every slot's metadata is checked against its seqlock right after it is read, so
+  // whatever is returned is exactly what was written, even if a slot is recycled a moment later.
   bool read_transition(uint64_t t, const TransitionOut& o) const {
     Meta m;
     uint64_t hist[kMaxStack + 1];
     if (!read_meta(t, m, hist) || !intact(oldest_of(hist, stack_))) return false;
+    if (n_step_ > 1) return read_n_step(t, m, hist, o);
     const size_t fb = frame_bytes_;
     // hist[j] is the frame j steps before t's next frame: obs[k] = hist[stack - k], next[k] = hist[stack - 1 - k].
     for (uint32_t j = stack_; j >= 1; --j) {
       uint8_t* dst = o.obs + size_t(stack_ - j) * fb;
-      if (hist[j] == kNone) {
+      if (hist[j] == kNone && !pad_first_) {
         std::memset(dst, 0, fb);
-      } else if (!copy_frame(hist[j], dst)) {
-        return false;
+      } else if (!copy_frame(hist[j] == kNone ? oldest_of(hist, stack_) : hist[j], dst)) {
+        return false;  // (with pad_first, padding is the episode's first frame: the oldest in hist)
       }
       if (j < stack_) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, dst, fb);
     }
@@ -362,15 +862,57 @@ class FrameStore {
     *o.terminated = (m.flags & kTerminated) != 0;
     *o.truncated = (m.flags & kTruncated) != 0;
     *o.index = int64_t(t);
+    *o.discount = float(gamma_);
+    return true;
+  }
+
+  // Copies one frame of a state: a stored frame, or padding (zeros, or the episode's first frame).
+  bool copy_state_frame(uint64_t seq, uint64_t first, uint8_t* dst) const {
+    if (seq == kNone && !pad_first_) {
+      std::memset(dst, 0, frame_bytes_);
+      return true;
+    }
+    return copy_frame(seq == kNone ? first : seq, dst);
+  }
+
+  // n-step: obs is t's, next_obs the state after the window's last step, reward the discounted sum.
+  bool read_n_step(uint64_t t, const Meta& m0, const uint64_t* hist, const TransitionOut& o) const {
+    Window w;
+    if (!window(t, m0, hist, w)) return false;
+    const size_t fb = frame_bytes_;
+    const uint64_t first = oldest_of(hist, stack_), last_first = oldest_of(w.last_hist, stack_);
+    for (uint32_t k = 0; k < stack_; ++k)
+      if (!copy_state_frame(hist[stack_ - k], first, o.obs + size_t(k) * fb)) return false;
+    for (uint32_t k = 0; k < stack_; ++k) {
+      const uint64_t seq = w.last_hist[stack_ - 1 - k];
+      uint8_t* dst = o.next_obs + size_t(k) * fb;
+      uint32_t j = 1;  // a frame obs already holds is copied from there (cache) rather than the store
+      while (j <= stack_ && (seq == kNone || hist[j] != seq)) ++j;
+      if (j <= stack_) {
+        std::memcpy(dst, o.obs + size_t(stack_ - j) * fb, fb);
+      } else if (!copy_state_frame(seq, last_first, dst)) {
+        return false;
+      }
+    }
+    *o.action = m0.action;
+    *o.reward = float(w.ret);
+    *o.terminated = (w.last_meta.flags & kTerminated) != 0;
+    *o.truncated = (w.last_meta.flags & kTruncated) != 0;
+    *o.index = int64_t(t);
+    *o.discount = float(w.discount);
     return true;
   }
 
   const uint64_t capacity_, frame_bytes_;
   const uint32_t stack_, num_envs_;
   const uint64_t seed_;
-  std::unique_ptr<uint8_t, FreeDeleter> frames_;
+  const bool pad_first_;
+  const uint32_t n_step_;
+  const double gamma_;
+  std::unique_ptr<FrameMemory> frames_;
   std::unique_ptr<std::atomic<uint64_t>[]> pub_;     // seqlock word per slot: seq + 1, 0 while written
   std::unique_ptr<std::atomic<uint64_t>[]> expire_;  // tag(seq of the frame here) | #transitions it is oldest of
+  std::unique_ptr<std::atomic<uint64_t>[]> next_;    // forward link per frame (n-step only): see link()
   std::unique_ptr<Meta[]> meta_;
   std::unique_ptr<uint64_t[]> hist_;
   std::unique_ptr<Stream[]> streams_;

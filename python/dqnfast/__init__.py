@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from . import _core
-from .batch import Batch, empty_batch
+from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
 from .replay import ReplayBuffer
 
 __version__ = "0.1.0"
 
-__all__ = ["Batch", "ReplayBuffer", "empty_batch", "__version__"]
+__all__ = ["Batch", "ReplayBuffer", "SequenceBatch", "empty_batch", "empty_sequence_batch", "__version__"]

@@ -9,6 +9,10 @@ and lands in slot ``seq % capacity``. A step written at ``t`` is transition ``t`
 write numbers of its frame and of the ``stack`` frames before it in the same episode (None before
 the episode's start). obs = frames hist[stack..1], next_obs = frames hist[stack-1..0]. Transition t
 is sampleable while every one of those frames is still in its slot.
+
+With n_step > 1, transition t's window runs forward through the same episode for up to n steps,
+stopping early at a terminated or truncated step or where the episode was abandoned (a new
+start_episode without a terminal step); t is sampleable once its window is complete.
 """
 from __future__ import annotations
 
@@ -17,10 +21,11 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .batch import Batch, empty_batch
+from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
 
 _MASK = (1 << 64) - 1
 _MAX_REJECTS_PER_DRAW = 256  # then fall back to a scan (as the native buffer does)
+_ENDED = "ended"  # _next marker: the episode was abandoned after this frame
 
 
 class CallRng:
@@ -44,7 +49,14 @@ class PyReplayBuffer:
     """Same constructor and methods as :class:`dqnfast.ReplayBuffer`, in plain Python."""
 
     def __init__(self, capacity: int, frame_shape: Sequence[int] = (84, 84), stack: int = 4, num_envs: int = 1,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, pad: str = "zero", n_step: int = 1, gamma: float = 0.99) -> None:
+        if pad not in ("zero", "first"):
+            raise ValueError(f"pad must be 'zero' or 'first', got {pad!r}")
+        if not 1 <= n_step <= 1000:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.pad, self.n_step, self.gamma = pad, int(n_step), float(gamma)
         for name, v in (("capacity", capacity), ("stack", stack), ("num_envs", num_envs)):
             if isinstance(v, (bool, float)) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"{name} must be an integer, got {type(v).__name__}")
@@ -65,8 +77,11 @@ class PyReplayBuffer:
         self._terminated = [False] * self.capacity
         self._truncated = [False] * self.capacity
         self._hist: List[tuple] = [()] * self.capacity
+        self._next: List[object] = [None] * self.capacity  # successor write of each frame, or _ENDED
         self._stream_hist: List[List[Optional[int]]] = [[None] * (self.stack + 1) for _ in range(self.num_envs)]
         self._active = [False] * self.num_envs
+        # each stream's own copy of its episode's last `stack` frames, for stacked()
+        self._recent: List[List[np.ndarray]] = [[] for _ in range(self.num_envs)]
         self._head = 0
         self._calls = 0
 
@@ -101,12 +116,17 @@ class PyReplayBuffer:
         self._head += 1
         hist = self._stream_hist[env]
         if first:
+            if self._active[env] and self._intact(hist[0]):
+                self._next[hist[0] % self.capacity] = _ENDED  # the episode was abandoned
             hist[:] = [seq] + [None] * self.stack
             self._active[env] = True
+            self._recent[env] = []
         else:
+            prev = hist[0]
             hist[:] = [seq] + hist[:-1]
             if terminated or truncated:
                 self._active[env] = False
+        self._recent[env] = (self._recent[env] + [frame.copy()])[-self.stack:]
         slot = seq % self.capacity
         self._frames[slot] = frame
         self._slot_seq[slot] = seq
@@ -114,6 +134,9 @@ class PyReplayBuffer:
         self._action[slot], self._reward[slot] = int(action), float(np.float32(reward))
         self._terminated[slot], self._truncated[slot] = bool(terminated), bool(truncated)
         self._hist[slot] = tuple(hist)
+        self._next[slot] = None
+        if not first and self._intact(prev):
+            self._next[prev % self.capacity] = seq
         return seq
 
     def start_episode(self, frame: np.ndarray, env: int = 0) -> int:
@@ -144,38 +167,66 @@ class PyReplayBuffer:
     def _intact(self, seq: int) -> bool:
         return self._slot_seq[seq % self.capacity] == seq
 
-    def _is_valid(self, t: int) -> bool:
+    def _frames_valid(self, t: int) -> bool:
         slot = t % self.capacity
         if self._slot_seq[slot] != t or self._is_first[slot]:
             return False
         return all(self._intact(s) for s in self._hist[slot] if s is not None)
 
+    def _window(self, t: int):
+        """(last transition, discounted return, gamma^m) of t's n-step window; None if not complete."""
+        ret, discount, cur = 0.0, 1.0, t
+        for k in range(self.n_step):
+            slot = cur % self.capacity
+            ret += discount * self._reward[slot]
+            discount *= self.gamma
+            if self._terminated[slot] or self._truncated[slot] or k + 1 == self.n_step:
+                return cur, ret, discount
+            nxt = self._next[slot]
+            if nxt is None:
+                return None  # the future is not written yet
+            if nxt is _ENDED:
+                return cur, ret, discount
+            cur = nxt
+        raise AssertionError("unreachable")
+
+    def _is_valid(self, t: int) -> bool:
+        return self._frames_valid(t) and self._window(t) is not None
+
     def valid_indices(self) -> np.ndarray:
         lo = max(0, self._head - self.capacity)
         return np.array([t for t in range(lo, self._head) if self._is_valid(t)], dtype=np.int64)
 
-    def _frame(self, seq: Optional[int]) -> np.ndarray:
+    def _frame(self, seq: Optional[int], first: Optional[int] = None) -> np.ndarray:
+        """Frame `seq`; for padding (None) zeros, or with pad="first" the episode's first frame."""
         if seq is None:
+            if self.pad == "first":
+                return self._frames[first % self.capacity]
             return np.zeros(self.frame_shape, np.uint8)
         return self._frames[seq % self.capacity]
 
     def stacked(self, env: int = 0) -> np.ndarray:
         self._check_env(env)
-        hist = self._stream_hist[env]
-        if hist[0] is None:
+        recent = self._recent[env]
+        if not recent:
             raise ValueError(f"env {env} has no frame yet: call start_episode() first")
-        return np.stack([self._frame(hist[self.stack - 1 - k]) for k in range(self.stack)])
+        pad = [np.zeros(self.frame_shape, np.uint8) if self.pad == "zero" else recent[0]] * (self.stack - len(recent))
+        return np.stack(pad + recent)
 
     def _fill(self, out: Batch, b: int, t: int) -> None:
         slot = t % self.capacity
-        hist = self._hist[slot]
-        out.obs[b] = np.stack([self._frame(hist[self.stack - k]) for k in range(self.stack)])
-        out.next_obs[b] = np.stack([self._frame(hist[self.stack - 1 - k]) for k in range(self.stack)])
+        last, ret, discount = self._window(t)
+        hist, last_hist = self._hist[slot], self._hist[last % self.capacity]
+        first = [s for s in hist if s is not None][-1]  # the oldest real frame: the episode's first when padding
+        last_first = [s for s in last_hist if s is not None][-1]
+        out.obs[b] = np.stack([self._frame(hist[self.stack - k], first) for k in range(self.stack)])
+        out.next_obs[b] = np.stack([self._frame(last_hist[self.stack - 1 - k], last_first) for k in range(self.stack)])
         out.action[b] = self._action[slot]
-        out.reward[b] = self._reward[slot]
-        out.terminated[b] = self._terminated[slot]
-        out.truncated[b] = self._truncated[slot]
+        out.reward[b] = ret
+        out.terminated[b] = self._terminated[last % self.capacity]
+        out.truncated[b] = self._truncated[last % self.capacity]
         out.index[b] = t
+        out.discount[b] = discount
 
     def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
         if batch_size <= 0:
@@ -195,6 +246,59 @@ class PyReplayBuffer:
                 t = int(valid[rng.below(len(valid))])
             self._fill(out, b, t)
         self._calls += 1  # the native buffer, too, spends a call number only when it can sample
+        return out
+
+    def _sequence(self, t: int, length: int):
+        """Frame writes of the sequence ending at t, newest first (None before the episode's start),
+        or None if one of them is no longer stored."""
+        seqs = [t]
+        for _ in range(length):
+            cur = seqs[-1]
+            if cur is None:
+                seqs.append(None)
+                continue
+            if not self._intact(cur):
+                return None
+            seqs.append(self._hist[cur % self.capacity][1])
+        return seqs if seqs[-1] is None or self._intact(seqs[-1]) else None
+
+    def sample_sequences(self, batch_size: int, length: int, out: Optional[SequenceBatch] = None) -> SequenceBatch:
+        if batch_size <= 0 or length <= 0:
+            raise ValueError("batch_size and length must be positive")
+        out = empty_sequence_batch(batch_size, length, self.frame_shape) if out is None else out
+        rng = CallRng(self.seed, self._calls)
+        lo = max(0, self._head - self.capacity)
+
+        def whole(t):
+            return self._is_valid(t) and self._sequence(t, length) is not None
+
+        for b in range(batch_size):
+            for _ in range(_MAX_REJECTS_PER_DRAW if self._head > lo else 0):
+                t = lo + rng.below(self._head - lo)
+                if whole(t):
+                    break
+            else:
+                valid = [t for t in range(lo, self._head) if whole(t)]
+                if not valid:
+                    if len(self) == 0:
+                        raise ValueError("cannot sample: the buffer holds no sampleable transition yet")
+                    self._calls += 1  # as the native buffer, which had already drawn its call number
+                    raise ValueError("cannot sample sequences: no transition has its whole sequence stored yet")
+                t = valid[rng.below(len(valid))]
+            seqs = self._sequence(t, length)
+            first = [s for s in seqs if s is not None][-1]
+            for q in range(length + 1):  # oldest first
+                out.frames[b, q] = self._frame(seqs[length - q], first)
+            for p in range(length):  # step p produced frame p + 1
+                real = seqs[length - p] is not None  # frame p exists, so frame p + 1 is a step's
+                slot = seqs[length - 1 - p] % self.capacity if real else None
+                out.mask[b, p] = real
+                out.action[b, p] = self._action[slot] if real else 0
+                out.reward[b, p] = self._reward[slot] if real else 0.0
+                out.terminated[b, p] = real and self._terminated[slot]
+                out.truncated[b, p] = real and self._truncated[slot]
+            out.index[b] = t
+        self._calls += 1
         return out
 
     def gather(self, indices: np.ndarray, out: Optional[Batch] = None) -> Batch:
