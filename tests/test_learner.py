@@ -42,11 +42,12 @@ def make_batch(rewards, terminated, truncated, actions=None, stack=1, shape=SHAP
     b.terminated[:] = terminated
     b.truncated[:] = truncated
     b.index[:] = np.arange(n)
+    b.discount[:] = GAMMA
     return b
 
 
 def learner(**kw) -> DQNLearner:
-    kw = {"frame_shape": SHAPE, "stack": 1, "gamma": GAMMA, "device": "cpu", "seed": 0, **kw}
+    kw = {"frame_shape": SHAPE, "stack": 1, "device": "cpu", "seed": 0, **kw}
     return DQNLearner(3, **kw)
 
 
@@ -78,7 +79,7 @@ def test_qnetwork_rejects_bad_arguments():
 
 
 def test_learner_rejects_bad_arguments():
-    for kw, err, msg in [({"gamma": 1.5}, ValueError, "gamma"), ({"loss": "l1"}, ValueError, "loss"),
+    for kw, err, msg in [({"loss": "l1"}, ValueError, "loss"),
                          ({"optimizer": "sgd"}, ValueError, "optimizer"), ({"tau": 0.0}, ValueError, "tau"),
                          ({"target_update_interval": 0}, ValueError, "target_update_interval"),
                          ({"max_grad_norm": -1.0}, ValueError, "max_grad_norm"),
@@ -94,6 +95,14 @@ def test_targets_terminated_stops_bootstrapping_truncated_does_not():
     batch = make_batch(rewards=[0.5, 0.5, 0.5, -1.0], terminated=[False, True, False, True],
                        truncated=[False, False, True, True])
     np.testing.assert_allclose(lrn.targets(batch), [0.5 + GAMMA * 3, 0.5, 0.5 + GAMMA * 3, -1.0], rtol=1e-6)
+
+
+def test_targets_use_the_batch_discount_of_n_step_returns():
+    lrn = learner()
+    constant_head(lrn.target_network, [1.0, 3.0, 2.0])
+    batch = make_batch(rewards=[2.0, 2.0, 2.0], terminated=[False, False, True], truncated=[False, False, False])
+    batch.discount[:] = [GAMMA ** 3, GAMMA ** 2, GAMMA]  # full window, cut by an episode end, terminal
+    np.testing.assert_allclose(lrn.targets(batch), [2 + GAMMA ** 3 * 3, 2 + GAMMA ** 2 * 3, 2.0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("loss", ["mse", "huber"])
@@ -209,6 +218,7 @@ def test_cuda_batches_are_pinned_and_update_runs():  # pragma: no cover - no GPU
     b.reward[:] = 0.5
     b.terminated[:] = False
     b.truncated[:] = False
+    b.discount[:] = 0.99
     assert np.isfinite(lrn.update(b)["td_loss"])
 
 

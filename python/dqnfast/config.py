@@ -61,6 +61,10 @@ class TrainConfig:
     """agent steps of uniformly random play that fill the replay before learning starts"""
     train_frequency: int = 4
     """agent steps per gradient step"""
+    n_step: int = 1
+    """n-step returns, computed by the replay at sample time (1 is the Nature DQN's one-step target)"""
+    save_replay: bool = True
+    """write the replay beside each checkpoint (replay-STEP.bin) so --resume continues with it; else resume refills it"""
 
     # --- learner ----------------------------------------------------------------------------------
     gamma: float = 0.99
@@ -130,7 +134,7 @@ class TrainConfig:
             if f.type in ("bool",) and not isinstance(v, bool):
                 raise TypeError(f"{f.name} must be a bool, got {v!r}")
         positive = ("total_steps", "num_envs", "frame_size", "stack", "frame_skip", "buffer_size", "batch_size",
-                    "train_frequency", "target_update_interval", "log_interval")
+                    "train_frequency", "n_step", "target_update_interval", "log_interval")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

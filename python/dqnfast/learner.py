@@ -87,8 +87,10 @@ def default_device() -> torch.device:
 class DQNLearner:
     """Online and target Q-networks, the optimizer, epsilon-greedy acting and the DQN update.
 
-    Target: ``r + gamma * (1 - terminated) * max_a' Q_target(s', a')``. Only ``terminated`` stops
-    bootstrapping: a truncated transition (time limit) bootstraps like an ongoing one. With
+    Target: ``r + discount * (1 - terminated) * max_a' Q_target(s', a')`` with ``discount`` taken from
+    the batch: gamma for one-step transitions, gamma^m for the replay's n-step returns (so gamma and
+    n live in one place, the ReplayBuffer). Only ``terminated`` stops bootstrapping: a truncated
+    transition (time limit) bootstraps like an ongoing one. With
     ``double_dqn`` the online network picks ``a'`` and the target network evaluates it.
     Every ``target_update_interval`` updates the target moves to ``tau * online + (1 - tau) * target``
     (``tau = 1``: the hard copy of the Nature paper; ``tau < 1`` with interval 1: Polyak averaging).
@@ -100,7 +102,6 @@ class DQNLearner:
         *,
         frame_shape: Sequence[int] = (84, 84),
         stack: int = 4,
-        gamma: float = 0.99,
         optimizer: str = "adam",
         learning_rate: float = 1e-4,
         adam_eps: float = 1.5e-4,
@@ -112,8 +113,6 @@ class DQNLearner:
         device: Union[str, torch.device, None] = None,
         seed: Optional[int] = None,
     ) -> None:
-        if not 0.0 <= float(gamma) <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if loss not in LOSSES:
@@ -126,7 +125,7 @@ class DQNLearner:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
         self.target_update_interval = _positive_int("target_update_interval", target_update_interval)
         self.device = default_device() if device is None else torch.device(device)
-        self.gamma, self.loss, self.tau, self.double_dqn = float(gamma), loss, float(tau), bool(double_dqn)
+        self.loss, self.tau, self.double_dqn = loss, float(tau), bool(double_dqn)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         if seed is not None:
             torch.manual_seed(seed)
@@ -195,7 +194,8 @@ class DQNLearner:
 
         return Batch(obs=alloc(state, torch.uint8), action=alloc((n,), torch.int64), reward=alloc((n,), torch.float32),
                      next_obs=alloc(state, torch.uint8), terminated=alloc((n,), torch.bool),
-                     truncated=alloc((n,), torch.bool), index=alloc((n,), torch.int64))
+                     truncated=alloc((n,), torch.bool), index=alloc((n,), torch.int64),
+                     discount=alloc((n,), torch.float32))
 
     def _to_device(self, batch: Batch) -> Tuple[torch.Tensor, ...]:
         if not isinstance(batch, Batch):
@@ -215,29 +215,31 @@ class DQNLearner:
         action = put(batch.action).long()
         reward = put(batch.reward).float()
         terminated = put(batch.terminated).float()
-        return obs, action, reward, next_obs, terminated
+        discount = put(batch.discount).float()
+        return obs, action, reward, next_obs, terminated, discount
 
     @torch.no_grad()
-    def td_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor) -> torch.Tensor:
-        """``r + gamma * (1 - terminated) * Q_target(s', a')``, a' = argmax of the target net, or of the
-        online net with Double DQN. Truncation is deliberately absent: a cut-off episode bootstraps."""
+    def td_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
+                  discount: torch.Tensor) -> torch.Tensor:
+        """``r + discount * (1 - terminated) * Q_target(s', a')``, a' = argmax of the target net, or of
+        the online net with Double DQN. Truncation is deliberately absent: a cut-off episode bootstraps."""
         next_q_target = self.target_network(next_obs)
         if self.double_dqn:
             best = self.q_network(next_obs).argmax(dim=1, keepdim=True)
         else:
             best = next_q_target.argmax(dim=1, keepdim=True)
         next_value = next_q_target.gather(1, best).squeeze(1)
-        return reward + self.gamma * (1.0 - terminated) * next_value
+        return reward + discount * (1.0 - terminated) * next_value
 
     def targets(self, batch: Batch) -> np.ndarray:
         """The TD targets of ``batch`` as float32 numpy (what :meth:`update` regresses onto)."""
-        _, _, reward, next_obs, terminated = self._to_device(batch)
-        return self.td_target(reward, next_obs, terminated).float().cpu().numpy()
+        _, _, reward, next_obs, terminated, discount = self._to_device(batch)
+        return self.td_target(reward, next_obs, terminated, discount).float().cpu().numpy()
 
     def update(self, batch: Batch) -> Dict[str, float]:
         """One gradient step on ``batch``; returns metrics (td_loss, q_values, grad_norm, target_updated)."""
-        obs, action, reward, next_obs, terminated = self._to_device(batch)
-        target = self.td_target(reward, next_obs, terminated)
+        obs, action, reward, next_obs, terminated, discount = self._to_device(batch)
+        target = self.td_target(reward, next_obs, terminated, discount)
         q = self.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)
         if self.loss == "huber":
             loss = F.smooth_l1_loss(q, target)

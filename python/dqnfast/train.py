@@ -14,10 +14,13 @@ With ``--async-actor`` an actor thread steps the environments and feeds the (loc
 the main thread learns; the number of gradient steps per agent step stays the same.
 
 Resuming (``--resume RUN/checkpoint.pt``) restores the network, target network, optimizer, counters
-(steps, updates, episodes), the epsilon schedule position and the RNG states. The replay is not in
-the checkpoint yet (ReplayBuffer has no save/load; a later issue adds it): on resume it is refilled
-with epsilon-greedy play of the restored agent, without learning and without advancing the step
-counter, up to `learning_starts` transitions. See ``save_replay``/``load_replay`` for the hook.
+(steps, updates, episodes), the epsilon schedule position, the RNG states and the replay: each
+checkpoint has a replay snapshot beside it (``replay-STEP.bin``, ``rb.save``), written before the
+checkpoint that names it, so a crash between the two never pairs a checkpoint with a missing or
+newer replay. Without a snapshot (``--no-save-replay``, or a deleted file) the replay is refilled
+with epsilon-greedy play of the restored agent up to `learning_starts` transitions, without
+learning and without advancing the step counter. The games in progress are not saved (ALE state):
+a resumed run starts new games, with a new env seed.
 """
 from __future__ import annotations
 
@@ -320,21 +323,24 @@ def load_training_checkpoint(path: str) -> Dict[str, Any]:
     return state
 
 
-def save_replay(rb, path: str) -> Optional[str]:
-    """HOOK: persist the replay beside the checkpoint. ReplayBuffer has no ``save`` yet (a later issue
-    adds ``rb.save(path)``); until then nothing is written and resume refills the replay."""
-    if hasattr(rb, "save"):
-        rb.save(path)
-        return os.path.basename(path)
-    return None
+def load_replay(run_dir: str, name: Optional[str], cfg: TrainConfig):
+    """The replay snapshot a checkpoint names, or None (then the trainer refills the replay).
 
-
-def load_replay(run_dir: str, name: Optional[str]):
-    """HOOK: the replay saved by :func:`save_replay`, or None (then the trainer refills it)."""
+    A snapshot that is missing is reported and skipped; one that is unreadable is refused
+    (ValueError from ReplayBuffer.load), like a corrupt checkpoint."""
     from .replay import ReplayBuffer
-    if name and hasattr(ReplayBuffer, "load") and os.path.exists(os.path.join(run_dir, name)):
-        return ReplayBuffer.load(os.path.join(run_dir, name))
-    return None
+    if not name:
+        return None
+    path = os.path.join(run_dir, name)
+    if not os.path.exists(path):
+        print(f"dqnfast train: replay snapshot {path} is missing; the replay will be refilled", file=sys.stderr)
+        return None
+    rb = ReplayBuffer.load(path)
+    expected = ((cfg.frame_size, cfg.frame_size), cfg.stack, cfg.num_envs, cfg.n_step)
+    if (tuple(rb.frame_shape), rb.stack, rb.num_envs, rb.n_step) != expected:
+        raise ValueError(f"replay snapshot {path} does not match the run's config "
+                         f"(frame_shape, stack, num_envs, n_step) = {expected}")
+    return rb
 
 
 def rng_state() -> Dict[str, Any]:
@@ -408,19 +414,20 @@ class Trainer:
             raise ValueError(f"checkpoint has {state['num_actions']} actions, {cfg.env_id} has {self.num_actions}")
 
         self.learner = DQNLearner(
-            self.num_actions, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack, gamma=cfg.gamma,
-            optimizer=cfg.optimizer, learning_rate=cfg.learning_rate, adam_eps=cfg.adam_eps, loss=cfg.loss,
+            self.num_actions, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate, adam_eps=cfg.adam_eps, loss=cfg.loss,
             max_grad_norm=cfg.max_grad_norm, target_update_interval=cfg.target_update_interval, tau=cfg.tau,
             double_dqn=cfg.double_dqn, device=device, seed=cfg.seed)
         if state:
             self.learner.load_state_dict(state["learner"])
             restore_rng_state(state["rng"])
 
-        self.rb = load_replay(run_dir, state.get("replay") if state else None)
+        self.rb = load_replay(run_dir, state.get("replay") if state else None, cfg)
         self.replay_restored = self.rb is not None
         if self.rb is None:
             self.rb = ReplayBuffer(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack,
-                                   num_envs=cfg.num_envs, seed=cfg.seed + 7919 * self.resumes)
+                                   num_envs=cfg.num_envs, seed=cfg.seed + 7919 * self.resumes,
+                                   n_step=cfg.n_step, gamma=cfg.gamma)
+        self._replay_file: Optional[str] = state.get("replay") if (state and self.replay_restored) else None
         self.batch = self.learner.empty_batch(cfg.batch_size)
         self.runner = EnvRunner(self.env, self.rb, self.learner.act, cfg.num_envs)
         self.runner.reset(env_seed)
@@ -467,8 +474,13 @@ class Trainer:
                         ret=last, avg100=avg, loss=f"{self.last_metrics.get('td_loss', float('nan')):.4f}")
 
     def save_checkpoint(self) -> str:
+        """checkpoint.pt (+ its replay snapshot); call only while no thread adds to the replay."""
         path = os.path.join(self.run_dir, CHECKPOINT_NAME)
-        replay_name = save_replay(self.rb, os.path.join(self.run_dir, "replay.bin"))
+        previous, replay_name = self._replay_file, None
+        if self.cfg.save_replay:
+            replay_name = f"replay-{self.global_step}.bin"
+            if replay_name != previous:
+                self.rb.save(os.path.join(self.run_dir, replay_name))  # atomic; before the checkpoint naming it
         ckpt.save(path, {
             "format": FORMAT,
             "config": dataclasses.asdict(self.cfg),
@@ -478,8 +490,14 @@ class Trainer:
                          "resumes": self.resumes, "train_time": self.train_time + time.perf_counter() - self._t_start},
             "learner": self.learner.state_dict(),
             "rng": rng_state(),
-            "replay": replay_name,  # None until ReplayBuffer can save itself (see save_replay)
+            "replay": replay_name,  # None: resume refills the replay
         })
+        self._replay_file = replay_name
+        if previous and previous != replay_name:  # only now is the old snapshot no longer referenced
+            try:
+                os.unlink(os.path.join(self.run_dir, previous))
+            except FileNotFoundError:
+                pass
         return path
 
     def _maybe_checkpoint(self) -> None:
@@ -570,7 +588,10 @@ class Trainer:
         actor_net = copy.deepcopy(learner.q_network).requires_grad_(False)
         actor_rng = np.random.default_rng(learner.rng.integers(2**63))
         pending: List[Tuple[List[Tuple[float, int]], int, float]] = []
-        status: Dict[str, Any] = {"done": False, "stop": False, "error": None}
+        status: Dict[str, Any] = {"done": False, "stop": False, "error": None, "pause": False, "paused": False}
+
+        def limit() -> int:  # the actor may not step past this until the learner catches up
+            return cfg.learning_starts + (learner.updates + max_lead) * cfg.train_frequency
 
         def policy(states: np.ndarray, epsilon: float) -> np.ndarray:
             n = len(states)
@@ -589,10 +610,13 @@ class Trainer:
             try:
                 while True:
                     with cond:
-                        limit = cfg.learning_starts + (learner.updates + max_lead) * cfg.train_frequency
-                        while self.global_step >= limit and self.global_step < cfg.total_steps and not status["stop"]:
+                        while not status["stop"] and self.global_step < cfg.total_steps and (
+                                status["pause"] or self.global_step >= limit()):
+                            if status["pause"]:  # a checkpoint is being written: the replay must be still
+                                status["paused"] = True
+                                cond.notify_all()
                             cond.wait()
-                            limit = cfg.learning_starts + (learner.updates + max_lead) * cfg.train_frequency
+                        status["paused"] = False
                         if self.global_step >= cfg.total_steps or status["stop"]:
                             break
                         epsilon = epsilon_at(cfg, self.global_step)
@@ -632,7 +656,18 @@ class Trainer:
                         cond.notify_all()
                 elif done and not ready:
                     break
-                self._maybe_checkpoint()
+                if self.global_step >= self._next_ckpt:
+                    with cond:  # pause the actor between two steps (rb.save needs a still replay)
+                        status["pause"] = True
+                        cond.notify_all()
+                        while not status["paused"] and not status["done"]:
+                            cond.wait()
+                    try:
+                        self._maybe_checkpoint()
+                    finally:
+                        with cond:
+                            status["pause"] = False
+                            cond.notify_all()
                 self._progress(progress)
         finally:
             with cond:
