@@ -160,19 +160,23 @@ def test_smoke_train_then_evaluate(tmp_path, capsys):
 
 @needs_wrapper
 @pytest.mark.atari
-def test_checkpoint_then_resume_continues_counters(tmp_path):
-    rc, run = run_train(tmp_path, "--total-steps", "200")
+def test_checkpoint_then_resume_continues_counters_and_replay(tmp_path):
+    from dqnfast import ReplayBuffer
+    rc, run = run_train(tmp_path, "--total-steps", "200", "--n-step", "3")
     assert rc == 0
     first = train.load_training_checkpoint(str(run / "checkpoint.pt"))
     assert first["counters"]["global_step"] == 200 and first["counters"]["updates"] == 25
-    assert first["replay"] is None  # the replay is refilled on resume until ReplayBuffer can save itself
+    assert first["replay"] == "replay-200.bin"
+    saved = ReplayBuffer.load(str(run / "replay-200.bin"))
+    assert saved.n_step == 3 and len(saved) > 150
 
-    # the resumed trainer starts from exactly the saved learner
+    # the resumed trainer starts from exactly the saved learner and replay
     cfg = train.config_from_dict(first["config"]).replace(total_steps=400)
     trainer = train.Trainer(cfg, first["preset"], first, run_dir=str(run))
     for name, p in trainer.learner.q_network.state_dict().items():
         assert torch.equal(p, first["learner"]["q_network"][name])
     assert trainer.learner.updates == 25 and trainer.global_step == 200
+    assert trainer.replay_restored and trainer.rb.writes == saved.writes + 1  # + the new game's first frame
     trainer.env.close()
     trainer.log.close()
 
@@ -182,9 +186,25 @@ def test_checkpoint_then_resume_continues_counters(tmp_path):
     c = second["counters"]
     assert c["global_step"] == 400 and c["updates"] == (400 - 100) // 4 and c["resumes"] == 1
     assert c["episodes"] >= first["counters"]["episodes"]
+    assert second["replay"] == "replay-400.bin"
+    assert ReplayBuffer.load(str(run / "replay-400.bin")).writes > saved.writes + 200  # the same replay, grown
+    assert not (run / "replay-200.bin").exists()  # superseded snapshots are removed
     with open(run / "episodes.csv") as f:
         steps = [int(r["global_step"]) for r in csv.DictReader(f)]
     assert steps == sorted(steps)  # one log, continued
+
+
+@needs_wrapper
+@pytest.mark.atari
+def test_resume_without_a_replay_snapshot_refills_it(tmp_path, capsys):
+    rc, run = run_train(tmp_path, "--total-steps", "150", "--no-save-replay")
+    assert rc == 0 and train.load_training_checkpoint(str(run / "checkpoint.pt"))["replay"] is None
+    capsys.readouterr()
+    rc = train.main(["--resume", str(run / "checkpoint.pt"), "--total-steps", "250"])
+    assert rc == 0
+    assert "refilling the replay with 100 epsilon-greedy steps" in capsys.readouterr().out
+    c = counters(run / "checkpoint.pt")
+    assert c["global_step"] == 250 and c["updates"] == (250 - 100) // 4
 
 
 @needs_wrapper
@@ -201,6 +221,20 @@ def test_corrupt_checkpoint_is_refused_with_a_clear_error(tmp_path, capsys):
     assert "corrupt" in capsys.readouterr().err
     assert evaluate.main([str(path)]) == 2
     assert "corrupt" in capsys.readouterr().err
+
+
+@needs_wrapper
+@pytest.mark.atari
+def test_corrupt_replay_snapshot_is_refused(tmp_path, capsys):
+    rc, run = run_train(tmp_path, "--total-steps", "120")
+    snap = run / "replay-120.bin"
+    data = bytearray(snap.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    snap.write_bytes(bytes(data))
+    assert train.main(["--resume", str(run / "checkpoint.pt"), "--total-steps", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "dqnfast train: error:" in err
+    assert counters(run / "checkpoint.pt")["global_step"] == 120  # nothing was overwritten
 
 
 @needs_wrapper

@@ -724,7 +724,11 @@ def plot_learning_curve(run_dir: str, title: str = "", window: int = 20) -> Opti
 def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg, preset_name, resume, state = parse_config(sys.argv[1:] if argv is None else argv)
     run_dir = os.path.dirname(os.path.abspath(resume)) if resume else None
-    trainer = Trainer(cfg, preset_name, state, run_dir=run_dir)
+    try:
+        trainer = Trainer(cfg, preset_name, state, run_dir=run_dir)
+    except ValueError as e:  # e.g. a corrupt replay snapshot, or a checkpoint from another game
+        print(f"dqnfast train: error: {e}", file=sys.stderr)
+        return 2
     c = trainer.global_step
     print(f"dqnfast train: {cfg.env_id}, preset {preset_name}, {cfg.total_steps} steps"
           f"{f' (resuming at {c})' if c else ''}, device {trainer.learner.device}, run dir {trainer.run_dir}", flush=True)
