@@ -414,8 +414,8 @@ class Trainer:
             raise ValueError(f"checkpoint has {state['num_actions']} actions, {cfg.env_id} has {self.num_actions}")
 
         self.learner = DQNLearner(
-            self.num_actions, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate, adam_eps=cfg.adam_eps, loss=cfg.loss,
-            max_grad_norm=cfg.max_grad_norm, target_update_interval=cfg.target_update_interval, tau=cfg.tau,
+            self.num_actions, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack, optimizer=cfg.optimizer,
+            learning_rate=cfg.learning_rate, adam_eps=cfg.adam_eps, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm, target_update_interval=cfg.target_update_interval, tau=cfg.tau,
             double_dqn=cfg.double_dqn, device=device, seed=cfg.seed)
         if state:
             self.learner.load_state_dict(state["learner"])
