@@ -42,7 +42,6 @@ from . import checkpoint as ckpt
 from .config import DEFAULT_PRESET, PRESETS, TrainConfig, field_docs, preset
 
 CHECKPOINT_NAME = "checkpoint.pt"
-ASYNC_SWITCH_INTERVAL = 0.0005  # seconds; Python's default of 5 ms lets one thread hold the GIL too long
 FORMAT = "dqnfast.train"
 
 
@@ -635,8 +634,6 @@ class Trainer:
                     cond.notify_all()
 
         thread = threading.Thread(target=actor, name="dqnfast-actor", daemon=True)
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(ASYNC_SWITCH_INTERVAL)  # hand the GIL over sooner between the two threads
         thread.start()
         try:
             while True:
@@ -677,7 +674,6 @@ class Trainer:
                 status["stop"] = True
                 cond.notify_all()
             thread.join()
-            sys.setswitchinterval(switch_interval)
             self.runner.policy = learner.act
         if status["error"] is not None:
             raise status["error"]
