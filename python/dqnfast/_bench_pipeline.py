@@ -25,9 +25,16 @@ def _actions(n: int, num_actions: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(num_actions, size=n)
 
 
+def _gym():
+    import ale_py
+    import gymnasium as gym
+    gym.register_envs(ale_py)
+    return gym
+
+
 def bench_raw_ale(env_id: str, steps: int, frame_skip: int, seed: int) -> float:
     """Seconds for ``steps`` agent steps of bare emulation (``frame_skip`` ale.act each, no screen reads)."""
-    import gymnasium as gym
+    gym = _gym()
     env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0)
     env.reset(seed=seed)
     ale = env.unwrapped.ale
@@ -96,10 +103,8 @@ class StackedNumpyBuffer:
 
 
 def _cleanrl_env(env_id: str, frame_size: int, frame_skip: int, seed: int):
-    import ale_py
-    import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
-    gym.register_envs(ale_py)
+    gym = _gym()
     env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env = AtariPreprocessing(env, noop_max=30, frame_skip=frame_skip, screen_size=frame_size,
