@@ -4,11 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "dqnfast/frame_store.hpp"
+#include "dqnfast/prioritized.hpp"
 
 namespace py = pybind11;
 using namespace dqnfast;
@@ -119,6 +121,12 @@ struct BoundStore {
     s.insert(s.end(), shape.begin(), shape.end());
     return s;
   }
+  PrioritizedStore* prioritized() const { return dynamic_cast<PrioritizedStore*>(store.get()); }
+  PrioritizedStore* per(const char* what) const {
+    PrioritizedStore* p = prioritized();
+    if (!p) throw py::type_error(std::string(what) + " needs a PrioritizedReplayBuffer");
+    return p;
+  }
   uint32_t env_arg(int64_t env) const {
     store->check_env(env);
     return uint32_t(env);
@@ -163,7 +171,8 @@ struct BoundStore {
 void bind_replay(py::module_& m) {
   py::class_<BoundStore>(m, "FrameStore", "Native frame-store replay memory (use dqnfast.ReplayBuffer).")
       .def(py::init([](py::handle capacity, py::handle frame_shape, py::handle stack, py::handle num_envs,
-                       py::handle seed, py::handle pad, py::handle storage_path, py::handle n_step, py::handle gamma) {
+                       py::handle seed, py::handle pad, py::handle storage_path, py::handle n_step, py::handle gamma,
+                       py::handle alpha) {
              const int64_t cap = int_arg(capacity, "capacity"), st = int_arg(stack, "stack"),
                            ne = int_arg(num_envs, "num_envs");
              if (cap <= 0) throw py::value_error("capacity must be positive, got " + std::to_string(cap));
@@ -203,6 +212,14 @@ void bind_replay(py::module_& m) {
                throw py::type_error("gamma must be a number, got " + type_name(gamma));
              const double g = py::cast<double>(gamma);
              if (!(g >= 0.0 && g <= 1.0)) throw py::value_error("gamma must be in [0, 1], got " + std::string(py::str(gamma)));
+             double a = 0.0;
+             if (!alpha.is_none()) {
+               if (!PyFloat_Check(alpha.ptr()) && !PyLong_Check(alpha.ptr()) &&
+                   !py::isinstance(alpha, py::module_::import("numpy").attr("number")))
+                 throw py::type_error("alpha must be a number, got " + type_name(alpha));
+               a = py::cast<double>(alpha);
+               if (!(a >= 0.0) || !std::isfinite(a)) throw py::value_error("alpha must be finite and >= 0");
+             }
              std::string storage;
              if (!storage_path.is_none()) {
                py::object fs = py::module_::import("os").attr("fspath")(storage_path);  // str or os.PathLike
@@ -214,9 +231,12 @@ void bind_replay(py::module_& m) {
              bs->state_shape = {st};
              bs->state_shape.insert(bs->state_shape.end(), bs->frame_shape.begin(), bs->frame_shape.end());
              try {
-               bs->store =
-                   std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s, pad_s == "first",
-                                                storage, uint32_t(n), g);
+               if (alpha.is_none())
+                 bs->store = std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s,
+                                                          pad_s == "first", storage, uint32_t(n), g);
+               else
+                 bs->store = std::make_unique<PrioritizedStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s,
+                                                                pad_s == "first", storage, uint32_t(n), g, a);
              } catch (const std::bad_alloc&) {
                PyErr_SetString(PyExc_MemoryError, ("cannot allocate a replay buffer of capacity " + std::to_string(cap) +
                                                    " frames of " + std::to_string(frame_bytes) + " bytes")
@@ -227,7 +247,8 @@ void bind_replay(py::module_& m) {
            }),
            py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
            py::arg("num_envs") = 1, py::arg("seed") = py::none(), py::arg("pad") = "zero",
-           py::arg("storage_path") = py::none(), py::arg("n_step") = 1, py::arg("gamma") = 0.99)
+           py::arg("storage_path") = py::none(), py::arg("n_step") = 1, py::arg("gamma") = 0.99,
+           py::arg("alpha") = py::none())
       .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
       .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
       .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
@@ -343,6 +364,46 @@ void bind_replay(py::module_& m) {
             py::gil_scoped_release nogil;
             b.store->sample_slots(size_t(batch_size), os, ns, o);
           })
+      .def_property_readonly("prioritized", [](const BoundStore& b) { return b.prioritized() != nullptr; })
+      .def_property_readonly("alpha", [](const BoundStore& b) { return b.per("alpha")->alpha(); })
+      .def_property_readonly("max_priority", [](const BoundStore& b) { return b.per("max_priority")->max_priority(); },
+                             "The largest priority set so far (new transitions get it); starts at 1.")
+      .def("_leaf", [](const BoundStore& b, int64_t slot) {
+        if (slot < 0 || uint64_t(slot) >= b.store->capacity()) throw py::index_error("slot out of range");
+        return b.per("_leaf")->leaf(uint64_t(slot));
+      })
+      .def(
+          "_sample_prioritized_into",
+          [](BoundStore& b, py::ssize_t batch_size, double beta, py::handle out, py::handle weights) {
+            PrioritizedStore* ps = b.per("sample");
+            if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
+            if (!(beta >= 0.0) || !std::isfinite(beta)) throw py::value_error("beta must be finite and >= 0");
+            const TransitionOut o = b.outputs(batch_size, out);
+            float* w = out_array<float>(weights, "weights", {batch_size});
+            py::gil_scoped_release nogil;
+            ps->sample_prioritized(size_t(batch_size), beta, o, w);
+          })
+      .def(
+          "update_priorities",
+          [](BoundStore& b, py::handle index, py::handle priorities) {
+            PrioritizedStore* ps = b.per("update_priorities");
+            py::array ia = as_ndarray(index, "index"), pa = as_ndarray(priorities, "priorities");
+            if (ia.ndim() != 1 || pa.ndim() != 1) throw py::value_error("index and priorities must be 1-D");
+            if (ia.shape(0) != pa.shape(0))
+              throw py::value_error("index and priorities must have the same length, got " + std::to_string(ia.shape(0)) +
+                                    " and " + std::to_string(pa.shape(0)));
+            auto idx = vector_arg<int64_t>(ia, "index", ia.shape(0), "iu", "integers");
+            auto pri = vector_arg<double>(pa, "priorities", pa.shape(0), "iuf", "numbers");
+            for (py::ssize_t i = 0; i < pri.shape(0); ++i)
+              if (!(pri.at(i) >= 0.0) || !std::isfinite(pri.at(i)))
+                throw py::value_error("priorities must be finite and >= 0, got " + std::to_string(pri.at(i)) +
+                                      " at position " + std::to_string(i));
+            py::gil_scoped_release nogil;
+            return ps->update_priorities(size_t(idx.shape(0)), idx.data(), pri.data());
+          },
+          py::arg("index"), py::arg("priorities"),
+          "Set the priorities of the transitions with these indices (from Batch.index); indices of\n"
+          "transitions overwritten since they were sampled are skipped. Returns how many were applied.")
       .def(
           "_sample_sequences_into",
           [](BoundStore& b, py::ssize_t batch_size, py::ssize_t length, py::handle out) {
@@ -415,6 +476,7 @@ void bind_replay(py::module_& m) {
             d["pad"] = h.pad_first ? "first" : "zero";
             d["n_step"] = h.n_step;
             d["gamma"] = h.gamma();
+            if (h.kind == 1) d["alpha"] = h.alpha();
             return d;
           },
           "The constructor arguments stored in a snapshot (its header and size are checked).")
