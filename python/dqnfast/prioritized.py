@@ -36,6 +36,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._sample_prioritized_into(n, float(beta), out[:8], out.weights)
         return out
 
+    def empty_prioritized_batch(self, batch_size: int) -> PrioritizedBatch:
+        """Arrays to reuse with ``sample(batch_size, beta, out=...)``."""
+        return empty_prioritized_batch(_batch_size(batch_size), self.stack, self.frame_shape)
+
     def __repr__(self) -> str:
         return (f"PrioritizedReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, "
                 f"stack={self.stack}, num_envs={self.num_envs}, alpha={self.alpha}, len={len(self)})")
