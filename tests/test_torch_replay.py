@@ -76,6 +76,12 @@ def test_wrapping_an_existing_buffer_copies_what_it_holds(device):
     assert_same(b.sample(16), d.sample(16))
 
 
+def test_wrapping_a_large_buffer_copies_it_in_chunks():
+    a = ReplayBuffer(9000, (2, 3), stack=2, seed=2)  # more slots than one 4096-row copy
+    StreamDriver(1, (2, 3), seed=4).run([a], 9500)
+    assert_mirror_is_the_store(DeviceReplayBuffer(buffer=a))
+
+
 def test_a_partly_filled_buffer_mirrors_only_written_slots():
     a = ReplayBuffer(40, SHAPE, stack=2, seed=1)
     one = [make_frame(0, 0, s, SHAPE) for s in range(4)]

@@ -95,10 +95,12 @@ class DeviceReplayBuffer:
         self._lock = threading.Lock()
         self._shape = tuple(rb.frame_shape)
         self._frames = torch.zeros((rb.capacity + 1, *self._shape), dtype=torch.uint8, device=self.device)
+        self._host_mirror = None if self._cuda else self._frames.numpy()  # the same memory, for writes
         self._synced = rb.writes  # writes the mirror holds; anything else writing to rb breaks the mirror
         stored = min(rb.writes, rb.capacity)
-        if stored:  # an existing buffer: copy what it holds (the slots never written are zero in both)
-            self._write_slots(0, rb._frames_view()[:stored])
+        view = rb._frames_view()  # an existing buffer: copy what it holds (unwritten slots are zero in both),
+        for a in range(0, stored, 4096):  # in chunks, so that CUDA staging stays small
+            self._write_slots(a, view[a:min(a + 4096, stored)])
 
     # ---- the native buffer's properties ------------------------------------------------------------
     capacity = property(lambda self: self.buffer.capacity)
@@ -174,15 +176,19 @@ class DeviceReplayBuffer:
     def _write_slots(self, slot: int, frames: np.ndarray) -> None:
         """Copy rows to the mirror at slots slot, slot + 1, ... (wrapping at capacity)."""
         n, cap = len(frames), self.buffer.capacity
-        # The host copy into a fresh tensor is also what makes the CUDA copy safe to run
-        # asynchronously: the caller may reuse `frames` at once, and the (pinned) staging tensor is
-        # kept by torch's allocator until the copy has read it.
-        staging = torch.empty((n, *self._shape), dtype=torch.uint8, pin_memory=self._cuda)
-        np.copyto(staging.numpy(), frames)
         head = min(n, cap - slot)  # rows before the wrap
-        self._frames[slot:slot + head].copy_(staging[:head], non_blocking=self._cuda)
-        if head < n:
-            self._frames[:n - head].copy_(staging[head:], non_blocking=self._cuda)
+        parts = [(slot, 0, head), (0, head, n)]  # (first slot, first row, end row)
+        if not self._cuda:  # a cpu mirror: plain numpy stores into its memory (no torch op per add)
+            for dst, a, b in parts:
+                self._host_mirror[dst:dst + b - a] = frames[a:b]
+            return
+        # CUDA: copy into a fresh pinned tensor first. The caller may then reuse `frames` at once,
+        # and torch's pinned allocator keeps the staging block until the async copy has read it.
+        staging = torch.empty((n, *self._shape), dtype=torch.uint8, pin_memory=True)
+        np.copyto(staging.numpy(), frames)
+        for dst, a, b in parts:
+            if a < b:
+                self._frames[dst:dst + b - a].copy_(staging[a:b], non_blocking=True)
 
     # ---- sampling --------------------------------------------------------------------------------
     def sample(self, batch_size: int) -> TorchBatch:
