@@ -201,3 +201,23 @@ def test_bad_spaces_and_arguments():
         DqnfastReplayBuffer(100, obs_space, act_space, n_envs=N_ENVS, n_stack=3)
     with pytest.raises(ValueError, match="channels_order"):
         DqnfastReplayBuffer(100, obs_space, act_space, n_envs=N_ENVS, channels_order="middle")
+
+
+def test_sample_applies_a_vecnormalize_env_like_sb3():
+    venv = make_venv((6, 5, 1))
+    ours = DqnfastReplayBuffer(200, venv.observation_space, venv.action_space, device="cpu", n_envs=N_ENVS, seed=3)
+    rollout(venv, [ours], 40)
+
+    class Normalizer:  # what SB3 calls on a VecNormalize: obs and reward, as numpy arrays
+        def normalize_obs(self, obs):
+            return obs.astype(np.float32) / 2
+
+        def normalize_reward(self, reward):
+            return reward * 10
+
+    ids = ours.store.valid_indices()
+    plain, scaled = ours._get_samples(ids), ours._get_samples(ids, env=Normalizer())
+    assert torch.equal(scaled.observations, plain.observations.float() / 2)
+    assert torch.equal(scaled.next_observations, plain.next_observations.float() / 2)
+    assert torch.equal(scaled.rewards, plain.rewards * 10) and scaled.rewards.dtype == torch.float32
+    assert torch.equal(scaled.dones, plain.dones) and torch.equal(scaled.actions, plain.actions)
