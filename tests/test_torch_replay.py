@@ -36,11 +36,12 @@ def assert_mirror_is_the_store(d: DeviceReplayBuffer) -> None:
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("pad", ["zero", "first"])
-@pytest.mark.parametrize("vectorized", [False, True])
-def test_sample_equals_replay_buffer_sample_on_random_streams_with_wraparound(device, pad, vectorized):
+@pytest.mark.parametrize("vectorized, n_step", [(False, 1), (True, 1), (False, 3)])
+def test_sample_equals_replay_buffer_sample_on_random_streams_with_wraparound(device, pad, vectorized, n_step):
     num_envs, capacity = 3, 97  # a prime capacity: add_batch rows straddle the wrap at changing offsets
-    host = ReplayBuffer(capacity, SHAPE, stack=4, num_envs=num_envs, seed=11, pad=pad)
-    dev = DeviceReplayBuffer(capacity, SHAPE, stack=4, num_envs=num_envs, seed=11, pad=pad, device=device)
+    host = ReplayBuffer(capacity, SHAPE, stack=4, num_envs=num_envs, seed=11, pad=pad, n_step=n_step, gamma=0.9)
+    dev = DeviceReplayBuffer(capacity, SHAPE, stack=4, num_envs=num_envs, seed=11, pad=pad, device=device,
+                             n_step=n_step, gamma=0.9)
     drv = StreamDriver(num_envs, SHAPE, seed=3, p_terminate=0.1, p_truncate=0.06)
     padded = 0
     for _ in range(12):  # wraps the store several times, sampling in between

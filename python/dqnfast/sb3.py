@@ -173,8 +173,9 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         return self._to_samples(host.gather(np.asarray(batch_inds, np.int64)), env)
 
     def _to_samples(self, b: Batch, env: Optional[Any]) -> ReplayBufferSamples:
-        t = [x if isinstance(x, th.Tensor) else th.from_numpy(x) for x in b]  # numpy batch: zero-copy
-        obs_s, action, reward, next_s, terminated, truncated, _ = t
+        t = b._replace(**{k: th.from_numpy(v) for k, v in b._asdict().items() if isinstance(v, np.ndarray)})  # zero-copy
+        obs_s, action, reward, next_s, terminated, truncated = (t.obs, t.action, t.reward, t.next_obs, t.terminated,
+                                                                t.truncated)
         done = terminated if self.handle_timeout_termination else terminated | truncated
         obs, next_obs = self._to_obs(obs_s), self._to_obs(next_s)
         reward = reward.reshape(-1, 1)

@@ -36,7 +36,8 @@ class TorchBatch(NamedTuple):
     """Sampled transitions as torch tensors on the buffer's device; fields as in :class:`dqnfast.Batch`.
 
     obs, next_obs: (B, stack, *frame_shape) uint8; action int64; reward float32; terminated,
-    truncated bool; index int64 (pass it to ``buffer.gather`` to read the same transitions on the host).
+    truncated bool; index int64 (pass it to ``buffer.gather`` to read the same transitions on the host);
+    discount float32 (gamma^m of the n-step window).
     """
 
     obs: torch.Tensor
@@ -46,6 +47,7 @@ class TorchBatch(NamedTuple):
     terminated: torch.Tensor
     truncated: torch.Tensor
     index: torch.Tensor
+    discount: torch.Tensor
 
 
 def _device_arg(device: object) -> torch.device:
@@ -77,8 +79,9 @@ class DeviceReplayBuffer:
     """
 
     def __init__(self, capacity: Optional[int] = None, frame_shape: Sequence[int] = (84, 84), stack: int = 4,
-                 num_envs: int = 1, seed: Optional[int] = None, pad: str = "zero", *,
-                 device: Union[str, torch.device] = "cpu", buffer: Optional[ReplayBuffer] = None) -> None:
+                 num_envs: int = 1, seed: Optional[int] = None, pad: str = "zero", *, n_step: int = 1,
+                 gamma: float = 0.99, device: Union[str, torch.device] = "cpu",
+                 buffer: Optional[ReplayBuffer] = None) -> None:
         self.device = _device_arg(device)
         if buffer is not None:
             if not isinstance(buffer, ReplayBuffer):
@@ -89,7 +92,7 @@ class DeviceReplayBuffer:
         else:
             if capacity is None:
                 raise TypeError("DeviceReplayBuffer needs capacity (or buffer=an existing ReplayBuffer)")
-            self.buffer = ReplayBuffer(capacity, frame_shape, stack, num_envs, seed, pad)
+            self.buffer = ReplayBuffer(capacity, frame_shape, stack, num_envs, seed, pad, n_step=n_step, gamma=gamma)
         rb = self.buffer
         self._cuda = self.device.type == "cuda"
         self._lock = threading.Lock()
@@ -197,23 +200,24 @@ class DeviceReplayBuffer:
         st = self.buffer.stack
         # One host block for all int64 outputs, so slots, actions and indices cross in one copy.
         ints = torch.empty(2 * n * st + 2 * n, dtype=torch.int64, pin_memory=self._cuda)
-        reward = torch.empty(n, dtype=torch.float32, pin_memory=self._cuda)
+        floats = torch.empty(2 * n, dtype=torch.float32, pin_memory=self._cuda)  # reward, then discount
         flags = torch.empty(2 * n, dtype=torch.bool, pin_memory=self._cuda)  # terminated, then truncated
-        ints_np, flags_np = ints.numpy(), flags.numpy()
+        ints_np, flags_np, floats_np = ints.numpy(), flags.numpy(), floats.numpy()
         slots = ints_np[:2 * n * st]
         with self._lock:
-            self.buffer._sample_slots_into(n, slots[:n * st].reshape(n, st), slots[n * st:].reshape(n, st),
-                                           ints_np[2 * n * st:2 * n * st + n], reward.numpy(), flags_np[:n],
-                                           flags_np[n:], ints_np[2 * n * st + n:])
+            meta = Batch(obs=None, action=ints_np[2 * n * st:2 * n * st + n], reward=floats_np[:n], next_obs=None,
+                         terminated=flags_np[:n], truncated=flags_np[n:], index=ints_np[2 * n * st + n:],
+                         discount=floats_np[n:])  # frames are gathered on the device instead
+            self.buffer._sample_slots_into(n, slots[:n * st].reshape(n, st), slots[n * st:].reshape(n, st), meta)
             slots[slots < 0] = self.buffer.capacity  # zero padding: the mirror's last row
             ints_d = ints.to(self.device, non_blocking=self._cuda)
-            reward_d = reward.to(self.device, non_blocking=self._cuda)
+            floats_d = floats.to(self.device, non_blocking=self._cuda)
             flags_d = flags.to(self.device, non_blocking=self._cuda)
             # One gather for obs and next_obs; each is a contiguous half of the result.
             states = self._frames.index_select(0, ints_d[:2 * n * st]).view(2, n, st, *self._shape)
-        return TorchBatch(obs=states[0], action=ints_d[2 * n * st:2 * n * st + n], reward=reward_d,
+        return TorchBatch(obs=states[0], action=ints_d[2 * n * st:2 * n * st + n], reward=floats_d[:n],
                           next_obs=states[1], terminated=flags_d[:n], truncated=flags_d[n:],
-                          index=ints_d[2 * n * st + n:])
+                          index=ints_d[2 * n * st + n:], discount=floats_d[n:])
 
     def sample_numpy(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
         """Host-side sampling from the native store (the same random stream as :meth:`sample`)."""
