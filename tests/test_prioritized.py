@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer
 from dqnfast.reference import PyPrioritizedReplayBuffer
 from frames import make_frame
+from stats import assert_matches, sample_counts
 from streams import StreamDriver
 from test_replay import check_transition
 
@@ -58,17 +59,8 @@ def test_sampling_frequencies_follow_priority_to_the_alpha():
     idx = rb.valid_indices()
     pri = np.random.default_rng(0).uniform(0.1, 5.0, len(idx))
     assert rb.update_priorities(idx, pri) == len(idx)
-    counts = dict.fromkeys(idx.tolist(), 0)
-    n = 0
-    for _ in range(60):
-        for t in rb.sample(1000).index:
-            counts[int(t)] += 1
-            n += 1
-    expected = pri ** alpha / (pri ** alpha).sum() * n
-    observed = np.array([counts[int(t)] for t in idx])
-    chi2 = ((observed - expected) ** 2 / expected).sum()
-    dof = len(idx) - 1
-    assert chi2 < dof + 5 * np.sqrt(2 * dof), (chi2, dof)
+    counts = sample_counts(lambda: rb.sample(1000).index, idx, 60)
+    assert_matches(counts, pri ** alpha)
 
 
 def test_importance_weights():
