@@ -588,7 +588,7 @@ struct Source {
 };
 
 struct Request {
-  std::shared_ptr<const Plan> plan;
+  const Plan* plan = nullptr;  // owned by the caller for the duration of run()
   Gray gray = Gray::kLuma;
   Source frame, prev;
   int64_t n = 1;          // frames
@@ -667,11 +667,12 @@ inline void run_range(const Request& r, int64_t begin, int64_t end, Scratch& sc)
   }
 }
 
-// Threading policy for batches: a second thread costs tens of microseconds to start, so it is
-// used only when the batch has at least min_work source-pixel visits.
+// Threading policy for batches: a second thread costs tens of microseconds to start and only
+// pays when a core is free, so it is used only for batches of at least min_work source-pixel
+// visits (2^22: about 100 frames with area, 600 with nearest, i.e. calls of a few milliseconds).
 struct ThreadPolicy {
   int max_threads = 2;
-  int64_t min_work = int64_t(1) << 20;
+  int64_t min_work = int64_t(1) << 22;
 };
 inline ThreadPolicy& thread_policy() {
   static ThreadPolicy policy;
