@@ -9,8 +9,9 @@
 //   nearest  output (i, j) samples crop pixel (((2i+1) ch) / (2 oh), ((2j+1) cw) / (2 ow))
 //   area  separable box weights: output i covers [i n/m, (i+1) n/m) of the n source pixels; each
 //         source pixel's overlap is rounded cumulatively to kAreaQy (rows) / kAreaQx (columns)
-//         bits, so every output's weights sum exactly to 2^Q; the result is
-//         (sum_x wx * sum_y wy * gray + 2^(Qx+Qy-1)) >> (Qx+Qy), max 255 << 23 < 2^31.
+//         bits, so every output's weights sum exactly to 2^Q. Rows first, rounded to 16 bits:
+//         v = (sum_y wy * gray + 8) >> 4  (at most 255 << 7, an int16), then
+//         Y = (sum_x wx * v + 2^18) >> 19  (Qx + Qy - 4 = 19; sums stay below 2^28).
 //
 // Layout. A Plan holds everything that depends only on (input shape, crop, output size,
 // interpolation) — source rows, byte offsets of the sampled pixels, AVX-512 permute windows,
@@ -49,7 +50,8 @@ enum class Interp : uint8_t { kNearest = 0, kArea = 1 };
 
 constexpr int32_t kLumaR = 9798, kLumaG = 19235, kLumaB = 3735, kLumaShift = 15;
 constexpr int32_t kMeanMul = 21846, kMeanShift = 16;
-constexpr int kAreaQy = 11, kAreaQx = 12;
+constexpr int kAreaQy = 11, kAreaQx = 12, kAreaVShift = 4, kAreaShift = kAreaQx + kAreaQy - kAreaVShift;
+static_assert((255 << (kAreaQy - kAreaVShift)) < (1 << 15), "row sums must fit an int16 for vpmaddwd");
 
 constexpr bool mean_formula_exact() {
   for (int32_t s = 0; s <= 3 * 255; ++s)
@@ -100,6 +102,7 @@ struct ColumnMap {
   };
   std::vector<Window> windows;
   bool all_fit = true;
+  bool all_fit64 = false;  // RGB windows are 64 bytes: one load, one-table permutes
   uint64_t lo_mask = ~0ULL, hi_mask = ~0ULL;  // bytes of the two 64-byte loads inside the row
 
   ColumnMap() = default;
@@ -122,12 +125,20 @@ struct ColumnMap {
       lo_mask = row_bytes >= 64 ? ~0ULL : (1ULL << row_bytes) - 1;
       hi_mask = row_bytes <= 64 ? 0 : (1ULL << (row_bytes - 64)) - 1;
     }
+    // RGB maps whose every chunk lies in 64 bytes (e.g. every pixel of a row: 48 bytes per 16)
+    // take one load and one-table permutes per chunk; the rest take 128-byte windows.
+    all_fit64 = c == 3;
+    for (int32_t j0 = 0; all_fit64 && j0 < n; j0 += 16) {
+      const int32_t base = row_bytes >= 64 ? std::min(px[size_t(j0)], row_bytes - 64) : 0;
+      all_fit64 = px[size_t(std::min(n, j0 + 16) - 1)] + 2 - base < 64;
+    }
+    const int32_t span = all_fit64 ? 64 : 128;
     const int32_t k = c == 1 ? 64 : 16;
     for (int32_t j0 = 0; j0 < n; j0 += k) {
       Window win{};
       const int32_t cnt = std::min(k, n - j0);
-      win.base = row_bytes >= 128 ? std::min(px[size_t(j0)], row_bytes - 128) : 0;
-      win.fits = px[size_t(j0 + cnt - 1)] + c - 1 - win.base < 128;
+      win.base = row_bytes >= span ? std::min(px[size_t(j0)], row_bytes - span) : 0;
+      win.fits = px[size_t(j0 + cnt - 1)] + c - 1 - win.base < span;
       all_fit = all_fit && win.fits;
       for (int32_t l = 0; win.fits && l < cnt; ++l) {
         const int32_t rel = px[size_t(j0 + l)] - win.base;
@@ -186,6 +197,17 @@ struct Plan {
   AreaTaps ytaps;             // area: crop-relative rows of each output row
   int32_t xtaps = 0, owp = 0; // area: taps per output column (padded with zero weights), ow padded to 16
   std::vector<int32_t> xidx, xw;  // area: tap-major [t * owp + j]: crop-relative column and weight
+  // area, AVX-512: chunk k (outputs [16k, 16k + 16)) reads the 64 row sums from hbase[k]; for
+  // tap pair q, word permute hidx[k][q] puts columns (2q, 2q + 1) of each output in its dword
+  // lane and vpmaddwd weighs them with hw[k][q]. Chunks spanning more than 64 columns gather.
+  struct alignas(64) Pair {
+    int16_t idx[32];
+    int16_t w[32];
+  };
+  int32_t xpairs = 0;
+  std::vector<Pair> hpairs;  // [k * xpairs + q]
+  std::vector<int32_t> hbase;
+  std::vector<uint8_t> hfits;
 
   explicit Plan(const Geometry& geo) : g(geo), ch(geo.bottom - geo.top), cw(geo.right - geo.left) {
     if (g.interp == Interp::kNearest) {
@@ -208,6 +230,24 @@ struct Plan {
         xidx[size_t(t) * size_t(owp) + size_t(j)] = xt.start[size_t(j)] + t;
         xw[size_t(t) * size_t(owp) + size_t(j)] = xt.weight[size_t(xt.offset[size_t(j)] + t)];
       }
+    xpairs = (xtaps + 1) / 2;
+    for (int32_t j0 = 0; j0 < owp; j0 += 16) {
+      const int32_t base = xt.start[size_t(std::min<int64_t>(j0, g.ow - 1))];
+      bool fits = true;
+      std::vector<Pair> pairs(size_t(xpairs), Pair{});
+      for (int32_t l = 0; l < 16 && j0 + l < g.ow; ++l) {
+        const size_t j = size_t(j0 + l);
+        for (int32_t t = 0; t < xt.count[j]; ++t) {
+          const int32_t rel = xt.start[j] + t - base;
+          fits = fits && rel < 64;
+          pairs[size_t(t / 2)].idx[2 * l + t % 2] = int16_t(rel & 63);
+          pairs[size_t(t / 2)].w[2 * l + t % 2] = int16_t(xt.weight[size_t(xt.offset[j] + t)]);
+        }
+      }
+      hbase.push_back(base);
+      hfits.push_back(fits);
+      hpairs.insert(hpairs.end(), pairs.begin(), pairs.end());
+    }
   }
 };
 
@@ -268,17 +308,18 @@ inline void row(const ColumnMap& m, Gray g, const uint8_t* a, const uint8_t* b, 
   return row_p<false>(m, g, a, b, out, j0, j1);
 }
 
-// acc[x] = sum_t w[t] * rows[t][x]
-inline void vertical(const uint8_t* const* rows, const int32_t* w, int32_t taps, int64_t n, int32_t* acc) {
-  for (int64_t x = 0; x < n; ++x) {
-    int32_t s = 0;
+// acc[x] = (sum_t w[t] * rows[t][x] + 8) >> 4 for x in [x0, n)
+inline void vertical(const uint8_t* const* rows, const int32_t* w, int32_t taps, int64_t n, int16_t* acc,
+                     int64_t x0 = 0) {
+  for (int64_t x = x0; x < n; ++x) {
+    int32_t s = 1 << (kAreaVShift - 1);
     for (int32_t t = 0; t < taps; ++t) s += w[t] * rows[t][x];
-    acc[x] = s;
+    acc[x] = int16_t(s >> kAreaVShift);
   }
 }
 
-inline void horizontal(const Plan& p, const int32_t* acc, uint8_t* out) {
-  constexpr int32_t kShift = kAreaQx + kAreaQy;
+inline void horizontal(const Plan& p, const int16_t* acc, uint8_t* out) {
+  constexpr int32_t kShift = kAreaShift;
   for (int64_t j = 0; j < p.g.ow; ++j) {
     int32_t s = 1 << (kShift - 1);
     for (int32_t t = 0; t < p.xtaps; ++t)
@@ -346,32 +387,33 @@ DQNFAST_AVX2 inline void row(const ColumnMap& m, Gray g, const uint8_t* a, const
   return row_p<false>(m, g, a, b, out);
 }
 
-DQNFAST_AVX2 inline void vertical(const uint8_t* const* rows, const int32_t* w, int32_t taps, int64_t n, int32_t* acc) {
+DQNFAST_AVX2 inline void vertical(const uint8_t* const* rows, const int32_t* w, int32_t taps, int64_t n, int16_t* acc) {
   int64_t x = 0;
   for (; x + 8 <= n; x += 8) {
-    __m256i s = _mm256_setzero_si256();
+    __m256i s = _mm256_set1_epi32(1 << (kAreaVShift - 1));
     for (int32_t t = 0; t < taps; ++t) {
       const __m256i px = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(rows[t] + x)));
       s = _mm256_add_epi32(s, _mm256_mullo_epi32(px, _mm256_set1_epi32(w[t])));
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + x), s);
+    s = _mm256_srli_epi32(s, kAreaVShift);  // <= 32640: the saturating pack is exact
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packus_epi32(s, s), 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + x), _mm256_castsi256_si128(words));
   }
-  for (; x < n; ++x) {
-    int32_t s = 0;
-    for (int32_t t = 0; t < taps; ++t) s += w[t] * rows[t][x];
-    acc[x] = s;
-  }
+  scalar::vertical(rows, w, taps, n, acc, x);
 }
 
-DQNFAST_AVX2 inline void horizontal(const Plan& p, const int32_t* acc, uint8_t* out) {
-  constexpr int32_t kShift = kAreaQx + kAreaQy;
+// Row sums are int16; a 4-byte gather at column c holds c in its low half.
+DQNFAST_AVX2 inline void horizontal(const Plan& p, const int16_t* acc, uint8_t* out) {
+  constexpr int32_t kShift = kAreaShift;
   for (int64_t j = 0; j < p.g.ow; j += 8) {  // owp pads the tap tables to whole vectors
     __m256i s = _mm256_set1_epi32(1 << (kShift - 1));
     for (int32_t t = 0; t < p.xtaps; ++t) {
       const size_t at = size_t(t) * size_t(p.owp) + size_t(j);
       const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.xidx.data() + at));
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.xw.data() + at));
-      s = _mm256_add_epi32(s, _mm256_mullo_epi32(_mm256_i32gather_epi32(acc, idx, 4), w));
+      const __m256i v = _mm256_and_si256(_mm256_i32gather_epi32(reinterpret_cast<const int*>(acc), idx, 2),
+                                         _mm256_set1_epi32(0xFFFF));
+      s = _mm256_add_epi32(s, _mm256_mullo_epi32(v, w));
     }
     const __m128i y = pack8(_mm256_srli_epi32(s, kShift));
     if (j + 8 <= p.g.ow) {
@@ -427,9 +469,18 @@ DQNFAST_AVX512 inline void window(const ColumnMap& m, const uint8_t* a, const ui
 
 // Gray dwords of outputs [j, j + 16). Windows that fit are permuted; the rest are gathered
 // (ColumnMap guarantees one or the other is possible unless the row is under 4 bytes).
-template <bool kPrev, Gray G, bool kAllFit>
+template <bool kPrev, Gray G, int kAllFit>
 DQNFAST_AVX512 inline __m512i chunk_rgb(const ColumnMap& m, const uint8_t* a, const uint8_t* b, int32_t j) {
   const ColumnMap::Window& win = m.windows[size_t(j / 16)];
+  if (kAllFit == 64) {  // e.g. the area path's every-pixel map: 48 bytes per 16 pixels
+    __m512i v = _mm512_maskz_loadu_epi8(m.lo_mask, a + win.base);
+    if (kPrev) v = _mm512_max_epu8(v, _mm512_maskz_loadu_epi8(m.lo_mask, b + win.base));
+    // Bytes the mask skips come from the first operand: the 0s, and the 1 of [B, 1].
+    const __m512i rg = _mm512_maskz_permutexvar_epi8(0x5555555555555555ULL, _mm512_load_si512(win.a), v);
+    const __m512i b1 = _mm512_mask_permutexvar_epi8(_mm512_set1_epi32(0x10000), 0x1111111111111111ULL,
+                                                    _mm512_load_si512(win.b), v);
+    return gray16<G>(rg, b1);
+  }
   if (kAllFit || win.fits) {
     __m512i lo, hi;
     window<kPrev>(m, a, b, win.base, lo, hi);
@@ -460,7 +511,7 @@ DQNFAST_AVX512 inline __m512i pack64(__m512i y0, __m512i y1, __m512i y2, __m512i
 
 inline uint64_t low_bits(int32_t n) { return n >= 64 ? ~0ULL : (1ULL << n) - 1; }
 
-template <bool kPrev, Gray G, bool kAllFit>
+template <bool kPrev, Gray G, int kAllFit>
 DQNFAST_AVX512 void rows_rgb(const ColumnMap& m, const uint8_t* const* a, const uint8_t* const* b, int64_t nrows,
                              uint8_t* out, int64_t stride) {
   const __m512i zero = _mm512_setzero_si512();
@@ -506,11 +557,15 @@ template <bool kPrev>
 DQNFAST_AVX512 void rows_p(const ColumnMap& m, Gray g, const uint8_t* const* a, const uint8_t* const* b, int64_t nrows,
                            uint8_t* out, int64_t stride) {
   if (m.c == 1) return rows_gray<kPrev>(m, a, b, nrows, out, stride);
-  if (g == Gray::kLuma)
-    return m.all_fit ? rows_rgb<kPrev, Gray::kLuma, true>(m, a, b, nrows, out, stride)
-                     : rows_rgb<kPrev, Gray::kLuma, false>(m, a, b, nrows, out, stride);
-  return m.all_fit ? rows_rgb<kPrev, Gray::kMean, true>(m, a, b, nrows, out, stride)
-                   : rows_rgb<kPrev, Gray::kMean, false>(m, a, b, nrows, out, stride);
+  // kAllFit: 64 = every window in one 64-byte load, 1 = in two, 0 = some chunks are gathered.
+  if (g == Gray::kLuma) {
+    if (m.all_fit64) return rows_rgb<kPrev, Gray::kLuma, 64>(m, a, b, nrows, out, stride);
+    if (m.all_fit) return rows_rgb<kPrev, Gray::kLuma, 1>(m, a, b, nrows, out, stride);
+    return rows_rgb<kPrev, Gray::kLuma, 0>(m, a, b, nrows, out, stride);
+  }
+  if (m.all_fit64) return rows_rgb<kPrev, Gray::kMean, 64>(m, a, b, nrows, out, stride);
+  if (m.all_fit) return rows_rgb<kPrev, Gray::kMean, 1>(m, a, b, nrows, out, stride);
+  return rows_rgb<kPrev, Gray::kMean, 0>(m, a, b, nrows, out, stride);
 }
 
 DQNFAST_AVX512 inline void rows(const ColumnMap& m, Gray g, const uint8_t* const* a, const uint8_t* const* b,
@@ -519,30 +574,42 @@ DQNFAST_AVX512 inline void rows(const ColumnMap& m, Gray g, const uint8_t* const
   return rows_p<false>(m, g, a, b, nrows, out, stride);
 }
 
-DQNFAST_AVX512 inline void vertical(const uint8_t* const* rows, const int32_t* w, int32_t taps, int64_t n, int32_t* acc) {
+DQNFAST_AVX512 inline void vertical(const uint8_t* const* rows, const int32_t* w, int32_t taps, int64_t n, int16_t* acc) {
   for (int64_t x = 0; x < n; x += 16) {
     const __mmask16 mask = __mmask16(low_bits(int32_t(std::min<int64_t>(16, n - x))));
-    __m512i s = _mm512_setzero_si512();
+    __m512i s = _mm512_set1_epi32(1 << (kAreaVShift - 1));
     for (int32_t t = 0; t < taps; ++t) {  // a masked load reads nothing past the row's end
       const __m128i bytes = _mm512_castsi512_si128(_mm512_maskz_loadu_epi8(__mmask64(mask), rows[t] + x));
-      s = _mm512_add_epi32(s, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(bytes), _mm512_set1_epi32(w[t])));
+      // pixel (high word 0) times weight (< 2^15) with vpmaddwd: cheaper than a 32-bit multiply
+      s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_cvtepu8_epi32(bytes), _mm512_set1_epi32(w[t])));
     }
-    _mm512_mask_storeu_epi32(acc + x, mask, s);
+    _mm512_mask_cvtepi32_storeu_epi16(acc + x, mask, _mm512_srli_epi32(s, kAreaVShift));
   }
 }
 
-DQNFAST_AVX512 inline void horizontal(const Plan& p, const int32_t* acc, uint8_t* out) {
-  constexpr int32_t kShift = kAreaQx + kAreaQy;
-  for (int64_t j = 0; j < p.g.ow; j += 16) {
-    __m512i s = _mm512_set1_epi32(1 << (kShift - 1));
-    for (int32_t t = 0; t < p.xtaps; ++t) {
-      const size_t at = size_t(t) * size_t(p.owp) + size_t(j);
-      const __m512i idx = _mm512_loadu_si512(p.xidx.data() + at);
-      const __m512i w = _mm512_loadu_si512(p.xw.data() + at);
-      s = _mm512_add_epi32(s, _mm512_mullo_epi32(_mm512_i32gather_epi32(idx, acc, 4), w));
+// acc holds at least 64 readable int16 past the row (Scratch pads it), so windows need no mask.
+DQNFAST_AVX512 inline void horizontal(const Plan& p, const int16_t* acc, uint8_t* out) {
+  for (int64_t j = 0, k = 0; j < p.g.ow; j += 16, ++k) {
+    __m512i s = _mm512_set1_epi32(1 << (kAreaShift - 1));
+    if (p.hfits[size_t(k)]) {
+      const __m512i lo = _mm512_loadu_si512(acc + p.hbase[size_t(k)]);
+      const __m512i hi = _mm512_loadu_si512(acc + p.hbase[size_t(k)] + 32);
+      for (int32_t q = 0; q < p.xpairs; ++q) {
+        const Plan::Pair& pr = p.hpairs[size_t(k * p.xpairs + q)];
+        const __m512i v = _mm512_permutex2var_epi16(lo, _mm512_load_si512(pr.idx), hi);
+        s = _mm512_add_epi32(s, _mm512_madd_epi16(v, _mm512_load_si512(pr.w)));
+      }
+    } else {
+      for (int32_t t = 0; t < p.xtaps; ++t) {
+        const size_t at = size_t(t) * size_t(p.owp) + size_t(j);
+        const __m512i idx = _mm512_loadu_si512(p.xidx.data() + at);
+        const __m512i w = _mm512_loadu_si512(p.xw.data() + at);
+        const __m512i v = _mm512_and_si512(_mm512_i32gather_epi32(idx, acc, 2), _mm512_set1_epi32(0xFFFF));
+        s = _mm512_add_epi32(s, _mm512_mullo_epi32(v, w));
+      }
     }
     const __mmask16 mask = __mmask16(low_bits(int32_t(std::min<int64_t>(16, p.g.ow - j))));
-    _mm512_mask_cvtepi32_storeu_epi8(out + j, mask, _mm512_srli_epi32(s, kShift));
+    _mm512_mask_cvtepi32_storeu_epi8(out + j, mask, _mm512_srli_epi32(s, kAreaShift));
   }
 }
 #undef DQNFAST_AVX512
@@ -562,7 +629,7 @@ inline void sample_rows(SimdLevel level, const ColumnMap& m, Gray g, const uint8
 }
 
 inline void vertical(SimdLevel level, const uint8_t* const* rows, const int32_t* w, int32_t taps, int64_t n,
-                     int32_t* acc) {
+                     int16_t* acc) {
 #ifdef DQNFAST_X86_SIMD
   if (level == SimdLevel::kAvx512) return avx512::vertical(rows, w, taps, n, acc);
   if (level == SimdLevel::kAvx2) return avx2::vertical(rows, w, taps, n, acc);
@@ -570,7 +637,7 @@ inline void vertical(SimdLevel level, const uint8_t* const* rows, const int32_t*
   scalar::vertical(rows, w, taps, n, acc);
 }
 
-inline void horizontal(SimdLevel level, const Plan& p, const int32_t* acc, uint8_t* out) {
+inline void horizontal(SimdLevel level, const Plan& p, const int16_t* acc, uint8_t* out) {
 #ifdef DQNFAST_X86_SIMD
   if (level == SimdLevel::kAvx512) return avx512::horizontal(p, acc, out);
   if (level == SimdLevel::kAvx2) return avx2::horizontal(p, acc, out);
@@ -598,7 +665,7 @@ struct Request {
 
 struct Scratch {  // per worker thread; grows to the largest plan it has run
   std::vector<uint8_t> rows_a, rows_b, gray;  // packed copies of strided rows; the area path's gray crop
-  std::vector<int32_t> acc;
+  std::vector<int16_t> acc;                   // area row sums, padded: see avx512::horizontal
   std::vector<const uint8_t*> ptr_a, ptr_b, taps;
 };
 
@@ -642,7 +709,7 @@ inline void run_area(const Request& r, const uint8_t* a, const uint8_t* b, uint8
   // 1. the crop in gray (max-pooled first), 2. each output row's weighted sum of crop rows,
   // 3. each output pixel's weighted sum of that row's columns.
   if (sc.gray.size() < size_t(p.ch * cw)) sc.gray.resize(size_t(p.ch * cw));
-  if (sc.acc.size() < size_t(cw)) sc.acc.resize(size_t(cw));
+  if (sc.acc.size() < size_t(cw + 64)) sc.acc.assign(size_t(cw + 64), 0);
   if (sc.taps.size() < size_t(p.ytaps.max_count)) sc.taps.resize(size_t(p.ytaps.max_count));
   fetch_rows(p, r.frame, a, p.rows.data(), p.ch, sc.rows_a, sc.ptr_a);
   if (b) fetch_rows(p, r.prev, b, p.rows.data(), p.ch, sc.rows_b, sc.ptr_b);

@@ -8,7 +8,8 @@ The steps, in order (see docs/preprocess.md for why each is defined this way):
    ``mean`` Y = (R + G + B) // 3.
 3. Crop ``(top, bottom, left, right)``, half-open.
 4. Resize to ``size = (height, width)``: ``nearest`` samples crop row ((2i+1) ch) // (2 oh) and
-   column ((2j+1) cw) // (2 ow); ``area`` takes box averages with integer weights (below).
+   column ((2j+1) cw) // (2 ow); ``area`` takes box averages with integer weights (below):
+   v = (Wy @ crop + 8) >> 4, then Y = (v @ Wx.T + 2**18) >> 19.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 AREA_QY = 11  # fixed-point bits of the row weights
-AREA_QX = 12  # ... and of the column weights; (255 << 23) + rounding fits an int32
+AREA_QX = 12  # ... and of the column weights
+AREA_VSHIFT = 4  # row sums are rounded by this many bits to fit int16 before the column pass
 
 
 def gray_ref(rgb: np.ndarray, gray: str = "luma") -> np.ndarray:
@@ -84,8 +86,9 @@ def preprocess_ref(
     if interp == "nearest":
         return c[nearest_index(ch, oh)][:, nearest_index(cw, ow)].astype(np.uint8)
     if interp == "area":
-        wy = area_weights(ch, oh, AREA_QY)
-        wx = area_weights(cw, ow, AREA_QX)
-        total = wy @ c @ wx.T  # exact in int64; the kernel's int32 order gives the same sums
-        return ((total + (1 << (AREA_QX + AREA_QY - 1))) >> (AREA_QX + AREA_QY)).astype(np.uint8)
+        # Rows first, each sum rounded to 16 bits (at most 255 << 7), then columns.
+        rows = (area_weights(ch, oh, AREA_QY) @ c + (1 << (AREA_VSHIFT - 1))) >> AREA_VSHIFT
+        total = rows @ area_weights(cw, ow, AREA_QX).T  # exact in int64, as the kernel's int32 sums
+        shift = AREA_QX + AREA_QY - AREA_VSHIFT
+        return ((total + (1 << (shift - 1))) >> shift).astype(np.uint8)
     raise ValueError(f"interp must be 'nearest' or 'area', got {interp!r}")
