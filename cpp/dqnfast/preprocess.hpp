@@ -104,6 +104,18 @@ struct ColumnMap {
   bool all_fit = true;
   bool all_fit64 = false;  // RGB windows are 64 bytes: one load, one-table permutes
   uint64_t lo_mask = ~0ULL, hi_mask = ~0ULL;  // bytes of the two 64-byte loads inside the row
+  // Gray pixels at consecutive bytes (the area path's every-pixel map): sampling is a copy.
+  bool contiguous = false;
+  // AVX2 windows (RGB): chunk k = outputs [8k, 8k + 8); 128-bit lane L (outputs 8k + 4L ..)
+  // reads the 32 bytes at base[L], as two 16-byte halves that vpshufb picks from (0x80: zero).
+  struct alignas(32) Window2 {
+    uint8_t rg[2][32];  // [half][byte]: the [R, 0, G, 0] dword of each output
+    uint8_t b[2][32];   // [B, 0, 0, 0]; the 1 of [B, 1] is or'd in
+    int32_t base[2];
+    bool fits;
+  };
+  std::vector<Window2> windows2;
+  bool all_fit2 = false;
 
   ColumnMap() = default;
   ColumnMap(const std::vector<int64_t>& cols, int64_t channels, int64_t width) {
@@ -124,6 +136,33 @@ struct ColumnMap {
     if (row_bytes < 128) {
       lo_mask = row_bytes >= 64 ? ~0ULL : (1ULL << row_bytes) - 1;
       hi_mask = row_bytes <= 64 ? 0 : (1ULL << (row_bytes - 64)) - 1;
+    }
+    contiguous = c == 1;
+    for (int32_t j = 1; contiguous && j < n; ++j) contiguous = px[size_t(j)] == px[size_t(j - 1)] + 1;
+    all_fit2 = c == 3 && row_bytes >= 32;
+    for (int32_t j0 = 0; c == 3 && j0 < n; j0 += 8) {
+      Window2 w2;
+      std::memset(&w2, 0x80, sizeof w2);
+      w2.fits = row_bytes >= 32;
+      for (int32_t lane = 0; lane < 2; ++lane) {
+        const int32_t jl = j0 + 4 * lane, cnt = std::min(4, n - jl);
+        w2.base[lane] = 0;
+        if (cnt <= 0 || !w2.fits) continue;
+        w2.base[lane] = std::min(px[size_t(jl)], row_bytes - 32);
+        if (px[size_t(jl + cnt - 1)] + 2 - w2.base[lane] >= 32) {
+          w2.fits = false;
+          continue;
+        }
+        for (int32_t l = 0; l < cnt; ++l) {
+          const int32_t rel = px[size_t(jl + l)] - w2.base[lane];
+          const auto put = [&](uint8_t(&idx)[2][32], int32_t at, int32_t src) {
+            idx[src / 16][16 * lane + 4 * l + at] = uint8_t(src % 16);
+          };
+          put(w2.rg, 0, rel), put(w2.rg, 2, rel + 1), put(w2.b, 0, rel + 2);
+        }
+      }
+      all_fit2 = all_fit2 && w2.fits;
+      windows2.push_back(w2);
     }
     // RGB maps whose every chunk lies in 64 bytes (e.g. every pixel of a row: 48 bytes per 16)
     // take one load and one-table permutes per chunk; the rest take 128-byte windows.
@@ -208,6 +247,15 @@ struct Plan {
   std::vector<Pair> hpairs;  // [k * xpairs + q]
   std::vector<int32_t> hbase;
   std::vector<uint8_t> hfits;
+  // area, AVX2: the same per 8 outputs, each 128-bit lane (4 outputs) reading 16 row sums from
+  // hbase2[2k + lane] through vpshufb on two 16-byte halves (0x80: zero).
+  struct alignas(32) Pair2 {
+    uint8_t idx[2][32];
+    int16_t w[16];
+  };
+  std::vector<Pair2> hpairs2;  // [k * xpairs + q]
+  std::vector<int32_t> hbase2;
+  std::vector<uint8_t> hfits2;
 
   explicit Plan(const Geometry& geo) : g(geo), ch(geo.bottom - geo.top), cw(geo.right - geo.left) {
     if (g.interp == Interp::kNearest) {
@@ -247,6 +295,30 @@ struct Plan {
       hbase.push_back(base);
       hfits.push_back(fits);
       hpairs.insert(hpairs.end(), pairs.begin(), pairs.end());
+    }
+    for (int32_t j0 = 0; j0 < owp; j0 += 8) {
+      bool fits = true;
+      std::vector<Pair2> pairs(static_cast<size_t>(xpairs));
+      for (auto& pr : pairs) std::memset(&pr, 0, sizeof pr), std::memset(pr.idx, 0x80, sizeof pr.idx);
+      for (int32_t lane = 0; lane < 2; ++lane) {
+        const int32_t jl = std::min<int32_t>(j0 + 4 * lane, int32_t(g.ow) - 1);
+        const int32_t base = xt.start[size_t(jl)];
+        hbase2.push_back(base);
+        for (int32_t l = 0; l < 4 && j0 + 4 * lane + l < g.ow; ++l) {
+          const size_t j = size_t(j0 + 4 * lane + l);
+          for (int32_t t = 0; t < xt.count[j]; ++t) {
+            const int32_t rel = xt.start[j] + t - base;  // in int16 units
+            fits = fits && rel < 16;
+            Pair2& pr = pairs[size_t(t / 2)];
+            const int32_t at = 16 * lane + 4 * l + 2 * (t % 2);
+            pr.idx[(2 * rel) / 16 % 2][at] = uint8_t((2 * rel) % 16);
+            pr.idx[(2 * rel) / 16 % 2][at + 1] = uint8_t((2 * rel) % 16 + 1);
+            pr.w[8 * lane + 2 * l + t % 2] = int16_t(xt.weight[size_t(xt.offset[j] + t)]);
+          }
+        }
+      }
+      hfits2.push_back(fits);
+      hpairs2.insert(hpairs2.end(), pairs.begin(), pairs.end());
     }
   }
 };
@@ -375,11 +447,74 @@ DQNFAST_AVX2 void row_t(const ColumnMap& m, const uint8_t* a, const uint8_t* b, 
   scalar::row_t<C, kPrev, G>(m, a, b, out, j, m.n);
 }
 
+DQNFAST_AVX2 inline __m256i load2x16(const uint8_t* p, const int32_t* base, int32_t off) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + base[0] + off))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + base[1] + off)), 1);
+}
+
+// Bytes from a 32-byte window given as its two 16-byte halves (a lambda would not inherit the
+// target attribute).
+DQNFAST_AVX2 inline __m256i pick(__m256i lo, __m256i hi, const uint8_t (&idx)[2][32]) {
+  return _mm256_or_si256(_mm256_shuffle_epi8(lo, _mm256_load_si256(reinterpret_cast<const __m256i*>(idx[0]))),
+                         _mm256_shuffle_epi8(hi, _mm256_load_si256(reinterpret_cast<const __m256i*>(idx[1]))));
+}
+
+// Gray dwords of outputs [j, j + 8) of an RGB map: vpshufb windows where they fit, else gathers.
+template <bool kPrev, Gray G>
+DQNFAST_AVX2 inline __m256i chunk8(const ColumnMap& m, const uint8_t* a, const uint8_t* b, int32_t j) {
+  const ColumnMap::Window2& w = m.windows2[size_t(j / 8)];
+  if (!w.fits) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m.goff.data() + j));
+    const __m256i sh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m.gshift.data() + j));
+    __m256i v = _mm256_srlv_epi32(_mm256_i32gather_epi32(reinterpret_cast<const int*>(a), idx, 1), sh);
+    if (kPrev) v = _mm256_max_epu8(v, _mm256_srlv_epi32(_mm256_i32gather_epi32(reinterpret_cast<const int*>(b), idx, 1), sh));
+    return gray8<3, G>(v);
+  }
+  __m256i lo = load2x16(a, w.base, 0), hi = load2x16(a, w.base, 16);
+  if (kPrev) {
+    lo = _mm256_max_epu8(lo, load2x16(b, w.base, 0));
+    hi = _mm256_max_epu8(hi, load2x16(b, w.base, 16));
+  }
+  const __m256i rg = pick(lo, hi, w.rg), b1 = _mm256_or_si256(pick(lo, hi, w.b), _mm256_set1_epi32(0x10000));
+  if (G == Gray::kLuma) {
+    const __m256i y = _mm256_add_epi32(_mm256_madd_epi16(rg, _mm256_set1_epi32((kLumaG << 16) | kLumaR)),
+                                       _mm256_madd_epi16(b1, _mm256_set1_epi32((1 << (kLumaShift - 1) << 16) | kLumaB)));
+    return _mm256_srli_epi32(y, kLumaShift);
+  }
+  const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(rg, _mm256_set1_epi32(0x00010001)),
+                                       _mm256_madd_epi16(b1, _mm256_set1_epi32(1)));
+  return _mm256_srli_epi32(_mm256_madd_epi16(sum, _mm256_set1_epi32(kMeanMul)), kMeanShift);
+}
+
+// RGB rows, 32 outputs per store: three packs interleave four chunks by lane, a dword permute
+// restores the order.
+template <bool kPrev, Gray G>
+DQNFAST_AVX2 void row_rgb(const ColumnMap& m, const uint8_t* a, const uint8_t* b, uint8_t* out) {
+  if (!m.gather_ok && !m.all_fit2) return scalar::row_t<3, kPrev, G>(m, a, b, out, 0, m.n);
+  const __m256i zero = _mm256_setzero_si256(), order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int32_t j = 0; j < m.n; j += 32) {
+    const int32_t cnt = std::min(32, m.n - j);
+    const __m256i y0 = chunk8<kPrev, G>(m, a, b, j);
+    const __m256i y1 = cnt > 8 ? chunk8<kPrev, G>(m, a, b, j + 8) : zero;
+    const __m256i y2 = cnt > 16 ? chunk8<kPrev, G>(m, a, b, j + 16) : zero;
+    const __m256i y3 = cnt > 24 ? chunk8<kPrev, G>(m, a, b, j + 24) : zero;
+    const __m256i bytes = _mm256_permutevar8x32_epi32(
+        _mm256_packus_epi16(_mm256_packus_epi32(y0, y1), _mm256_packus_epi32(y2, y3)), order);
+    if (cnt == 32) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), bytes);
+    } else {
+      alignas(32) uint8_t tmp[32];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), bytes);
+      std::memcpy(out + j, tmp, size_t(cnt));
+    }
+  }
+}
+
 template <bool kPrev>
 DQNFAST_AVX2 void row_p(const ColumnMap& m, Gray g, const uint8_t* a, const uint8_t* b, uint8_t* out) {
   if (m.c == 1) return row_t<1, kPrev, Gray::kLuma>(m, a, b, out);
-  if (g == Gray::kLuma) return row_t<3, kPrev, Gray::kLuma>(m, a, b, out);
-  return row_t<3, kPrev, Gray::kMean>(m, a, b, out);
+  if (g == Gray::kLuma) return row_rgb<kPrev, Gray::kLuma>(m, a, b, out);
+  return row_rgb<kPrev, Gray::kMean>(m, a, b, out);
 }
 
 DQNFAST_AVX2 inline void row(const ColumnMap& m, Gray g, const uint8_t* a, const uint8_t* b, uint8_t* out) {
@@ -405,9 +540,19 @@ DQNFAST_AVX2 inline void vertical(const uint8_t* const* rows, const int32_t* w, 
 // Row sums are int16; a 4-byte gather at column c holds c in its low half.
 DQNFAST_AVX2 inline void horizontal(const Plan& p, const int16_t* acc, uint8_t* out) {
   constexpr int32_t kShift = kAreaShift;
-  for (int64_t j = 0; j < p.g.ow; j += 8) {  // owp pads the tap tables to whole vectors
+  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(acc);
+  for (int64_t j = 0, k = 0; j < p.g.ow; j += 8, ++k) {  // owp pads the tap tables to whole vectors
     __m256i s = _mm256_set1_epi32(1 << (kShift - 1));
-    for (int32_t t = 0; t < p.xtaps; ++t) {
+    if (p.hfits2[size_t(k)]) {  // acc is padded past the row: the 32-byte loads stay inside it
+      const int32_t base[2] = {2 * p.hbase2[size_t(2 * k)], 2 * p.hbase2[size_t(2 * k + 1)]};
+      const __m256i lo = load2x16(bytes, base, 0), hi = load2x16(bytes, base, 16);
+      for (int32_t q = 0; q < p.xpairs; ++q) {
+        const Plan::Pair2& pr = p.hpairs2[size_t(k * p.xpairs + q)];
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(pr.w));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(pick(lo, hi, pr.idx), w));
+      }
+    }
+    for (int32_t t = 0; t < p.xtaps && !p.hfits2[size_t(k)]; ++t) {
       const size_t at = size_t(t) * size_t(p.owp) + size_t(j);
       const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.xidx.data() + at));
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.xw.data() + at));
@@ -619,6 +764,19 @@ DQNFAST_AVX512 inline void horizontal(const Plan& p, const int16_t* acc, uint8_t
 // Output row r (at out + r * stride) samples packed source row a[r] (maxed with b[r] if b).
 inline void sample_rows(SimdLevel level, const ColumnMap& m, Gray g, const uint8_t* const* a, const uint8_t* const* b,
                         int64_t nrows, uint8_t* out, int64_t stride) {
+  if (m.contiguous) {  // a copy, or a max the compiler vectorises; the same bytes on every path
+    for (int64_t r = 0; r < nrows; ++r) {
+      const uint8_t* pa = a[r] + m.px[0];
+      uint8_t* o = out + r * stride;
+      if (!b) {
+        std::memcpy(o, pa, size_t(m.n));
+        continue;
+      }
+      const uint8_t* pb = b[r] + m.px[0];
+      for (int32_t j = 0; j < m.n; ++j) o[j] = std::max(pa[j], pb[j]);
+    }
+    return;
+  }
 #ifdef DQNFAST_X86_SIMD
   if (level == SimdLevel::kAvx512) return avx512::rows(m, g, a, b, nrows, out, stride);
   for (int64_t r = 0; r < nrows && level == SimdLevel::kAvx2; ++r) avx2::row(m, g, a[r], b ? b[r] : nullptr, out + r * stride);
