@@ -40,18 +40,15 @@ def interleaved_best(cases: Dict[str, Callable[[], object]], number: int, repeat
     return best
 
 
-def kernel_rows(repeat: int, batch: int) -> List[Tuple[str, float, float]]:
+def kernel_rows(repeat: int, batches: Tuple[int, ...]) -> List[Tuple[str, float, float]]:
     import cv2
 
     rng = np.random.default_rng(0)
     f = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     p = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-    fb = rng.integers(0, 256, (batch, H, W, 3), dtype=np.uint8)
     g = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
     out = np.empty((84, 84), np.uint8)
-    outb = np.empty((batch, 84, 84), np.uint8)
     crop = (34, 194, 8, 152)
-    t, b, l, r = crop
     nearest, area = cv2.INTER_NEAREST, cv2.INTER_AREA
 
     def cv(img, interp, c=None):
@@ -59,27 +56,33 @@ def kernel_rows(repeat: int, batch: int) -> List[Tuple[str, float, float]]:
             img = img[c[0]:c[1], c[2]:c[3]]
         return cv2.resize(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (84, 84), interpolation=interp)
 
-    def cv_batch(interp):
-        for i in range(batch):
-            outb[i] = cv(fb[i], interp)
-
-    pairs = {
+    pairs: Dict[str, Tuple[Callable[[], object], Callable[[], object], int]] = {
         "1 frame 210x160x3 -> 84x84 nearest": (lambda: preprocess(f), lambda: cv(f, nearest), 1),
         "  same, into out=": (lambda: preprocess(f, out=out), lambda: cv(f, nearest), 1),
         "  same, cropped 160x144": (lambda: preprocess(f, crop=crop), lambda: cv(f, nearest, crop), 1),
-        "  same, max with prev frame": (lambda: preprocess(f, prev=p),
-                                        lambda: cv(np.maximum(f, p), nearest), 1),
-        f"batch of {batch}, per frame, nearest": (lambda: preprocess(fb, out=outb), lambda: cv_batch(nearest), batch),
-        "1 frame -> 84x84 area": (lambda: preprocess(f, interp="area"), lambda: cv(f, area), 1),
-        f"batch of {batch}, per frame, area": (lambda: preprocess(fb, out=outb, interp="area"),
-                                               lambda: cv_batch(area), batch),
-        "gray screen 210x160 -> 84x84 area": (lambda: preprocess(g, interp="area"),
-                                              lambda: cv2.resize(g, (84, 84), interpolation=area), 1),
+        "  same, max with prev frame": (lambda: preprocess(f, prev=p), lambda: cv(np.maximum(f, p), nearest), 1),
     }
-    number = 2000
+
+    def batch_pair(n: int, interp: str, cv_interp: int):
+        fb = rng.integers(0, 256, (n, H, W, 3), dtype=np.uint8)
+        outb = np.empty((n, 84, 84), np.uint8)
+
+        def theirs():
+            for i in range(n):
+                outb[i] = cv(fb[i], cv_interp)
+
+        return (lambda: preprocess(fb, out=outb, interp=interp)), theirs, n
+
+    for n in batches:
+        pairs[f"batch of {n} ({n * H * W * 3 >> 10} KiB), per frame, nearest"] = batch_pair(n, "nearest", nearest)
+    pairs["1 frame -> 84x84 area"] = (lambda: preprocess(f, interp="area"), lambda: cv(f, area), 1)
+    for n in batches:
+        pairs[f"batch of {n}, per frame, area"] = batch_pair(n, "area", area)
+    pairs["gray screen 210x160 -> 84x84 area"] = (lambda: preprocess(g, interp="area"),
+                                                  lambda: cv2.resize(g, (84, 84), interpolation=area), 1)
     rows = []
     for name, (ours, theirs, per) in pairs.items():
-        n = max(20, number // per)
+        n = max(20, 2000 // per)
         best = interleaved_best({"ours": ours, "cv": theirs}, n, repeat)
         rows.append((name, best["ours"] / per * 1e6, best["cv"] / per * 1e6))
     return rows
@@ -122,7 +125,8 @@ def env_rows(steps: int, repeat: int) -> List[Tuple[str, float, float]]:
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="dqnfast bench preprocess", description=__doc__)
     ap.add_argument("--repeat", type=int, default=7, help="rounds per case; the best round counts (default 7)")
-    ap.add_argument("--batch", type=int, default=32, help="frames per batched call (default 32)")
+    ap.add_argument("--batch", type=int, nargs="+", default=[8, 64],
+                    help="frames per batched call (default: 8, which stays in cache, and 64, which does not)")
     ap.add_argument("--env-steps", type=int, default=1000, help="agent steps per env round (default 1000)")
     ap.add_argument("--no-env", action="store_true", help="skip the Breakout wrapper benchmark")
     ap.add_argument("--simd", choices=["auto", "scalar", "avx2", "avx512"], default="auto",
@@ -139,9 +143,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"dqnfast bench preprocess: {e}")
         return 2
     print(f"machine: {machine()}; OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)")
-    print(f"{'preprocess, Python call included':<42} {'dqnfast us':>11} {'OpenCV us':>10} {'speed-up':>9}")
-    for name, ours, theirs in kernel_rows(args.repeat, args.batch):
-        print(f"{name:<42} {ours:>11.2f} {theirs:>10.2f} {theirs / ours:>8.1f}x")
+    print(f"{'preprocess, Python call included':<46} {'dqnfast us':>11} {'OpenCV us':>10} {'speed-up':>9}")
+    for name, ours, theirs in kernel_rows(args.repeat, tuple(args.batch)):
+        print(f"{name:<46} {ours:>11.2f} {theirs:>10.2f} {theirs / ours:>8.1f}x")
     if not args.no_env:
         try:
             rows = env_rows(args.env_steps, max(2, args.repeat // 2))
