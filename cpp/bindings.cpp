@@ -320,7 +320,24 @@ pre::PlanCache& plan_cache() {
   return cache;
 }
 
-bool is_int(py::handle h) { return PyLong_Check(h.ptr()) && !PyBool_Check(h.ptr()); }
+// Python ints and integer-like scalars (numpy.int64, ...), but not bools or floats.
+bool is_int(py::handle h) {
+  PyObject* o = h.ptr();
+  if (PyBool_Check(o) || PyFloat_Check(o)) return false;
+  return PyLong_Check(o) || (PyIndex_Check(o) && !py::isinstance(h, py::module_::import("numpy").attr("bool_")));
+}
+
+int64_t int_value(py::handle h, const char* what) {
+  if (PyLong_Check(h.ptr())) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
+    if (overflow) throw py::value_error(std::string(what) + " are out of range");
+    return v;
+  }
+  auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!i) throw py::error_already_set();
+  return int_value(i, what);
+}
 
 // A frame argument: its layout, batch size, and where each pixel is. Parsed straight from the
 // array struct: this runs on every call, and a std::vector or a py::dtype here is measurable.
@@ -406,9 +423,7 @@ void fixed_ints(py::handle obj, const char* name, const char* form, const char* 
   for (size_t i = 0; i < N; ++i) {
     py::handle h = tuple ? PyTuple_GET_ITEM(o, Py_ssize_t(i)) : PyList_GET_ITEM(o, Py_ssize_t(i));
     if (!is_int(h)) throw py::type_error(std::string(what) + " must be an int, got " + type_name(h));
-    int overflow = 0;
-    v[i] = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
-    if (overflow) throw py::value_error(std::string(what) + " are out of range");
+    v[i] = int_value(h, what);
   }
 }
 
@@ -486,9 +501,7 @@ py::object preprocess_impl(py::handle frame, py::handle prev, py::handle crop, p
   }
   if (!size.is_none()) {
     if (is_int(size)) {
-      int overflow = 0;
-      g.oh = g.ow = PyLong_AsLongLongAndOverflow(size.ptr(), &overflow);
-      if (overflow) g.oh = g.ow = -1;
+      g.oh = g.ow = int_value(size, "size");
     } else {
       int64_t v[2];
       fixed_ints(size, "size", "an int or a tuple of 2 ints (height, width)", "size entries", v);

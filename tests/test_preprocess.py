@@ -378,5 +378,11 @@ def test_call_errors():
     with pytest.raises(TypeError, match="multiple values for argument 'frame'"):
         dqnfast.preprocess(F, frame=F)
     np.testing.assert_array_equal(dqnfast.preprocess(frame=F, size=84), np.zeros((84, 84), np.uint8))
+    got = dqnfast.preprocess(F, crop=tuple(np.array([0, 100, 0, 80])), size=(np.int64(10), np.uint8(12)))
+    assert got.shape == (10, 12)  # numpy integers are ints
+    with pytest.raises(TypeError, match="size entries must be an int, got bool"):
+        dqnfast.preprocess(F, size=(np.bool_(True), 3))
+    with pytest.raises(ValueError, match="out of range"):
+        dqnfast.preprocess(F, size=(2**70, 3))
     kw = {"".join(["si", "ze"]): (3, 4)}  # a keyword name that is not interned
     assert dqnfast.preprocess(F, **kw).shape == (3, 4)
