@@ -392,8 +392,8 @@ FrameArg frame_arg(py::handle obj, const char* name) {
     throw bad_channels(f.shape[3]);
   }
   if (f.h == 0 || f.w == 0) throw py::value_error(std::string(name) + " is empty (shape " + shape_str(f.shape_vec()) + ")");
-  if (f.w * f.c > (int64_t(1) << 30))
-    throw py::value_error(std::string(name) + " rows are too wide (" + std::to_string(f.w * f.c) + " bytes)");
+  if (f.w * f.c > (int64_t(1) << 30) || f.h > (int64_t(1) << 30))  // plans index rows and bytes with int32
+    throw py::value_error(std::string(name) + " is too large (shape " + shape_str(f.shape_vec()) + ")");
   f.src.data = reinterpret_cast<const uint8_t*>(arr->data);
   // The byte span, for the overlap check against `out`.
   f.lo = f.hi = f.src.data;

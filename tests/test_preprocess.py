@@ -88,6 +88,14 @@ def test_narrow_and_wide_rows(simd, rng, w):
                 check(f, prev=p, size=size, interp=interp)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (3, 20), (7, 40), (5, 100), (2, 190)])
+def test_strong_area_downscale(simd, rng, size):
+    # Dozens to thousands of taps per output: past every window, onto the gather paths.
+    f = frames(rng, (20, 3000))
+    check(f, size=size, interp="area")
+    check(frames(rng, (30, 1000, 3)), prev=frames(rng, (30, 1000, 3)), size=size, interp="area")
+
+
 def strided_views(f):
     """Non-contiguous views of an (H, W, 3) frame: steps, reversal, transposes, channel order."""
     return {

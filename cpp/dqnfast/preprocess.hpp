@@ -237,8 +237,9 @@ struct Plan {
   int32_t xtaps = 0, owp = 0; // area: taps per output column (padded with zero weights), ow padded to 16
   std::vector<int32_t> xidx, xw;  // area: tap-major [t * owp + j]: crop-relative column and weight
   // area, AVX-512: chunk k (outputs [16k, 16k + 16)) reads the 64 row sums from hbase[k]; for
-  // tap pair q, word permute hidx[k][q] puts columns (2q, 2q + 1) of each output in its dword
-  // lane and vpmaddwd weighs them with hw[k][q]. Chunks spanning more than 64 columns gather.
+  // tap pair q, the word permute hpairs[k * xpairs + q].idx puts columns (2q, 2q + 1) of each
+  // output in its dword lane and vpmaddwd weighs them with .w. Chunks spanning more than 64
+  // columns gather instead (and no tables are built when no chunk can fit).
   struct alignas(64) Pair {
     int16_t idx[32];
     int16_t w[32];
@@ -279,7 +280,8 @@ struct Plan {
         xw[size_t(t) * size_t(owp) + size_t(j)] = xt.weight[size_t(xt.offset[size_t(j)] + t)];
       }
     xpairs = (xtaps + 1) / 2;
-    for (int32_t j0 = 0; j0 < owp; j0 += 16) {
+    for (int32_t j0 = 0; j0 < owp && xtaps > 64; j0 += 16) hbase.push_back(0), hfits.push_back(false);
+    for (int32_t j0 = 0; j0 < owp && xtaps <= 64; j0 += 16) {
       const int32_t base = xt.start[size_t(std::min<int64_t>(j0, g.ow - 1))];
       bool fits = true;
       std::vector<Pair> pairs(size_t(xpairs), Pair{});
@@ -296,7 +298,8 @@ struct Plan {
       hfits.push_back(fits);
       hpairs.insert(hpairs.end(), pairs.begin(), pairs.end());
     }
-    for (int32_t j0 = 0; j0 < owp; j0 += 8) {
+    for (int32_t j0 = 0; j0 < owp && xtaps > 16; j0 += 8) hbase2.push_back(0), hbase2.push_back(0), hfits2.push_back(false);
+    for (int32_t j0 = 0; j0 < owp && xtaps <= 16; j0 += 8) {
       bool fits = true;
       std::vector<Pair2> pairs(static_cast<size_t>(xpairs));
       for (auto& pr : pairs) std::memset(&pr, 0, sizeof pr), std::memset(pr.idx, 0x80, sizeof pr.idx);
