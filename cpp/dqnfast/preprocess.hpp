@@ -20,14 +20,15 @@
 // views); otherwise the crop's part of each row is first copied into a packed scratch row.
 #pragma once
 
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_*()
-// placeholders when inlined into target-attribute functions (GCC bug 105593, fixed in 13).
-#if defined(__GNUC__) && !defined(__clang__)
+// x86 only (other CPUs build the scalar path). GCC 12's AVX-512 headers trip
+// -Wmaybe-uninitialized on their own _mm512_undefined_*() placeholders when inlined into
+// target-attribute functions (GCC bug 105593, fixed in 13).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
-#else
+#elif defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
