@@ -47,15 +47,26 @@ def lockstep(ours, theirs, steps, seed, check, action_seed=0):
 @pytest.mark.parametrize("frame_skip,life_loss", [(4, True), (3, False), (1, True)])
 def test_gray_matches_gymnasium_step_for_step(frame_skip, life_loss):
     kw = dict(frame_skip=frame_skip, terminal_on_life_loss=life_loss, noop_max=30)
-    ours = AtariPreprocessing(raw_env(), interp="area", **kw)
+    screens = []  # ALE's gray screen after every emulated frame under our wrapper
+
+    class Spy(gym.Wrapper):
+        def step(self, action):
+            out = self.env.step(action)
+            screens.append(self.env.unwrapped.ale.getScreenGrayscale())
+            return out
+
+    ours = AtariPreprocessing(Spy(raw_env()), interp="area", **kw)
     theirs = gym.wrappers.AtariPreprocessing(raw_env(), **kw)
 
-    def check(a, b, _s1, _s2):
+    def check(a, b, s1, _s2):
         assert a.shape == b.shape == (84, 84) and a.dtype == np.uint8
         assert np.abs(a.astype(int) - b).max() <= 1
         # Exact: resizing gymnasium's own pooled buffer (it pools into its first buffer in place)
         # with the kernel gives our observation, including at episode ends mid-skip.
         np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp="area"))
+        if s1 is not None and not (s1[2] or s1[3]):  # a full skip: the last two raw screens, max-pooled
+            prev = screens[-2] if frame_skip > 1 else None
+            np.testing.assert_array_equal(a, dqnfast.preprocess(screens[-1], prev=prev, interp="area"))
 
     ends = lockstep(ours, theirs, 250, seed=7, check=check)
     if life_loss:
