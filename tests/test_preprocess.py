@@ -159,10 +159,21 @@ def test_random_geometry_every_path(data):
     gray = data.draw(st.sampled_from(["luma", "mean"]), label="gray")
     use_prev = data.draw(st.booleans(), label="prev")
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    view = data.draw(st.sampled_from(["plain", "steps", "reversed", "transposed", "channel view"]), label="view")
     r = np.random.default_rng(seed)
-    shape = (h, w, 3) if rgb else (h, w)
-    f = frames(r, shape)
-    p = frames(r, shape) if use_prev else None
+    # Draw a bigger base array and take a view of it with the drawn (h, w): other strides, same pixels.
+    if view == "steps":
+        base = frames(r, (2 * h, 3 * w, 3))[::2, ::3]
+    elif view == "reversed":
+        base = frames(r, (h, w, 3))[::-1, ::-1]
+    elif view == "transposed":
+        base = np.swapaxes(frames(r, (w, h, 3)), 0, 1)
+    elif view == "channel view":
+        base = frames(r, (h, w, 4))[..., 1:]
+    else:
+        base = frames(r, (h, w, 3))
+    f = base if rgb else base[..., 0]
+    p = frames(r, f.shape) if use_prev else None
     kw = dict(prev=p, crop=(top, bottom, left, right), size=size, interp=interp, gray=gray)
     want = preprocess_ref(f, **kw)
     try:
