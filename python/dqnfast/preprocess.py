@@ -12,7 +12,8 @@
 - ``gray``: ``"luma"`` = (9798 R + 19235 G + 3735 B + 16384) >> 15, bit-exact with OpenCV's
   RGB2GRAY and with ALE's grayscale screen; ``"mean"`` = (R + G + B) // 3. Ignored for gray input.
 - ``interp``: ``"nearest"`` samples the crop at pixel centres (like PIL's NEAREST);
-  ``"area"`` is a box average within +-1 of OpenCV's INTER_AREA (exact integer maths).
+  ``"area"`` is a box average (exact integer maths), within +-1 of OpenCV's INTER_AREA when both
+  axes shrink or both grow (OpenCV filters differently when one shrinks and the other grows).
 - ``out``: a C-contiguous, writeable uint8 array of the output shape to write into (no allocation).
 
 Returns ``out`` or a new array. Bad arguments raise TypeError / ValueError naming the problem.
