@@ -1,0 +1,219 @@
+"""`dqnfast bench pipeline`: agent steps/s of the DQN data path alone (no gradient), three ways, one run.
+
+- raw ALE: the emulator alone, ``frame_skip`` ``ale.act`` calls per agent step (the floor);
+- dqnfast: ``make_atari_env`` (frame skip + max, preprocess) -> ``ReplayBuffer.add`` (+ the stacked
+  state the agent acts on) -> ``ReplayBuffer.sample(batch)`` every ``train_frequency`` steps;
+- CleanRL-style: gymnasium's ``AtariPreprocessing`` + ``FrameStackObservation`` -> a numpy buffer
+  that stores each transition's stacked obs and next_obs -> fancy-index sampling;
+- SB3's ``ReplayBuffer`` (optimize_memory_usage) in place of the numpy buffer, when installed.
+
+All paths take the same seeded random actions. The headline ratio is dqnfast time per step over raw
+ALE time per step (goal: at most 1.10).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+def _actions(n: int, num_actions: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(num_actions, size=n)
+
+
+def bench_raw_ale(env_id: str, steps: int, frame_skip: int, seed: int) -> float:
+    """Seconds for ``steps`` agent steps of bare emulation (``frame_skip`` ale.act each, no screen reads)."""
+    import gymnasium as gym
+    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0)
+    env.reset(seed=seed)
+    ale = env.unwrapped.ale
+    legal = env.unwrapped._action_set
+    acts = _actions(steps, len(legal), seed)
+    t0 = time.perf_counter()
+    for a in acts:
+        act = legal[a]
+        for _ in range(frame_skip):
+            ale.act(act)
+        if ale.game_over():
+            ale.reset_game()
+    dt = time.perf_counter() - t0
+    env.close()
+    return dt
+
+
+def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, capacity: int, batch: int,
+                  train_frequency: int, seed: int, crop=None, interp: str = "nearest") -> float:
+    from .replay import ReplayBuffer
+    from .wrappers import make_atari_env
+    env = make_atari_env(env_id, seed=seed, screen_size=frame_size, frame_skip=frame_skip, crop=crop, interp=interp)
+    rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
+    out = rb.empty_batch(batch)
+    state = np.empty((4, frame_size, frame_size), np.uint8)
+    acts = _actions(steps, int(env.action_space.n), seed)
+    obs, _ = env.reset(seed=seed)
+    t0 = time.perf_counter()
+    rb.start_episode(obs)
+    for i, a in enumerate(acts):
+        rb.stacked(out=state)  # what the agent would act on
+        obs, r, term, trunc, _ = env.step(int(a))
+        rb.add(int(a), float(r), obs, term, trunc)
+        if term or trunc:
+            obs, _ = env.reset()
+            rb.start_episode(obs)
+        if i % train_frequency == 0 and i >= batch:
+            rb.sample(batch, out=out)
+    dt = time.perf_counter() - t0
+    env.close()
+    return dt
+
+
+class StackedNumpyBuffer:
+    """CleanRL's data layout without SB3: every transition keeps its own stacked obs and next_obs."""
+
+    def __init__(self, capacity: int, state_shape: Sequence[int], seed: int) -> None:
+        self.obs = np.zeros((capacity, *state_shape), np.uint8)
+        self.next_obs = np.zeros((capacity, *state_shape), np.uint8)
+        self.action = np.zeros(capacity, np.int64)
+        self.reward = np.zeros(capacity, np.float32)
+        self.done = np.zeros(capacity, np.bool_)
+        self.capacity, self.pos, self.full = capacity, 0, False
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, obs, next_obs, action, reward, done) -> None:
+        self.obs[self.pos] = obs
+        self.next_obs[self.pos] = next_obs
+        self.action[self.pos], self.reward[self.pos], self.done[self.pos] = action, reward, done
+        self.pos = (self.pos + 1) % self.capacity
+        self.full = self.full or self.pos == 0
+
+    def sample(self, batch: int):
+        idx = self.rng.integers(self.capacity if self.full else self.pos, size=batch)
+        return self.obs[idx], self.action[idx], self.reward[idx], self.next_obs[idx], self.done[idx]
+
+
+def _cleanrl_env(env_id: str, frame_size: int, frame_skip: int, seed: int):
+    import ale_py
+    import gymnasium as gym
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+    gym.register_envs(ale_py)
+    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0)
+    env = gym.wrappers.RecordEpisodeStatistics(env)
+    env = AtariPreprocessing(env, noop_max=30, frame_skip=frame_skip, screen_size=frame_size,
+                             terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+    return FrameStackObservation(env, 4)
+
+
+def bench_cleanrl(env_id: str, steps: int, frame_size: int, frame_skip: int, capacity: int, batch: int,
+                  train_frequency: int, seed: int, sb3: bool = False) -> Optional[float]:
+    env = _cleanrl_env(env_id, frame_size, frame_skip, seed)
+    state_shape = (4, frame_size, frame_size)
+    if sb3:
+        try:
+            from stable_baselines3.common.buffers import ReplayBuffer as SB3Buffer
+        except ImportError:
+            env.close()
+            return None
+        import gymnasium as gym
+        space = gym.spaces.Box(0, 255, state_shape, np.uint8)
+        buf = SB3Buffer(capacity, space, env.action_space, device="cpu", optimize_memory_usage=True,
+                        handle_timeout_termination=False)
+        add: Callable = lambda o, no, a, r, d: buf.add(o[None], no[None], np.array([a]), np.array([r]),  # noqa: E731
+                                                       np.array([d]), [{}])
+        sample: Callable = lambda b: buf.sample(b)  # noqa: E731
+    else:
+        nb = StackedNumpyBuffer(capacity, state_shape, seed)
+        add, sample = nb.add, nb.sample
+    acts = _actions(steps, int(env.action_space.n), seed)
+    obs, _ = env.reset(seed=seed)
+    t0 = time.perf_counter()
+    for i, a in enumerate(acts):
+        next_obs, r, term, trunc, _ = env.step(int(a))
+        add(obs, next_obs, int(a), float(r), bool(term))
+        obs = next_obs
+        if term or trunc:
+            obs, _ = env.reset()
+        if i % train_frequency == 0 and i >= batch:
+            sample(batch)
+    dt = time.perf_counter() - t0
+    env.close()
+    return dt
+
+
+def run(env_id: str = "ALE/Breakout-v5", steps: int = 5000, frame_size: int = 84, frame_skip: int = 4,
+        capacity: int = 100_000, batch: int = 32, train_frequency: int = 4, seed: int = 0, repeats: int = 3,
+        crop=None, interp: str = "nearest") -> Dict[str, object]:
+    """Best of ``repeats`` timings per path (interleaved, so background load hits all of them alike)."""
+    kw = dict(env_id=env_id, steps=steps, frame_skip=frame_skip, seed=seed)
+    data_kw = dict(frame_size=frame_size, capacity=capacity, batch=batch, train_frequency=train_frequency)
+    times: Dict[str, List[float]] = {"raw_ale": [], "dqnfast": [], "cleanrl_numpy": [], "cleanrl_sb3": []}
+    for _ in range(repeats):
+        times["raw_ale"].append(bench_raw_ale(**kw))
+        times["dqnfast"].append(bench_dqnfast(**kw, **data_kw, crop=crop, interp=interp))
+        times["cleanrl_numpy"].append(bench_cleanrl(**kw, **data_kw))
+        t = bench_cleanrl(**kw, **data_kw, sb3=True)
+        if t is not None:
+            times["cleanrl_sb3"].append(t)
+    best = {k: min(v) for k, v in times.items() if v}
+    result: Dict[str, object] = {
+        "env_id": env_id, "steps": steps, "frame_size": frame_size, "frame_skip": frame_skip, "batch": batch,
+        "train_frequency": train_frequency, "capacity": capacity, "repeats": repeats,
+        "machine": f"{platform.processor() or platform.machine()}, {_cpu_name()}",
+        "steps_per_s": {k: steps / v for k, v in best.items()},
+        "time_per_step_over_raw_ale": {k: v / best["raw_ale"] for k, v in best.items()},
+    }
+    if "cleanrl_numpy" in best:
+        result["dqnfast_speedup_over_cleanrl_numpy"] = best["cleanrl_numpy"] / best["dqnfast"]
+    if "cleanrl_sb3" in best:
+        result["dqnfast_speedup_over_sb3"] = best["cleanrl_sb3"] / best["dqnfast"]
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        return f"{names[0]} x{len(names)}" if names else "unknown CPU"
+    except OSError:
+        return "unknown CPU"
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="dqnfast bench pipeline", description=__doc__.split("\n\n")[0])
+    p.add_argument("--env-id", default="ALE/Breakout-v5")
+    p.add_argument("--steps", type=int, default=5000, help="agent steps per timing")
+    p.add_argument("--frame-size", type=int, default=84)
+    p.add_argument("--capacity", type=int, default=100_000, help="replay capacity")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--train-frequency", type=int, default=4, help="agent steps per sampled batch")
+    p.add_argument("--repeats", type=int, default=3, help="timings per path (best is kept)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    args = p.parse_args(list(argv))
+    for name in ("steps", "frame_size", "capacity", "batch", "train_frequency", "repeats"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.capacity < 5 * args.batch:
+        p.error("--capacity must be at least 5 x --batch")
+    res = run(args.env_id, args.steps, args.frame_size, 4, args.capacity, args.batch, args.train_frequency,
+              args.seed, args.repeats)
+    sps, ratio = res["steps_per_s"], res["time_per_step_over_raw_ale"]
+    print(f"pipeline: {args.env_id}, {args.steps} agent steps x best of {args.repeats}, {args.frame_size}x"
+          f"{args.frame_size}, batch {args.batch} every {args.train_frequency} steps ({res['machine']})")
+    print(f"{'path':<40}{'agent steps/s':>14}{'time / raw ALE':>16}")
+    labels = {"raw_ale": "raw ALE (emulation only)", "dqnfast": "dqnfast (wrapper + ReplayBuffer)",
+              "cleanrl_numpy": "CleanRL-style (gymnasium + numpy)", "cleanrl_sb3": "CleanRL + SB3 ReplayBuffer"}
+    for k, label in labels.items():
+        if k in sps:  # type: ignore[operator]
+            print(f"{label:<40}{sps[k]:>14.0f}{ratio[k]:>15.2f}x")  # type: ignore[index]
+        else:
+            print(f"{label:<40}{'not installed':>14}")
+    print(f"dqnfast overhead over raw ALE: {100 * (ratio['dqnfast'] - 1):+.0f}% (goal: <= +10%); "  # type: ignore[index]
+          f"dqnfast vs CleanRL-style: {res.get('dqnfast_speedup_over_cleanrl_numpy', float('nan')):.2f}x faster")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0

@@ -1,0 +1,232 @@
+"""Training hyperparameters: one dataclass, a docstring per field, and two presets.
+
+``nature`` is the DQN of Mnih et al. (2015); ``demo`` is a short Breakout run tuned to show learning
+on a laptop CPU in about ten minutes (docs/training.md has its measured curve).
+Every field is also a command-line option of ``dqnfast train`` (``--total-steps 50000`` ...).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+INTERPOLATIONS = ("nearest", "area")
+LOSSES = ("huber", "mse")
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of ``dqnfast train``; defaults are the Nature DQN (the ``nature`` preset)."""
+
+    # --- experiment -------------------------------------------------------------------------------
+    env_id: str = "ALE/Breakout-v5"
+    """Gymnasium id of the Atari game (ale-py ROMs)"""
+    seed: int = 1
+    """seed of the environments, the network initialisation, epsilon-greedy and the replay sampler"""
+    total_steps: int = 10_000_000
+    """agent steps to train for, summed over environments (one agent step = `frame_skip` frames; 10M steps = 40M frames)"""
+    num_envs: int = 1
+    """environments stepped together (actions chosen in one batched forward pass)"""
+
+    # --- preprocessing (dqnfast.wrappers.make_atari_env) -----------------------------------------
+    frame_size: int = 84
+    """side of the square grayscale frame the network sees (84 in the paper, 80 in the course seed)"""
+    crop: Optional[Tuple[int, int, int, int]] = None
+    """(top, bottom, left, right) pixel bounds cut from the 210x160 screen before resizing; None keeps all"""
+    interp: str = "nearest"
+    """resize interpolation: nearest (pixel-centre sampling) | area (box average)"""
+    stack: int = 4
+    """frames stacked into one state (the replay stores each frame once and stacks at sample time)"""
+    frame_skip: int = 4
+    """emulator frames per agent step (action repeated, max over the last two frames)"""
+    noop_max: int = 30
+    """at most this many no-op actions at the start of each game (random starting states)"""
+    fire_reset: bool = True
+    """press FIRE after each reset (and after each lost life with episodic_life) so the ball is in play"""
+    episodic_life: bool = True
+    """a lost life ends the learning episode (terminated=True) while the game goes on"""
+    clip_rewards: bool = True
+    """learn from sign(reward) in {-1, 0, 1}; returns are always logged unclipped"""
+
+    # --- replay -----------------------------------------------------------------------------------
+    buffer_size: int = 1_000_000
+    """replay capacity in frames (about one transition each)"""
+    batch_size: int = 32
+    """transitions per gradient step"""
+    learning_starts: int = 50_000
+    """agent steps of uniformly random play that fill the replay before learning starts"""
+    train_frequency: int = 4
+    """agent steps per gradient step"""
+    n_step: int = 1
+    """n-step returns, computed by the replay at sample time (1 is the Nature DQN's one-step target)"""
+    save_replay: bool = True
+    """write the replay beside each checkpoint (replay-STEP.bin) so --resume continues with it; else resume refills it"""
+
+    # --- learner ----------------------------------------------------------------------------------
+    gamma: float = 0.99
+    """discount factor"""
+    optimizer: str = "rmsprop"
+    """rmsprop (the paper's: decay 0.95, min squared gradient 0.01) | adam"""
+    learning_rate: float = 2.5e-4
+    """optimizer step size (2.5e-4 with RMSProp, 1e-4 with Adam)"""
+    adam_eps: float = 1.5e-4
+    """Adam's epsilon (only with optimizer=adam)"""
+    loss: str = "huber"
+    """huber (the paper's error clipping) | mse"""
+    max_grad_norm: Optional[float] = 10.0
+    """clip the global gradient norm to this value; None disables clipping"""
+    target_update_interval: int = 10_000
+    """gradient steps between target-network updates"""
+    tau: float = 1.0
+    """target <- tau * online + (1 - tau) * target at each target update; 1.0 is the hard copy"""
+    double_dqn: bool = False
+    """Double DQN targets: the online network picks a', the target network evaluates it"""
+
+    # --- exploration ------------------------------------------------------------------------------
+    start_epsilon: float = 1.0
+    """epsilon at step 0"""
+    end_epsilon: float = 0.1
+    """epsilon after exploration_steps, kept constant from then on"""
+    exploration_steps: int = 1_000_000
+    """agent steps over which epsilon falls linearly from start_epsilon to end_epsilon"""
+
+    # --- evaluation at the end of training ------------------------------------------------------
+    eval_episodes: int = 10
+    """real games (all lives, unclipped score) played at the end with eval_epsilon; 0 skips the evaluation"""
+    eval_epsilon: float = 0.05
+    """epsilon of the final evaluation (and the default of `dqnfast evaluate`)"""
+
+    # --- system -----------------------------------------------------------------------------------
+    device: str = "auto"
+    """auto (CUDA when available, else CPU) | cpu | cuda | cuda:N"""
+    torch_threads: int = 0
+    """intra-op threads for torch on CPU; 0 lets torch decide"""
+    async_actor: bool = False
+    """step the environments in an actor thread beside the learner (same updates per step, more steps/s)"""
+
+    # --- logging and checkpoints ------------------------------------------------------------------
+    run_dir: str = "runs"
+    """parent folder of the run folders (CSV, TensorBoard events, learning curve, checkpoint)"""
+    run_name: str = ""
+    """run folder name; empty: {env}__{preset}__s{seed}__{time}"""
+    checkpoint_interval: int = 100_000
+    """agent steps between checkpoints (one more is written at the end); 0 writes only the final one"""
+    log_interval: int = 100
+    """gradient steps between loss/SPS records in the logs"""
+    tensorboard: bool = True
+    """write TensorBoard event files (charts/episodic_return, losses/td_loss, charts/SPS, ...)"""
+    progress: bool = True
+    """show a progress bar (steps, SPS, epsilon, last returns)"""
+
+    # ------------------------------------------------------------------------------------------------
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError/TypeError naming the first bad field; returns self."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("int",) and (isinstance(v, bool) or not isinstance(v, int)):
+                raise TypeError(f"{f.name} must be an int, got {v!r}")
+            if f.type in ("float",) and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise TypeError(f"{f.name} must be a number, got {v!r}")
+            if f.type in ("bool",) and not isinstance(v, bool):
+                raise TypeError(f"{f.name} must be a bool, got {v!r}")
+        positive = ("total_steps", "num_envs", "frame_size", "stack", "frame_skip", "buffer_size", "batch_size",
+                    "train_frequency", "n_step", "target_update_interval", "log_interval")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("noop_max", "learning_starts", "exploration_steps", "eval_episodes", "checkpoint_interval",
+                     "torch_threads", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError("env_id must be a non-empty string")
+        if self.frame_size < 36:
+            raise ValueError(f"frame_size must be at least 36 (the Nature CNN's smallest input), got {self.frame_size}")
+        if self.crop is not None:
+            if len(self.crop) != 4 or any(isinstance(c, bool) or not isinstance(c, int) for c in self.crop):
+                raise ValueError(f"crop must be four ints (top, bottom, left, right), got {self.crop!r}")
+            top, bottom, left, right = self.crop
+            if not (0 <= top < bottom and 0 <= left < right):
+                raise ValueError(f"crop must satisfy 0 <= top < bottom and 0 <= left < right, got {self.crop}")
+        if self.interp not in INTERPOLATIONS:
+            raise ValueError(f"interp must be one of {INTERPOLATIONS}, got {self.interp!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not self.adam_eps > 0:
+            raise ValueError(f"adam_eps must be positive, got {self.adam_eps}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be positive (or None), got {self.max_grad_norm}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        for name in ("start_epsilon", "end_epsilon", "eval_epsilon"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.buffer_size < self.num_envs * (self.stack + 1):
+            raise ValueError(f"buffer_size must be at least num_envs * (stack + 1) = {self.num_envs * (self.stack + 1)}")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        return self
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: Dict[str, Dict[str, object]] = {
+    # Mnih et al. 2015 (Nature), with the CleanRL step budget: 10M agent steps = 40M frames.
+    "nature": {},
+    # Breakout on a laptop CPU in about ten minutes (measured in docs/training.md). Everything that
+    # differs from Nature trades asymptotic quality for early learning per CPU-second:
+    "demo": dict(
+        total_steps=100_000,          # ~10 min on a 2-core laptop-class CPU (docs/training.md)
+        frame_size=52,                # ~3x cheaper gradient steps than 84x84 ...
+        crop=(32, 196, 8, 152),       # ... affordable because the score line and side walls are cut first
+        interp="area",                # the 2-pixel ball survives a ~3x shrink as a grey dot
+        buffer_size=100_000,          # the whole run fits: nothing is evicted
+        learning_starts=5_000,
+        n_step=3,                     # three-step returns from the replay
+        optimizer="adam",
+        learning_rate=2.5e-4,         # with 1e-4 and target every 1,000 updates, no learning by 100k steps
+        target_update_interval=500,   # = 2,000 agent steps
+        end_epsilon=0.01,
+        exploration_steps=25_000,
+        double_dqn=True,
+        eval_episodes=5,
+        checkpoint_interval=25_000,
+        torch_threads=1,              # one core learns, the other runs the emulator (and stays usable)
+    ),
+}
+
+DEFAULT_PRESET = "demo"
+
+
+def preset(name: str, **overrides) -> TrainConfig:
+    """The named preset (``demo`` or ``nature``) with ``overrides`` applied, validated."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return TrainConfig(**{**PRESETS[name], **overrides}).validate()
+
+
+def field_docs(cls: type = TrainConfig) -> Dict[str, str]:
+    """The docstring under each dataclass field (for --help); empty when the source is unavailable."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs: Dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
+                and isinstance(getattr(nxt, "value", None), ast.Constant) and isinstance(nxt.value.value, str):
+            docs[node.target.id] = nxt.value.value.strip()
+    return docs
+

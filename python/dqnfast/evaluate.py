@@ -1,0 +1,150 @@
+"""`dqnfast evaluate CHECKPOINT`: play N real games with an epsilon-greedy agent and report the score.
+
+The real game: all lives in one episode, unclipped rewards (the training env's episodic life and
+reward clipping are switched off); preprocessing is the one the agent was trained with. Prints
+each game's score, the mean and the standard deviation; ``--gif`` records the first game.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+
+def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, gif_path: Optional[str] = None,
+                     max_steps: int = 27_000, progress: bool = False) -> List[float]:
+    """Scores of ``episodes`` real games played by ``learner`` (a DQNLearner) with ``epsilon``.
+
+    ``max_steps`` caps each game (27k agent steps = 108k frames = 30 minutes of play, the usual limit).
+    The agent sees the states it was trained on: when it was trained with episodic life and FIRE on
+    reset, each lost life is followed by FIRE and a fresh frame stack, as in training; the score
+    still counts every life of the game.
+    """
+    from .replay import ReplayBuffer
+    from .train import make_env
+
+    if episodes <= 0:
+        raise ValueError(f"episodes must be positive, got {episodes}")
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    env = make_env(cfg, num_envs=1, seed=seed, evaluation=True)
+    shape = (cfg.frame_size, cfg.frame_size)
+    stacker = ReplayBuffer(4 * (cfg.stack + 1), frame_shape=shape, stack=cfg.stack, seed=seed)  # frame stacking only
+    rng = np.random.default_rng(seed)
+    state = np.empty((cfg.stack, *shape), np.uint8)
+    frames: List[np.ndarray] = []
+    returns: List[float] = []
+    ale = env.unwrapped.ale
+    fire = env.unwrapped.get_action_meanings().index("FIRE") if cfg.fire_reset and \
+        "FIRE" in env.unwrapped.get_action_meanings() else None
+    for game in range(episodes):
+        obs, _ = env.reset(seed=seed + game)
+        stacker.start_episode(obs)
+        total, steps, record, lives = 0.0, 0, gif_path is not None and game == 0, ale.lives()
+        relaunch = False
+        while True:
+            if record:
+                frames.append(ale.getScreenRGB())
+            if relaunch:  # a life was lost: FIRE, as the training env's reset did after every lost life
+                action = fire
+            elif rng.random() < epsilon:
+                action = int(rng.integers(learner.num_actions))
+            else:
+                action = int(np.argmax(learner.q_values(stacker.stacked(out=state))))
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            steps += 1
+            if "episode" in info:  # RecordEpisodeStatistics: the real game's score
+                total = float(np.asarray(info["episode"]["r"]).reshape(-1)[0])
+            if terminated or truncated or steps >= max_steps:
+                break
+            if relaunch:  # the agent was trained on lives that start here (a fresh stack)
+                stacker.start_episode(obs)
+                relaunch = False
+            else:
+                stacker.add(action, float(reward), obs, False)
+            if fire is not None and cfg.episodic_life and ale.lives() < lives:
+                relaunch = True
+            lives = ale.lives()
+        returns.append(total)
+        if progress:
+            print(f"game {game + 1}/{episodes}: score {total:g} ({steps} steps)", flush=True)
+    env.close()
+    if gif_path is not None and frames:
+        save_gif(frames, gif_path)
+    return returns
+
+
+def save_gif(frames: List[np.ndarray], path: str, fps: int = 15, max_frames: int = 2000) -> None:
+    """An animated GIF (pillow) of RGB frames; at most ``max_frames`` (evenly subsampled)."""
+    from PIL import Image
+    if len(frames) > max_frames:
+        keep = np.linspace(0, len(frames) - 1, max_frames).astype(int)
+        frames = [frames[i] for i in keep]
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=False)
+
+
+def load_learner(path: str, device: Optional[str] = None):
+    """(learner, config, checkpoint state) from a `dqnfast train` checkpoint."""
+    from .learner import DQNLearner
+    from .train import config_from_dict, load_training_checkpoint
+
+    state = load_training_checkpoint(path)
+    cfg = config_from_dict(state["config"])
+    learner = DQNLearner(int(state["num_actions"]), frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack,
+                         device=device)
+    learner.q_network.load_state_dict(state["learner"]["q_network"])
+    learner.q_network.eval()
+    return learner, cfg, state
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dqnfast evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", help="a checkpoint.pt written by `dqnfast train`")
+    p.add_argument("--episodes", type=int, default=10, help="games to play")
+    p.add_argument("--epsilon", type=float, default=None, help="exploration rate (default: the run's eval_epsilon, 0.05)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the games and of epsilon-greedy")
+    p.add_argument("--max-steps", type=int, default=27_000, help="agent steps after which a game is cut off")
+    p.add_argument("--gif", metavar="PATH", default=None, help="write the first game as an animated GIF")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when available)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.episodes <= 0:
+        parser.error(f"--episodes must be positive, got {args.episodes}")
+    if args.max_steps <= 0:
+        parser.error(f"--max-steps must be positive, got {args.max_steps}")
+    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
+        parser.error(f"--epsilon must be in [0, 1], got {args.epsilon}")
+    from .checkpoint import CheckpointError
+    try:
+        learner, cfg, state = load_learner(args.checkpoint, args.device)
+    except CheckpointError as e:
+        print(f"dqnfast evaluate: {e}", file=sys.stderr)
+        return 2
+    epsilon = cfg.eval_epsilon if args.epsilon is None else args.epsilon
+    returns = evaluate_learner(learner, cfg, episodes=args.episodes, epsilon=epsilon, seed=args.seed,
+                               gif_path=args.gif, max_steps=args.max_steps, progress=not args.json)
+    mean, std = float(np.mean(returns)), float(np.std(returns))
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "global_step": state["counters"]["global_step"],
+                          "epsilon": epsilon, "returns": returns, "mean": mean, "std": std}))
+    else:
+        print(f"{cfg.env_id} after {state['counters']['global_step']} steps, epsilon {epsilon}: "
+              f"mean score {mean:.2f} +- {std:.2f} over {len(returns)} games")
+        if args.gif:
+            print(f"GIF of game 1: {args.gif}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

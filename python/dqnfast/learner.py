@@ -1,0 +1,298 @@
+"""The DQN learner: the Nature CNN Q-network and the update rule, as a class tests can drive.
+
+Import explicitly (``from dqnfast.learner import DQNLearner``): ``import dqnfast`` does not import torch.
+
+    learner = DQNLearner(num_actions=4, frame_shape=(84, 84), stack=4)
+    a = learner.act(rb.stacked(env), epsilon)     # epsilon-greedy action for one state
+    metrics = learner.update(rb.sample(32))        # one gradient step on a replay batch
+
+Batches arrive as numpy arrays (a :class:`dqnfast.Batch`); they are copied to the device as uint8
+(four times fewer bytes than float32) and converted there. On CUDA the copies are non-blocking;
+they overlap with compute when the batch arrays live in pinned memory (:meth:`DQNLearner.empty_batch`).
+"""
+from __future__ import annotations
+
+import copy
+import operator
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batch import Batch
+from .config import LOSSES, OPTIMIZERS
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, (bool, float)) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    v = operator.index(value)  # type: ignore[arg-type]
+    if v <= 0:
+        raise ValueError(f"{name} must be positive, got {v}")
+    return v
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size - kernel) // stride + 1
+
+
+class QNetwork(nn.Module):
+    """The Nature DQN CNN (Mnih et al. 2015): one Q-value per action.
+
+    conv 32 8x8 stride 4 -> conv 64 4x4 stride 2 -> conv 64 3x3 stride 1 -> fc 512 -> num_actions,
+    ReLU between layers. Input: uint8 (B, stack, H, W); ``forward`` scales it by 1/255. The size of
+    the flattened conv output is computed from ``frame_shape``, so any frame of at least 36x36
+    works (84x84 as in the paper, 80x80 as in the course seed, smaller for the CPU demo).
+    """
+
+    def __init__(self, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84)) -> None:
+        super().__init__()
+        num_actions = _positive_int("num_actions", num_actions)
+        stack = _positive_int("stack", stack)
+        if len(frame_shape) != 2:
+            raise ValueError(f"frame_shape must be (height, width), got {tuple(frame_shape)}")
+        h, w = (_positive_int("frame_shape entries", d) for d in frame_shape)
+        # spatial size after each conv; each must be at least 1
+        sizes = [(h, w)]
+        for k, s in ((8, 4), (4, 2), (3, 1)):
+            sizes.append((_conv_out(sizes[-1][0], k, s), _conv_out(sizes[-1][1], k, s)))
+        if min(min(hw) for hw in sizes[1:]) < 1:
+            raise ValueError(f"frame_shape {(h, w)} is too small for the Nature CNN: each side must be at least 36")
+        flat = 64 * sizes[-1][0] * sizes[-1][1]
+        self.num_actions, self.stack, self.frame_shape = num_actions, stack, (h, w)
+        self.network = nn.Sequential(
+            nn.Conv2d(stack, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(flat, 512),
+            nn.ReLU(),
+            nn.Linear(512, num_actions),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x / 255.0)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class DQNLearner:
+    """Online and target Q-networks, the optimizer, epsilon-greedy acting and the DQN update.
+
+    Target: ``r + discount * (1 - terminated) * max_a' Q_target(s', a')`` with ``discount`` taken from
+    the batch: gamma for one-step transitions, gamma^m for the replay's n-step returns (so gamma and
+    n live in one place, the ReplayBuffer). Only ``terminated`` stops bootstrapping: a truncated
+    transition (time limit) bootstraps like an ongoing one. With
+    ``double_dqn`` the online network picks ``a'`` and the target network evaluates it.
+    Every ``target_update_interval`` updates the target moves to ``tau * online + (1 - tau) * target``
+    (``tau = 1``: the hard copy of the Nature paper; ``tau < 1`` with interval 1: Polyak averaging).
+    """
+
+    def __init__(
+        self,
+        num_actions: int,
+        *,
+        frame_shape: Sequence[int] = (84, 84),
+        stack: int = 4,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-4,
+        adam_eps: float = 1.5e-4,
+        loss: str = "huber",
+        max_grad_norm: Optional[float] = 10.0,
+        target_update_interval: int = 10_000,
+        tau: float = 1.0,
+        double_dqn: bool = False,
+        device: Union[str, torch.device, None] = None,
+        seed: Optional[int] = None,
+    ) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if not float(learning_rate) > 0:
+            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        if max_grad_norm is not None and not float(max_grad_norm) > 0:
+            raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm}")
+        if not 0.0 < float(tau) <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {tau}")
+        self.target_update_interval = _positive_int("target_update_interval", target_update_interval)
+        self.device = default_device() if device is None else torch.device(device)
+        self.loss, self.tau, self.double_dqn = loss, float(tau), bool(double_dqn)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.q_network = QNetwork(num_actions, stack, frame_shape).to(self.device)
+        self.target_network = copy.deepcopy(self.q_network)
+        self.target_network.requires_grad_(False)
+        self.target_network.eval()
+        params = self.q_network.parameters()
+        if optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=learning_rate, eps=adam_eps)
+        else:  # the Nature paper's RMSProp: decay 0.95, min squared gradient 0.01, centered
+            self.optimizer = torch.optim.RMSprop(params, lr=learning_rate, alpha=0.95, eps=0.01, centered=True)
+        self.num_actions = self.q_network.num_actions
+        self.stack, self.frame_shape = self.q_network.stack, self.q_network.frame_shape
+        self.updates = 0  # gradient steps taken so far
+        self.rng = np.random.default_rng(seed)  # epsilon-greedy draws
+
+    # -- acting --------------------------------------------------------------------------------------
+    def _state_tensor(self, state: np.ndarray) -> Tuple[torch.Tensor, bool]:
+        if not isinstance(state, np.ndarray):
+            raise TypeError(f"state must be a numpy.ndarray, got {type(state).__name__}")
+        if state.dtype != np.uint8:
+            raise TypeError(f"state must have dtype uint8, got {state.dtype}")
+        expected = (self.stack, *self.frame_shape)
+        single = state.shape == expected
+        if not single and state.shape[1:] != expected:
+            raise ValueError(f"state must have shape {expected} or (N, *{expected}), got {state.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(state)).to(self.device)
+        return (x.unsqueeze(0) if single else x), single
+
+    @torch.no_grad()
+    def q_values(self, state: np.ndarray) -> np.ndarray:
+        """Online Q-values for one state (stack, H, W) -> (A,) or a batch (N, stack, H, W) -> (N, A)."""
+        x, single = self._state_tensor(state)
+        q = self.q_network(x).float().cpu().numpy()
+        return q[0] if single else q
+
+    def act(self, state: np.ndarray, epsilon: float) -> Union[int, np.ndarray]:
+        """Epsilon-greedy action(s): an int for one state, an int64 array for a batch of states."""
+        if not 0.0 <= float(epsilon) <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        x, single = self._state_tensor(state)
+        n = x.shape[0]
+        explore = self.rng.random(n) < epsilon
+        random_actions = self.rng.integers(self.num_actions, size=n)
+        if explore.all():  # skip the forward pass (all of the random-play warm-up)
+            actions = random_actions
+        else:
+            with torch.no_grad():
+                greedy = self.q_network(x).argmax(dim=1).cpu().numpy()
+            actions = np.where(explore, random_actions, greedy)
+        return int(actions[0]) if single else actions.astype(np.int64)
+
+    # -- learning ------------------------------------------------------------------------------------
+    def empty_batch(self, batch_size: int) -> Batch:
+        """Reusable batch arrays for ``rb.sample(B, out=...)``: numpy views of pinned host memory
+        when the learner runs on CUDA (so the host-to-device copies are truly asynchronous), plain
+        numpy arrays otherwise."""
+        n = _positive_int("batch_size", batch_size)
+        state = (n, self.stack, *self.frame_shape)
+        pin = self.device.type == "cuda"
+
+        def alloc(shape, dtype):
+            t = torch.empty(shape, dtype=dtype)
+            return (t.pin_memory() if pin else t).numpy()
+
+        return Batch(obs=alloc(state, torch.uint8), action=alloc((n,), torch.int64), reward=alloc((n,), torch.float32),
+                     next_obs=alloc(state, torch.uint8), terminated=alloc((n,), torch.bool),
+                     truncated=alloc((n,), torch.bool), index=alloc((n,), torch.int64),
+                     discount=alloc((n,), torch.float32))
+
+    def _to_device(self, batch: Batch) -> Tuple[torch.Tensor, ...]:
+        if not isinstance(batch, Batch):
+            raise TypeError(f"batch must be a dqnfast.Batch, got {type(batch).__name__}")
+        expected = (self.stack, *self.frame_shape)
+        if batch.obs.shape[1:] != expected or batch.next_obs.shape != batch.obs.shape:
+            raise ValueError(f"batch observations must have shape (B, *{expected}), got {batch.obs.shape} "
+                             f"and {batch.next_obs.shape}")
+        if batch.obs.dtype != np.uint8 or batch.next_obs.dtype != np.uint8:
+            raise TypeError("batch observations must be uint8")
+        nb = self.device.type == "cuda"
+
+        def put(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, non_blocking=nb)
+
+        obs, next_obs = put(batch.obs), put(batch.next_obs)  # uint8 on the wire; scaled in forward
+        action = put(batch.action).long()
+        reward = put(batch.reward).float()
+        terminated = put(batch.terminated).float()
+        discount = put(batch.discount).float()
+        return obs, action, reward, next_obs, terminated, discount
+
+    @torch.no_grad()
+    def td_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
+                  discount: torch.Tensor) -> torch.Tensor:
+        """``r + discount * (1 - terminated) * Q_target(s', a')``, a' = argmax of the target net, or of
+        the online net with Double DQN. Truncation is deliberately absent: a cut-off episode bootstraps."""
+        next_q_target = self.target_network(next_obs)
+        if self.double_dqn:
+            best = self.q_network(next_obs).argmax(dim=1, keepdim=True)
+        else:
+            best = next_q_target.argmax(dim=1, keepdim=True)
+        next_value = next_q_target.gather(1, best).squeeze(1)
+        return reward + discount * (1.0 - terminated) * next_value
+
+    def targets(self, batch: Batch) -> np.ndarray:
+        """The TD targets of ``batch`` as float32 numpy (what :meth:`update` regresses onto)."""
+        _, _, reward, next_obs, terminated, discount = self._to_device(batch)
+        return self.td_target(reward, next_obs, terminated, discount).float().cpu().numpy()
+
+    def update(self, batch: Batch) -> Dict[str, float]:
+        """One gradient step on ``batch``; returns metrics (td_loss, q_values, grad_norm, target_updated)."""
+        obs, action, reward, next_obs, terminated, discount = self._to_device(batch)
+        target = self.td_target(reward, next_obs, terminated, discount)
+        q = self.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)
+        if self.loss == "huber":
+            loss = F.smooth_l1_loss(q, target)
+        else:
+            loss = F.mse_loss(q, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.max_grad_norm is not None:
+            grad_norm = nn.utils.clip_grad_norm_(self.q_network.parameters(), self.max_grad_norm)
+        else:
+            grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in self.q_network.parameters() if p.grad is not None))
+        self.optimizer.step()
+        self.updates += 1
+        synced = self.updates % self.target_update_interval == 0
+        if synced:
+            self.sync_target()
+        # one device->host transfer for all metrics (this also orders any reuse of pinned batch arrays)
+        td_loss, q_mean, gn = torch.stack([loss.detach(), q.detach().mean(), grad_norm.detach()]).float().tolist()
+        return {"td_loss": td_loss, "q_values": q_mean, "grad_norm": gn, "target_updated": float(synced)}
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """target <- tau * online + (1 - tau) * target (a hard copy when tau == 1)."""
+        if self.tau >= 1.0:
+            self.target_network.load_state_dict(self.q_network.state_dict())
+        else:
+            for t, o in zip(self.target_network.parameters(), self.q_network.parameters()):
+                t.lerp_(o, self.tau)
+
+    # -- state for checkpoints -----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "q_network": self.q_network.state_dict(),
+            "target_network": self.target_network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.q_network.load_state_dict(state["q_network"])
+        self.target_network.load_state_dict(state["target_network"])
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # never share moment tensors
+        self.updates = int(state["updates"])
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+
+
+def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+    """``start`` linearly to ``end`` over ``duration`` steps, then constant (the Nature epsilon schedule)."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(1.0, t / duration)
+
+
+__all__ = ["QNetwork", "DQNLearner", "default_device", "linear_schedule", "LOSSES", "OPTIMIZERS"]
+
