@@ -172,3 +172,44 @@ class DRQNLearner(DQNLearner):
         per_step = (F.smooth_l1_loss if self.loss == "huber" else F.mse_loss)(q, target, reduction="none")
         loss = (per_step * weight).sum() / weight.sum().clamp(min=1.0)
         return self._step(loss, (q * weight).sum() / weight.sum().clamp(min=1.0))
+
+
+class RecurrentPolicy:
+    """Epsilon-greedy acting for several envs with a DRQN, carrying each env's LSTM state.
+
+    ``policy(states, epsilon)`` takes the (N, stack, H, W) states the trainer builds and acts on their
+    newest frame; ``episode_started(i)`` forgets env i's history (call it at every episode start).
+    The state advances on every call, random actions included, as the sequences it learns from do.
+    """
+
+    def __init__(self, learner: DRQNLearner) -> None:
+        self.learner = learner
+        self.state: Optional[LSTMState] = None
+        self._restart: set = set()
+
+    def episode_started(self, env: int) -> None:
+        self._restart.add(env)
+
+    def __call__(self, states: np.ndarray, epsilon: float) -> np.ndarray:
+        if self._restart and self.state is not None:
+            self.state = DRQNLearner.reset_rows(self.state, np.fromiter(self._restart, np.int64))
+        self._restart.clear()
+        actions, self.state = self.learner.act(np.ascontiguousarray(states[:, -1]), epsilon, self.state)
+        return np.asarray(actions, np.int64).reshape(-1)
+
+
+def build_learner(cfg, num_actions: int, device=None, seed: Optional[int] = None) -> DQNLearner:
+    """The learner a :class:`dqnfast.config.TrainConfig` describes: DQN, or DRQN with ``recurrent``."""
+    common = dict(frame_shape=(cfg.frame_size, cfg.frame_size), optimizer=cfg.optimizer,
+                  learning_rate=cfg.learning_rate, adam_eps=cfg.adam_eps, loss=cfg.loss,
+                  max_grad_norm=cfg.max_grad_norm, target_update_interval=cfg.target_update_interval, tau=cfg.tau,
+                  double_dqn=cfg.double_dqn, device=device, seed=seed)
+    if getattr(cfg, "recurrent", False):
+        return DRQNLearner(num_actions, gamma=cfg.gamma, hidden=cfg.lstm_hidden, burn_in=cfg.burn_in, **common)
+    return DQNLearner(num_actions, stack=cfg.stack, **common)
+
+
+def make_policy(learner: DQNLearner):
+    """A ``policy(states, epsilon) -> actions`` for the trainer: the learner's own act for DQN, a
+    :class:`RecurrentPolicy` (with per-env LSTM state) for DRQN."""
+    return RecurrentPolicy(learner) if isinstance(learner, DRQNLearner) else learner.act
