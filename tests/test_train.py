@@ -247,3 +247,15 @@ def test_async_actor_keeps_the_update_ratio(tmp_path):
     with open(run / "scalars.csv") as f:
         losses = [float(r["value"]) for r in csv.DictReader(f) if r["tag"] == "losses/td_loss"]
     assert losses and np.isfinite(losses).all()
+
+
+@needs_wrapper
+@pytest.mark.atari
+def test_vector_envs_feed_one_replay_stream_each(tmp_path):
+    from dqnfast import ReplayBuffer
+    rc, run = run_train(tmp_path, "--total-steps", "300", "--num-envs", "3")
+    assert rc == 0
+    state = train.load_training_checkpoint(str(run / "checkpoint.pt"))
+    assert state["counters"]["global_step"] == 300 and state["counters"]["updates"] == (300 - 100) // 4
+    rb = ReplayBuffer.load(str(run / state["replay"]))
+    assert rb.num_envs == 3 and len(rb) > 250

@@ -1,6 +1,7 @@
 """`dqnfast bench pipeline`: agent steps/s of the DQN data path alone (no gradient), three ways, one run.
 
 - raw ALE: the emulator alone, ``frame_skip`` ``ale.act`` calls per agent step (the floor);
+- the dqnfast wrapper alone (``make_atari_env`` stepping, no replay), to split the cost;
 - dqnfast: ``make_atari_env`` (frame skip + max, preprocess) -> ``ReplayBuffer.add`` (+ the stacked
   state the agent acts on) -> ``ReplayBuffer.sample(batch)`` every ``train_frequency`` steps;
 - CleanRL-style: gymnasium's ``AtariPreprocessing`` + ``FrameStackObservation`` -> a numpy buffer
@@ -25,9 +26,16 @@ def _actions(n: int, num_actions: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(num_actions, size=n)
 
 
+def _gym():
+    import ale_py
+    import gymnasium as gym
+    gym.register_envs(ale_py)
+    return gym
+
+
 def bench_raw_ale(env_id: str, steps: int, frame_skip: int, seed: int) -> float:
     """Seconds for ``steps`` agent steps of bare emulation (``frame_skip`` ale.act each, no screen reads)."""
-    import gymnasium as gym
+    gym = _gym()
     env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0)
     env.reset(seed=seed)
     ale = env.unwrapped.ale
@@ -40,6 +48,24 @@ def bench_raw_ale(env_id: str, steps: int, frame_skip: int, seed: int) -> float:
             ale.act(act)
         if ale.game_over():
             ale.reset_game()
+    dt = time.perf_counter() - t0
+    env.close()
+    return dt
+
+
+def bench_dqnfast_env(env_id: str, steps: int, frame_size: int, frame_skip: int, seed: int, crop=None,
+                      interp: str = "nearest") -> float:
+    """Seconds for ``steps`` agent steps of ``make_atari_env`` alone (no replay): splits the dqnfast
+    path's cost between the env stack and the replay."""
+    from .wrappers import make_atari_env
+    env = make_atari_env(env_id, seed=seed, screen_size=frame_size, frame_skip=frame_skip, crop=crop, interp=interp)
+    acts = _actions(steps, int(env.action_space.n), seed)
+    env.reset(seed=seed)
+    t0 = time.perf_counter()
+    for a in acts:
+        _, _, term, trunc, _ = env.step(int(a))
+        if term or trunc:
+            env.reset()
     dt = time.perf_counter() - t0
     env.close()
     return dt
@@ -96,10 +122,8 @@ class StackedNumpyBuffer:
 
 
 def _cleanrl_env(env_id: str, frame_size: int, frame_skip: int, seed: int):
-    import ale_py
-    import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
-    gym.register_envs(ale_py)
+    gym = _gym()
     env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0)
     env = gym.wrappers.RecordEpisodeStatistics(env)
     env = AtariPreprocessing(env, noop_max=30, frame_skip=frame_skip, screen_size=frame_size,
@@ -149,9 +173,11 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 5000, frame_size: int = 84
     """Best of ``repeats`` timings per path (interleaved, so background load hits all of them alike)."""
     kw = dict(env_id=env_id, steps=steps, frame_skip=frame_skip, seed=seed)
     data_kw = dict(frame_size=frame_size, capacity=capacity, batch=batch, train_frequency=train_frequency)
-    times: Dict[str, List[float]] = {"raw_ale": [], "dqnfast": [], "cleanrl_numpy": [], "cleanrl_sb3": []}
+    times: Dict[str, List[float]] = {"raw_ale": [], "dqnfast_env": [], "dqnfast": [], "cleanrl_numpy": [],
+                                     "cleanrl_sb3": []}
     for _ in range(repeats):
         times["raw_ale"].append(bench_raw_ale(**kw))
+        times["dqnfast_env"].append(bench_dqnfast_env(**kw, frame_size=frame_size, crop=crop, interp=interp))
         times["dqnfast"].append(bench_dqnfast(**kw, **data_kw, crop=crop, interp=interp))
         times["cleanrl_numpy"].append(bench_cleanrl(**kw, **data_kw))
         t = bench_cleanrl(**kw, **data_kw, sb3=True)
@@ -204,14 +230,18 @@ def main(argv: Sequence[str]) -> int:
     print(f"pipeline: {args.env_id}, {args.steps} agent steps x best of {args.repeats}, {args.frame_size}x"
           f"{args.frame_size}, batch {args.batch} every {args.train_frequency} steps ({res['machine']})")
     print(f"{'path':<40}{'agent steps/s':>14}{'time / raw ALE':>16}")
-    labels = {"raw_ale": "raw ALE (emulation only)", "dqnfast": "dqnfast (wrapper + ReplayBuffer)",
+    labels = {"raw_ale": "raw ALE (emulation only)", "dqnfast_env": "dqnfast wrapper alone (no replay)",
+              "dqnfast": "dqnfast (wrapper + ReplayBuffer)",
               "cleanrl_numpy": "CleanRL-style (gymnasium + numpy)", "cleanrl_sb3": "CleanRL + SB3 ReplayBuffer"}
     for k, label in labels.items():
         if k in sps:  # type: ignore[operator]
             print(f"{label:<40}{sps[k]:>14.0f}{ratio[k]:>15.2f}x")  # type: ignore[index]
         else:
             print(f"{label:<40}{'not installed':>14}")
-    print(f"dqnfast overhead over raw ALE: {100 * (ratio['dqnfast'] - 1):+.0f}% (goal: <= +10%); "  # type: ignore[index]
+    replay_us = 1e6 * (1 / sps["dqnfast"] - 1 / sps["dqnfast_env"])  # type: ignore[index]
+    print(f"dqnfast overhead over raw ALE: {100 * (ratio['dqnfast'] - 1):+.0f}% (goal: <= +10%), of which the "  # type: ignore[index]
+          f"replay (stacked + add + sample/4) is {replay_us:.0f} us/step = "
+          f"{100 * (ratio['dqnfast'] - ratio['dqnfast_env']):+.0f}% of raw ALE; "  # type: ignore[index]
           f"dqnfast vs CleanRL-style: {res.get('dqnfast_speedup_over_cleanrl_numpy', float('nan')):.2f}x faster")
     if args.json:
         with open(args.json, "w") as f:
