@@ -225,10 +225,16 @@ DEFAULT_PRESET = "demo"
 
 
 def preset(name: str, **overrides) -> TrainConfig:
-    """The named preset (``demo`` or ``nature``) with ``overrides`` applied, validated."""
+    """The named preset (``demo`` or ``nature``) with ``overrides`` applied, validated.
+
+    ``recurrent=True`` switches a preset's n-step returns off unless ``n_step`` is given too: DRQN
+    learns from one-step targets along its sequences."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return TrainConfig(**{**PRESETS[name], **overrides}).validate()
+    values = {**PRESETS[name], **overrides}
+    if overrides.get("recurrent") and "n_step" not in overrides:
+        values["n_step"] = 1
+    return TrainConfig(**values).validate()
 
 
 def field_docs(cls: type = TrainConfig) -> Dict[str, str]:
