@@ -4,11 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "dqnfast/frame_store.hpp"
+#include "dqnfast/prioritized.hpp"
 
 namespace py = pybind11;
 using namespace dqnfast;
@@ -119,6 +121,12 @@ struct BoundStore {
     s.insert(s.end(), shape.begin(), shape.end());
     return s;
   }
+  PrioritizedStore* prioritized() const { return dynamic_cast<PrioritizedStore*>(store.get()); }
+  PrioritizedStore* per(const char* what) const {
+    PrioritizedStore* p = prioritized();
+    if (!p) throw py::type_error(std::string(what) + " needs a PrioritizedReplayBuffer");
+    return p;
+  }
   uint32_t env_arg(int64_t env) const {
     store->check_env(env);
     return uint32_t(env);
@@ -163,7 +171,8 @@ struct BoundStore {
 void bind_replay(py::module_& m) {
   py::class_<BoundStore>(m, "FrameStore", "Native frame-store replay memory (use dqnfast.ReplayBuffer).")
       .def(py::init([](py::handle capacity, py::handle frame_shape, py::handle stack, py::handle num_envs,
-                       py::handle seed, py::handle pad, py::handle storage_path, py::handle n_step, py::handle gamma) {
+                       py::handle seed, py::handle pad, py::handle storage_path, py::handle n_step, py::handle gamma,
+                       py::handle alpha) {
              const int64_t cap = int_arg(capacity, "capacity"), st = int_arg(stack, "stack"),
                            ne = int_arg(num_envs, "num_envs");
              if (cap <= 0) throw py::value_error("capacity must be positive, got " + std::to_string(cap));
@@ -203,6 +212,14 @@ void bind_replay(py::module_& m) {
                throw py::type_error("gamma must be a number, got " + type_name(gamma));
              const double g = py::cast<double>(gamma);
              if (!(g >= 0.0 && g <= 1.0)) throw py::value_error("gamma must be in [0, 1], got " + std::string(py::str(gamma)));
+             double a = 0.0;
+             if (!alpha.is_none()) {
+               if (!PyFloat_Check(alpha.ptr()) && !PyLong_Check(alpha.ptr()) &&
+                   !py::isinstance(alpha, py::module_::import("numpy").attr("number")))
+                 throw py::type_error("alpha must be a number, got " + type_name(alpha));
+               a = py::cast<double>(alpha);
+               if (!(a >= 0.0) || !std::isfinite(a)) throw py::value_error("alpha must be finite and >= 0");
+             }
              std::string storage;
              if (!storage_path.is_none()) {
                py::object fs = py::module_::import("os").attr("fspath")(storage_path);  // str or os.PathLike
@@ -214,9 +231,12 @@ void bind_replay(py::module_& m) {
              bs->state_shape = {st};
              bs->state_shape.insert(bs->state_shape.end(), bs->frame_shape.begin(), bs->frame_shape.end());
              try {
-               bs->store =
-                   std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s, pad_s == "first",
-                                                storage, uint32_t(n), g);
+               if (alpha.is_none())
+                 bs->store = std::make_unique<FrameStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s,
+                                                          pad_s == "first", storage, uint32_t(n), g);
+               else
+                 bs->store = std::make_unique<PrioritizedStore>(uint64_t(cap), frame_bytes, uint32_t(st), uint32_t(ne), s,
+                                                                pad_s == "first", storage, uint32_t(n), g, a);
              } catch (const std::bad_alloc&) {
                PyErr_SetString(PyExc_MemoryError, ("cannot allocate a replay buffer of capacity " + std::to_string(cap) +
                                                    " frames of " + std::to_string(frame_bytes) + " bytes")
@@ -227,7 +247,8 @@ void bind_replay(py::module_& m) {
            }),
            py::arg("capacity"), py::arg("frame_shape") = py::make_tuple(84, 84), py::arg("stack") = 4,
            py::arg("num_envs") = 1, py::arg("seed") = py::none(), py::arg("pad") = "zero",
-           py::arg("storage_path") = py::none(), py::arg("n_step") = 1, py::arg("gamma") = 0.99)
+           py::arg("storage_path") = py::none(), py::arg("n_step") = 1, py::arg("gamma") = 0.99,
+           py::arg("alpha") = py::none())
       .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
       .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
       .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
@@ -343,6 +364,46 @@ void bind_replay(py::module_& m) {
             py::gil_scoped_release nogil;
             b.store->sample_slots(size_t(batch_size), os, ns, o);
           })
+      .def_property_readonly("prioritized", [](const BoundStore& b) { return b.prioritized() != nullptr; })
+      .def_property_readonly("alpha", [](const BoundStore& b) { return b.per("alpha")->alpha(); })
+      .def_property_readonly("max_priority", [](const BoundStore& b) { return b.per("max_priority")->max_priority(); },
+                             "The largest priority set so far (new transitions get it); starts at 1.")
+      .def("_leaf", [](const BoundStore& b, int64_t slot) {
+        if (slot < 0 || uint64_t(slot) >= b.store->capacity()) throw py::index_error("slot out of range");
+        return b.per("_leaf")->leaf(uint64_t(slot));
+      })
+      .def(
+          "_sample_prioritized_into",
+          [](BoundStore& b, py::ssize_t batch_size, double beta, py::handle out, py::handle weights) {
+            PrioritizedStore* ps = b.per("sample");
+            if (batch_size <= 0) throw py::value_error("batch_size must be positive, got " + std::to_string(batch_size));
+            if (!(beta >= 0.0) || !std::isfinite(beta)) throw py::value_error("beta must be finite and >= 0");
+            const TransitionOut o = b.outputs(batch_size, out);
+            float* w = out_array<float>(weights, "weights", {batch_size});
+            py::gil_scoped_release nogil;
+            ps->sample_prioritized(size_t(batch_size), beta, o, w);
+          })
+      .def(
+          "update_priorities",
+          [](BoundStore& b, py::handle index, py::handle priorities) {
+            PrioritizedStore* ps = b.per("update_priorities");
+            py::array ia = as_ndarray(index, "index"), pa = as_ndarray(priorities, "priorities");
+            if (ia.ndim() != 1 || pa.ndim() != 1) throw py::value_error("index and priorities must be 1-D");
+            if (ia.shape(0) != pa.shape(0))
+              throw py::value_error("index and priorities must have the same length, got " + std::to_string(ia.shape(0)) +
+                                    " and " + std::to_string(pa.shape(0)));
+            auto idx = vector_arg<int64_t>(ia, "index", ia.shape(0), "iu", "integers");
+            auto pri = vector_arg<double>(pa, "priorities", pa.shape(0), "iuf", "numbers");
+            for (py::ssize_t i = 0; i < pri.shape(0); ++i)
+              if (!(pri.at(i) >= 0.0) || !std::isfinite(pri.at(i)))
+                throw py::value_error("priorities must be finite and >= 0, got " + std::to_string(pri.at(i)) +
+                                      " at position " + std::to_string(i));
+            py::gil_scoped_release nogil;
+            return ps->update_priorities(size_t(idx.shape(0)), idx.data(), pri.data());
+          },
+          py::arg("index"), py::arg("priorities"),
+          "Set the priorities of the transitions with these indices (from Batch.index); indices of\n"
+          "transitions overwritten since they were sampled are skipped. Returns how many were applied.")
       .def(
           "_sample_sequences_into",
           [](BoundStore& b, py::ssize_t batch_size, py::ssize_t length, py::handle out) {
@@ -415,6 +476,7 @@ void bind_replay(py::module_& m) {
             d["pad"] = h.pad_first ? "first" : "zero";
             d["n_step"] = h.n_step;
             d["gamma"] = h.gamma();
+            if (h.kind == 1) d["alpha"] = h.alpha();
             return d;
           },
           "The constructor arguments stored in a snapshot (its header and size are checked).")
@@ -448,6 +510,331 @@ void bind_replay(py::module_& m) {
 
 }  // namespace
 
+// ==== preprocess (issue 3): dqnfast.preprocess and its test hooks ================================
+// preprocess is a plain METH_FASTCALL builtin rather than a pybind11 def: its whole budget is
+// about a microsecond per frame, and pybind11's overload dispatcher and keyword matching cost a
+// good part of that. Arguments are still checked here, before the GIL is released.
+#include "dqnfast/preprocess.hpp"
+
+namespace {
+namespace pre = dqnfast::pre;
+
+pre::PlanCache& plan_cache() {
+  static pre::PlanCache cache;
+  return cache;
+}
+
+// Python ints and integer-like scalars (numpy.int64, ...), but not bools or floats.
+bool is_int(py::handle h) {
+  PyObject* o = h.ptr();
+  if (PyBool_Check(o) || PyFloat_Check(o)) return false;
+  return PyLong_Check(o) || (PyIndex_Check(o) && !py::isinstance(h, py::module_::import("numpy").attr("bool_")));
+}
+
+int64_t int_value(py::handle h, const char* what) {
+  if (PyLong_Check(h.ptr())) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
+    if (overflow) throw py::value_error(std::string(what) + " are out of range");
+    return v;
+  }
+  auto i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!i) throw py::error_already_set();
+  return int_value(i, what);
+}
+
+// A frame argument: its layout, batch size, and where each pixel is. Parsed straight from the
+// array struct: this runs on every call, and a std::vector or a py::dtype here is measurable.
+struct FrameArg {
+  bool batched = false;
+  int64_t n = 1, h = 0, w = 0, c = 1;
+  int nd = 0;
+  py::ssize_t shape[4] = {};
+  pre::Source src;
+  const uint8_t* lo = nullptr;  // lowest and one past the highest byte the array spans
+  const uint8_t* hi = nullptr;
+  std::vector<py::ssize_t> shape_vec() const { return {shape, shape + nd}; }
+  bool same_shape(const FrameArg& o) const { return nd == o.nd && std::equal(shape, shape + nd, o.shape); }
+};
+
+FrameArg frame_arg(py::handle obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy.ndarray of uint8, got " + type_name(obj));
+  auto* arr = py::detail::array_proxy(obj.ptr());
+  if (py::detail::array_descriptor_proxy(arr->descr)->type_num != py::detail::npy_api::NPY_UBYTE_)
+    throw py::type_error(std::string(name) + " must have dtype uint8, got " +
+                         std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype())));
+  FrameArg f;
+  const int nd = arr->nd;
+  const py::ssize_t* st = arr->strides;
+  if (nd < 2 || nd > 4) {
+    throw py::value_error(std::string(name) + " must have shape (H, W), (H, W, 3), (N, H, W) or (N, H, W, 3), got " +
+                          shape_str(std::vector<py::ssize_t>(arr->dimensions, arr->dimensions + nd)));
+  }
+  f.nd = nd;
+  std::copy(arr->dimensions, arr->dimensions + nd, f.shape);
+  const auto bad_channels = [&](py::ssize_t c) {
+    return py::value_error(std::string(name) + " has " + std::to_string(c) + " channels (shape " +
+                           shape_str(f.shape_vec()) +
+                           "); expected RGB (H, W, 3) or gray (H, W) frames, or (N, ...) batches of them");
+  };
+  if (nd == 2) {
+    f.h = f.shape[0], f.w = f.shape[1];
+    f.src = {nullptr, 0, st[0], st[1], 0};
+  } else if (nd == 3 && f.shape[2] == 3) {
+    f.c = 3, f.h = f.shape[0], f.w = f.shape[1];
+    f.src = {nullptr, 0, st[0], st[1], st[2]};
+  } else if (nd == 3 && f.shape[2] <= 4) {  // (H, W, 1|2|4): a channel axis, not a gray batch
+    throw bad_channels(f.shape[2]);
+  } else if (nd == 3) {
+    f.batched = true, f.n = f.shape[0], f.h = f.shape[1], f.w = f.shape[2];
+    f.src = {nullptr, st[0], st[1], st[2], 0};
+  } else if (f.shape[3] == 3) {
+    f.batched = true, f.c = 3, f.n = f.shape[0], f.h = f.shape[1], f.w = f.shape[2];
+    f.src = {nullptr, st[0], st[1], st[2], st[3]};
+  } else {
+    throw bad_channels(f.shape[3]);
+  }
+  if (f.h == 0 || f.w == 0) throw py::value_error(std::string(name) + " is empty (shape " + shape_str(f.shape_vec()) + ")");
+  if (f.w * f.c > (int64_t(1) << 30) || f.h > (int64_t(1) << 30))  // plans index rows and bytes with int32
+    throw py::value_error(std::string(name) + " is too large (shape " + shape_str(f.shape_vec()) + ")");
+  f.src.data = reinterpret_cast<const uint8_t*>(arr->data);
+  // The byte span, for the overlap check against `out`.
+  f.lo = f.hi = f.src.data;
+  for (int d = 0; d < nd; ++d) {
+    const int64_t reach = (int64_t(f.shape[d]) - 1) * st[d];
+    (reach < 0 ? f.lo : f.hi) += reach;
+  }
+  f.hi += 1;
+  return f;
+}
+
+std::string ints_str(std::initializer_list<int64_t> v) {
+  std::string s = "(";
+  for (auto it = v.begin(); it != v.end(); ++it) s += (it == v.begin() ? "" : ", ") + std::to_string(*it);
+  return s + ")";
+}
+
+// N ints from a tuple or list into v; `what` names the entries in errors ("crop entries").
+template <size_t N>
+void fixed_ints(py::handle obj, const char* name, const char* form, const char* what, int64_t (&v)[N]) {
+  PyObject* o = obj.ptr();
+  const bool tuple = PyTuple_Check(o);
+  if (!tuple && !PyList_Check(o)) throw py::type_error(std::string(name) + " must be " + form + ", got " + type_name(obj));
+  const Py_ssize_t n = tuple ? PyTuple_GET_SIZE(o) : PyList_GET_SIZE(o);
+  if (n != Py_ssize_t(N))
+    throw py::value_error(std::string(name) + " must be " + form + ", got " + std::to_string(n) + " values");
+  for (size_t i = 0; i < N; ++i) {
+    py::handle h = tuple ? PyTuple_GET_ITEM(o, Py_ssize_t(i)) : PyList_GET_ITEM(o, Py_ssize_t(i));
+    if (!is_int(h)) throw py::type_error(std::string(what) + " must be an int, got " + type_name(h));
+    v[i] = int_value(h, what);
+  }
+}
+
+// One of two names; literals from Python source are interned, so a pointer compare usually decides.
+template <typename E>
+E choice_arg(py::handle obj, const char* name, PyObject* a, PyObject* b, E ea, E eb) {
+  if (obj.ptr() == a) return ea;
+  if (obj.ptr() == b) return eb;
+  if (!PyUnicode_Check(obj.ptr())) throw py::type_error(std::string(name) + " must be a str, got " + type_name(obj));
+  if (PyUnicode_Compare(obj.ptr(), a) == 0) return ea;
+  if (PyUnicode_Compare(obj.ptr(), b) == 0) return eb;
+  throw py::value_error(std::string(name) + " must be " + std::string(py::repr(a)) + " or " + std::string(py::repr(b)) +
+                        ", got " + std::string(py::repr(obj)));
+}
+
+PyObject* interned(const char* s) { return PyUnicode_InternFromString(s); }  // kept for the process's life
+
+// The uint8 output, written in place: exact shape, C-contiguous, writeable. The checks are
+// inlined for the common case; out_array() words the error when one fails.
+uint8_t* out_arg(py::handle out, const py::ssize_t* shape, int nd) {
+  if (py::isinstance<py::array>(out)) {
+    auto* arr = py::detail::array_proxy(out.ptr());
+    const int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    if (py::detail::array_descriptor_proxy(arr->descr)->type_num == py::detail::npy_api::NPY_UBYTE_ && arr->nd == nd &&
+        std::equal(shape, shape + nd, arr->dimensions) && (arr->flags & need) == need)
+      return reinterpret_cast<uint8_t*>(arr->data);
+  }
+  return out_array<uint8_t>(out, "out", std::vector<py::ssize_t>(shape, shape + nd));
+}
+
+py::object new_uint8(const py::ssize_t* shape, int nd) {
+  auto& api = py::detail::npy_api::get();
+  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_api::NPY_UBYTE_);  // NewFromDescr steals it
+  PyObject* a = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, const_cast<py::ssize_t*>(shape), nullptr,
+                                          nullptr, 0, nullptr);
+  if (!a) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(a);
+}
+
+// The plan for g: this thread's last one, else the shared cache. The thread-local reference
+// also keeps the plan alive while a call without the GIL uses it, whatever the cache evicts.
+const pre::Plan* plan_for(const pre::Geometry& g) {
+  thread_local std::shared_ptr<const pre::Plan> last;
+  if (!last || !(last->g == g)) last = plan_cache().get(g);
+  return last.get();
+}
+
+py::object preprocess_impl(py::handle frame, py::handle prev, py::handle crop, py::handle size, py::handle gray,
+                           py::handle interp, py::handle out) {
+  static PyObject* const kLuma = interned("luma");
+  static PyObject* const kMean = interned("mean");
+  static PyObject* const kNearest = interned("nearest");
+  static PyObject* const kArea = interned("area");
+  const FrameArg f = frame_arg(frame, "frame");
+  pre::Request req;
+  req.frame = f.src;
+  req.n = f.n;
+  FrameArg p;
+  if (!prev.is_none()) {
+    p = frame_arg(prev, "prev");
+    if (!f.same_shape(p))
+      throw py::value_error("prev must have the same shape as frame " + shape_str(f.shape_vec()) + ", got " +
+                            shape_str(p.shape_vec()));
+    req.prev = p.src;
+  }
+  pre::Geometry g{f.h, f.w, f.c, 0, f.h, 0, f.w, 84, 84, pre::Interp::kNearest};
+  if (!crop.is_none()) {
+    int64_t v[4];
+    fixed_ints(crop, "crop", "a tuple of 4 ints (top, bottom, left, right)", "crop entries", v);
+    g.top = v[0], g.bottom = v[1], g.left = v[2], g.right = v[3];
+    const auto what = [&] { return "crop (top, bottom, left, right) = " + ints_str({v[0], v[1], v[2], v[3]}); };
+    if (g.top < 0 || g.left < 0 || g.bottom > f.h || g.right > f.w)
+      throw py::value_error(what() + " is outside the " + std::to_string(f.h) + "x" + std::to_string(f.w) + " frame");
+    if (g.bottom <= g.top || g.right <= g.left) throw py::value_error(what() + " is empty");
+  }
+  if (!size.is_none()) {
+    if (is_int(size)) {
+      g.oh = g.ow = int_value(size, "size");
+    } else {
+      int64_t v[2];
+      fixed_ints(size, "size", "an int or a tuple of 2 ints (height, width)", "size entries", v);
+      g.oh = v[0], g.ow = v[1];
+    }
+    if (g.oh <= 0 || g.ow <= 0 || g.oh > (1 << 20) || g.ow > (1 << 20))
+      throw py::value_error("size (height, width) = " + ints_str({g.oh, g.ow}) + " must be positive and at most 2**20");
+  }
+  if (!gray.is_none()) req.gray = choice_arg(gray, "gray", kLuma, kMean, pre::Gray::kLuma, pre::Gray::kMean);
+  if (!interp.is_none())
+    g.interp = choice_arg(interp, "interp", kNearest, kArea, pre::Interp::kNearest, pre::Interp::kArea);
+
+  const py::ssize_t oshape[3] = {py::ssize_t(f.n), py::ssize_t(g.oh), py::ssize_t(g.ow)};
+  const py::ssize_t* shape = f.batched ? oshape : oshape + 1;
+  const int ond = f.batched ? 3 : 2;
+  py::object result;
+  if (out.is_none()) {
+    result = new_uint8(shape, ond);
+    req.out = reinterpret_cast<uint8_t*>(py::detail::array_proxy(result.ptr())->data);
+  } else {
+    req.out = out_arg(out, shape, ond);
+    const size_t bytes = size_t(f.n * g.oh * g.ow);
+    const auto overlaps = [&](const FrameArg& a) { return req.out < a.hi && a.lo < req.out + bytes; };
+    if (bytes && overlaps(f)) throw py::value_error("out must not share memory with frame");
+    if (bytes && !prev.is_none() && overlaps(p)) throw py::value_error("out must not share memory with prev");
+    result = py::reinterpret_borrow<py::object>(out);
+  }
+  if (f.n == 0) return result;
+  req.plan = plan_for(g);
+  req.level = dqnfast::simd_level();
+  const pre::ThreadPolicy policy = pre::thread_policy();
+  // Without the GIL from here: the kernel touches no Python object. (The raw save/restore is
+  // cheaper than gil_scoped_release, which looks up pybind11's internals on every call.)
+  PyThreadState* ts = PyEval_SaveThread();
+  try {
+    pre::run(req, policy);
+  } catch (...) {
+    PyEval_RestoreThread(ts);
+    throw;
+  }
+  PyEval_RestoreThread(ts);
+  return result;
+}
+
+// preprocess(frame, *, prev=None, crop=None, size=(84, 84), gray="luma", interp="nearest", out=None)
+PyObject* py_preprocess(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const kNames[] = {"frame", "prev", "crop", "size", "gray", "interp", "out"};
+  constexpr size_t kCount = sizeof(kNames) / sizeof(kNames[0]);
+  static PyObject* interned[kCount] = {};
+  try {
+    if (!interned[0])
+      for (size_t i = 0; i < kCount; ++i) interned[i] = PyUnicode_InternFromString(kNames[i]);
+    PyObject* vals[kCount] = {};
+    if (nargs > 1)
+      throw py::type_error("preprocess() takes 1 positional argument (frame) but " + std::to_string(nargs) +
+                           " were given; the others are keyword-only");
+    if (nargs == 1) vals[0] = args[0];
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; ++k) {
+      PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+      size_t i = 0;
+      while (i < kCount && key != interned[i]) ++i;  // call sites pass interned names
+      if (i == kCount)
+        for (i = 0; i < kCount && PyUnicode_Compare(key, interned[i]) != 0; ++i) {
+        }
+      if (i == kCount) throw py::type_error("preprocess() got an unexpected keyword argument " + std::string(py::repr(key)));
+      if (vals[i]) throw py::type_error("preprocess() got multiple values for argument '" + std::string(kNames[i]) + "'");
+      vals[i] = args[nargs + k];
+    }
+    if (!vals[0]) throw py::type_error("preprocess() missing required argument 'frame'");
+    const auto arg = [&](size_t i) { return vals[i] ? py::handle(vals[i]) : py::handle(Py_None); };
+    return preprocess_impl(arg(0), arg(1), arg(2), arg(3), arg(4), arg(5), arg(6)).release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {
+    e.set_error();
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+const char* const kPreprocessDoc =
+    "preprocess(frame, *, prev=None, crop=None, size=(84, 84), gray='luma', interp='nearest', out=None)\n--\n\n"
+    "Max-pool, grayscale, crop and resize Atari frames into uint8 (see dqnfast.preprocess).";
+
+void bind_preprocess(py::module_& m) {
+  static PyMethodDef def = {"preprocess", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(py_preprocess)),
+                            METH_FASTCALL | METH_KEYWORDS, kPreprocessDoc};
+  m.add_object("preprocess", py::reinterpret_steal<py::object>(PyCFunction_NewEx(&def, nullptr, m.attr("__name__").ptr())));
+
+  const char* env = std::getenv("DQNFAST_SIMD");
+  if (env && *env) {
+    try {
+      dqnfast::parse_simd(env);
+    } catch (const std::invalid_argument& e) {
+      if (PyErr_WarnEx(PyExc_RuntimeWarning, (std::string("DQNFAST_SIMD ignored: ") + e.what()).c_str(), 1) < 0)
+        throw py::error_already_set();
+    }
+  }
+  m.def("_simd_level", [] { return std::string(dqnfast::simd_name(dqnfast::simd_level())); },
+        "The SIMD path preprocess uses now: 'scalar', 'avx2' or 'avx512'.");
+  m.def("_simd_supported", [] {
+    std::vector<std::string> v;
+    for (int l = 0; l <= int(dqnfast::detect_simd()); ++l) v.push_back(dqnfast::simd_name(dqnfast::SimdLevel(l)));
+    return v;
+  }, "The SIMD paths this CPU can run, slowest first.");
+  m.def("_set_simd", [](const std::string& name) {
+    try {
+      dqnfast::set_simd_level(dqnfast::parse_simd(name));
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+    return std::string(dqnfast::simd_name(dqnfast::simd_level()));
+  }, py::arg("level"), "Force a SIMD path ('scalar' | 'avx2' | 'avx512' | 'auto'); returns the one now in use.");
+  m.def("_set_threads", [](int max_threads, int64_t min_work) {
+    if (max_threads < 1 || max_threads > 64) throw py::value_error("max_threads must be in [1, 64]");
+    if (min_work < 0) throw py::value_error("min_work must be non-negative");
+    pre::thread_policy() = {max_threads, min_work};
+  }, py::arg("max_threads") = 2, py::arg("min_work") = int64_t(1) << 22,
+        "Batched preprocess: use up to max_threads threads once a batch has min_work pixel visits.");
+  m.def("_threads", [] { return py::make_tuple(pre::thread_policy().max_threads, pre::thread_policy().min_work); });
+}
+
+}  // namespace
+// ==== end of preprocess (issue 3) ===============================================================
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "dqnfast native core (private: import dqnfast instead)";
   py::register_exception_translator([](std::exception_ptr p) {
@@ -459,4 +846,5 @@ PYBIND11_MODULE(_core, m) {
   });
   bind_replay(m);
   // ---- preprocess (issue 3) is bound below this line ----
+  bind_preprocess(m);
 }

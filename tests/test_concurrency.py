@@ -84,21 +84,21 @@ def compile_stress(tmp_path: Path, flags):
     return exe
 
 
-@pytest.mark.parametrize("n_step", ["1", "3"])
-def test_cpp_stress_under_thread_sanitizer_is_clean(tmp_path, n_step):
+@pytest.mark.parametrize("args", [["1"], ["3"], ["3", "per"]], ids=["uniform", "n_step", "prioritized"])
+def test_cpp_stress_under_thread_sanitizer_is_clean(tmp_path, args):
     exe = compile_stress(tmp_path, ["-O1", "-g", "-fsanitize=thread", "-DDQNFAST_TSAN"])
     env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66")
-    r = subprocess.run([str(exe), "4000", n_step], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run([str(exe), "4000", *args], capture_output=True, text=True, env=env, timeout=300)
     assert "ThreadSanitizer" not in r.stderr, r.stderr[-3000:]
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     assert "failures=0" in r.stdout
     assert int(r.stdout.split("checked_transitions=")[1].split()[0]) >= 2000
 
 
-@pytest.mark.parametrize("n_step", ["1", "3"])
-def test_cpp_stress_optimised_build_checks_every_sample(tmp_path, n_step):
+@pytest.mark.parametrize("args", [["1"], ["3"], ["3", "per"]], ids=["uniform", "n_step", "prioritized"])
+def test_cpp_stress_optimised_build_checks_every_sample(tmp_path, args):
     exe = compile_stress(tmp_path, ["-O2", "-Wall", "-Wextra", "-Werror"])
-    r = subprocess.run([str(exe), "100000", n_step], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([str(exe), "100000", *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     checked = int(r.stdout.split("checked_transitions=")[1].split()[0])
     assert checked > 0

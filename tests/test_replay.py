@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from dqnfast import Batch, ReplayBuffer
 from dqnfast.reference import PyReplayBuffer
 from frames import check_stack, decode, make_frame
+from stats import assert_matches, sample_counts
 from streams import StreamDriver, encode_action, reward_of
 
 SHAPE = (6, 5)
@@ -341,17 +342,8 @@ def test_sample_rows_are_real_transitions():
 def test_sample_is_uniform_over_sampleable_transitions():
     rb = filled(cap=120, num_envs=1)
     valid = rb.valid_indices()
-    counts = dict.fromkeys(valid.tolist(), 0)
-    n = 0
-    for _ in range(100):
-        for t in rb.sample(1000).index:
-            counts[int(t)] += 1
-            n += 1
-    obs = np.array(list(counts.values()))
-    expected = n / len(valid)
-    chi2 = ((obs - expected) ** 2 / expected).sum()
-    dof = len(valid) - 1
-    assert chi2 < dof + 5 * np.sqrt(2 * dof), (chi2, dof)  # ~5 sigma
+    counts = sample_counts(lambda: rb.sample(1000).index, valid, 100)
+    assert_matches(counts, np.ones(len(valid)))
 
 
 def test_sample_works_when_almost_nothing_is_sampleable():

@@ -77,6 +77,10 @@ def test_epsilon_schedule_and_update_ratio():
     (["--optimizer", "sgd"], "optimizer must be one of"),
     (["--preset", "huge"], "invalid choice"),
     (["--total-steps", "ten"], "invalid int value"),
+    (["--recurrent", "--async-actor"], "recurrent cannot be combined with async_actor"),
+    (["--recurrent", "--n-step", "3"], "use n_step=1"),
+    (["--recurrent", "--sequence-length", "4", "--burn-in", "4"], "burn_in must be in [0, sequence_length)"),
+    (["--recurrent", "--sequence-length", "0"], "sequence_length must be positive"),
 ])
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as e:
@@ -259,3 +263,21 @@ def test_vector_envs_feed_one_replay_stream_each(tmp_path):
     assert state["counters"]["global_step"] == 300 and state["counters"]["updates"] == (300 - 100) // 4
     rb = ReplayBuffer.load(str(run / state["replay"]))
     assert rb.num_envs == 3 and len(rb) > 250
+
+
+@needs_wrapper
+@pytest.mark.atari
+def test_recurrent_smoke_train_resume_and_evaluate(tmp_path, capsys):
+    rc, run = run_train(tmp_path, "--recurrent", "--sequence-length", "4", "--lstm-hidden", "32",
+                        "--total-steps", "300")
+    assert rc == 0
+    first = train.load_training_checkpoint(str(run / "checkpoint.pt"))
+    assert first["config"]["recurrent"] and first["counters"]["updates"] == (300 - 100) // 4
+    from dqnfast import ReplayBuffer
+    saved = ReplayBuffer.load(str(run / first["replay"]))
+    assert saved.stack == 1  # DRQN stores single frames; the LSTM carries the history
+    assert train.main(["--resume", str(run / "checkpoint.pt"), "--total-steps", "360", "--no-progress"]) == 0
+    assert counters(run / "checkpoint.pt")["updates"] == (360 - 100) // 4
+    capsys.readouterr()
+    assert evaluate.main([str(run / "checkpoint.pt"), "--episodes", "1", "--max-steps", "40", "--json"]) == 0
+    assert '"mean"' in capsys.readouterr().out

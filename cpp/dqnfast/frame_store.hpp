@@ -198,6 +198,10 @@ class FrameStore {
     }
   }
 
+  virtual ~FrameStore() = default;
+  FrameStore(const FrameStore&) = delete;
+  FrameStore& operator=(const FrameStore&) = delete;
+
   // ---- properties -------------------------------------------------------------------------
   uint64_t capacity() const { return capacity_; }
   uint64_t frame_bytes() const { return frame_bytes_; }
@@ -410,7 +414,7 @@ class FrameStore {
 
   struct Snapshot {  // the header words
     uint64_t capacity, frame_bytes, stack, num_envs, seed, pad_first, writes, valid, calls, meta_bytes, n_step,
-        gamma_bits;
+        gamma_bits, kind, alpha_bits, extra_bytes;
     std::vector<uint64_t> dims;  // the caller's frame shape
     uint64_t used() const { return writes < capacity ? writes : capacity; }
     double gamma() const {
@@ -421,22 +425,31 @@ class FrameStore {
     uint64_t body_bytes() const {  // sections after the header
       const uint64_t u = used();
       return u * (frame_bytes + 24 + meta_bytes + (stack + 1) * 8) +
-             num_envs * (25 + (stack + 1) * 8 + stack * frame_bytes + n_step * 8);
+             num_envs * (25 + (stack + 1) * 8 + stack * frame_bytes + n_step * 8) + extra_bytes;
+    }
+    double alpha() const {
+      double a;
+      std::memcpy(&a, &alpha_bits, 8);
+      return a;
     }
   };
-  static constexpr uint32_t kHeaderWords = 13;  // the fixed words, ndim included
+  static constexpr uint32_t kHeaderWords = 16;  // the fixed words, ndim included
 
   void save(const std::string& path, const std::vector<uint64_t>& dims, bool durable = true) const {
     uint64_t gamma_bits;
     std::memcpy(&gamma_bits, &gamma_, 8);
-    const Snapshot h{capacity_, frame_bytes_, stack_, num_envs_,     seed_,      pad_first_, writes(),
-                     uint64_t(valid_.load()), sample_calls(), sizeof(Meta), n_step_, gamma_bits, dims};
+    const double alpha = snapshot_alpha();
+    uint64_t alpha_bits;
+    std::memcpy(&alpha_bits, &alpha, 8);
+    const Snapshot h{capacity_,      frame_bytes_, stack_,     num_envs_,       seed_,      pad_first_,
+                     writes(),       uint64_t(valid_.load()), sample_calls(), sizeof(Meta), n_step_, gamma_bits,
+                     snapshot_kind(), alpha_bits, extra_bytes(), dims};
     io::AtomicWriter w(path);
     w.write(kMagic, 8);
     w.put<uint32_t>(kFormatVersion);
     w.put<uint32_t>(uint32_t(kHeaderWords + dims.size()));
     for (uint64_t v : {h.capacity, h.frame_bytes, h.stack, h.num_envs, h.seed, h.pad_first, h.writes, h.valid, h.calls,
-                       h.meta_bytes, h.n_step, h.gamma_bits, uint64_t(dims.size())})
+                       h.meta_bytes, h.n_step, h.gamma_bits, h.kind, h.alpha_bits, h.extra_bytes, uint64_t(dims.size())})
       w.put<uint64_t>(v);
     for (uint64_t d : dims) w.put<uint64_t>(d);
     const uint64_t header_digest = w.digest();  // lets load() trust the header before allocating
@@ -458,6 +471,7 @@ class FrameStore {
       w.put<uint64_t>(st.n_pending.load());
       w.write(st.pending.get(), n_step_ * 8);
     }
+    write_extra(w);
     const uint64_t digest = w.digest();
     w.write(&digest, 8);
     w.write(kEnd, 8);
@@ -477,7 +491,8 @@ class FrameStore {
     io::HashingReader r(path);
     const Snapshot h = read_header(r);
     if (h.capacity != capacity_ || h.frame_bytes != frame_bytes_ || h.stack != stack_ || h.num_envs != num_envs_ ||
-        h.seed != seed_ || h.pad_first != uint64_t(pad_first_) || h.n_step != n_step_ || h.gamma() != gamma_)
+        h.seed != seed_ || h.pad_first != uint64_t(pad_first_) || h.n_step != n_step_ || h.gamma() != gamma_ ||
+        h.kind != snapshot_kind() || h.extra_bytes != extra_bytes() || h.alpha() != snapshot_alpha())
       throw std::invalid_argument("'" + path + "' holds a buffer with other settings than this one");
     const uint64_t u = h.used();
     r.read(frames_->get(), u * frame_bytes_);
@@ -496,6 +511,7 @@ class FrameStore {
       st.n_pending.store(r.get<uint64_t>());
       r.read(st.pending.get(), n_step_ * 8);
     }
+    read_extra(r);
     const uint64_t digest = r.digest();
     uint64_t stored;
     char end[8];
@@ -524,7 +540,16 @@ class FrameStore {
     }
   }
 
- private:
+ protected:
+  // Hooks for subclasses (PrioritizedStore): a slot was published (a step, or an episode's first
+  // frame), and the snapshot's extra section.
+  virtual void on_write(uint64_t /*slot*/, bool /*transition*/) {}
+  virtual uint64_t snapshot_kind() const { return 0; }
+  virtual double snapshot_alpha() const { return 0.0; }
+  virtual uint64_t extra_bytes() const { return 0; }
+  virtual void write_extra(io::AtomicWriter& /*w*/) const {}
+  virtual void read_extra(io::HashingReader& /*r*/) {}
+
   struct Meta {  // the step's data; protected by the slot's seqlock word
     int64_t action;
     float reward;
@@ -566,8 +591,9 @@ class FrameStore {
     if (n_words < kHeaderWords || n_words > kHeaderWords + 64 || r.size() < 16 + uint64_t(n_words) * 8)
       throw std::invalid_argument("'" + path + "' is corrupt or truncated (bad header)");
     Snapshot h;
-    uint64_t* fields[] = {&h.capacity, &h.frame_bytes, &h.stack,      &h.num_envs, &h.seed,   &h.pad_first, &h.writes,
-                          &h.valid,    &h.calls,       &h.meta_bytes, &h.n_step,   &h.gamma_bits};
+    uint64_t* fields[] = {&h.capacity, &h.frame_bytes, &h.stack,  &h.num_envs,   &h.seed,      &h.pad_first,
+                          &h.writes,   &h.valid,       &h.calls,  &h.meta_bytes, &h.n_step,    &h.gamma_bits,
+                          &h.kind,     &h.alpha_bits,  &h.extra_bytes};
     for (uint64_t* f : fields) *f = r.get<uint64_t>();
     const uint64_t ndim = r.get<uint64_t>();
     if (ndim != n_words - kHeaderWords) throw std::invalid_argument("'" + path + "' is corrupt (bad header)");
@@ -579,7 +605,8 @@ class FrameStore {
     if (h.capacity == 0 || h.frame_bytes == 0 || dim_bytes != h.frame_bytes || h.stack == 0 || h.stack > kMaxStack ||
         h.num_envs == 0 || h.capacity < h.num_envs * (h.stack + 1) || h.pad_first > 1 || h.meta_bytes != sizeof(Meta) ||
         h.capacity > (uint64_t(1) << 40) || h.frame_bytes > (uint64_t(1) << 40) || h.n_step == 0 ||
-        h.n_step > kMaxNStep || !(h.gamma() >= 0.0 && h.gamma() <= 1.0))
+        h.n_step > kMaxNStep || !(h.gamma() >= 0.0 && h.gamma() <= 1.0) || h.kind > 1 ||
+        h.extra_bytes > (uint64_t(1) << 44))
       throw std::invalid_argument("'" + path + "' is corrupt (inconsistent header) or from another platform");
     const uint64_t expect = r.position() + h.body_bytes() + 16;
     if (r.size() < expect)
@@ -682,6 +709,7 @@ class FrameStore {
     racy_copy(&meta_[slot], &m, sizeof(Meta));
     racy_copy(hist_.get() + slot * (stack_ + 1), hist, (stack_ + 1) * sizeof(uint64_t));
     pub.store(seq + 1, std::memory_order_release);
+    on_write(slot, (flags & kFirst) == 0);
   }
 
   // Copies frame `seq` into dst; false if it is not (or no longer) the frame in its slot.

@@ -1,7 +1,7 @@
 // Multi-threaded stress test of the lock-free frame store, for ThreadSanitizer and plain builds.
 //
 //   g++ -std=c++17 -O1 -g -fsanitize=thread -DDQNFAST_TSAN -Icpp cpp/tests/stress_frame_store.cpp -o stress -pthread
-//   ./stress [writes_per_env] [n_step]
+//   ./stress [writes_per_env] [n_step] [per]     (per: a PrioritizedStore; readers also update priorities)
 //
 // Each env stream is fed by its own thread with self-identifying frames (every byte of a frame is
 // derived from (env, episode, step)), while reader threads sample continuously from a small store
@@ -12,10 +12,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "dqnfast/frame_store.hpp"
+#include "dqnfast/prioritized.hpp"
 
 using namespace dqnfast;
 
@@ -25,6 +28,7 @@ constexpr uint32_t kEnvs = 3, kStack = 4, kReaders = 2, kBatch = 16;
 constexpr uint64_t kFrameBytes = 257;  // odd on purpose: no alignment assumptions
 constexpr uint64_t kCapacity = 61;
 uint32_t n_step = 1;
+bool per = false;
 
 std::atomic<int> failures{0};
 
@@ -112,10 +116,22 @@ void reader(FrameStore& store, const std::atomic<bool>& stop) {
   const TransitionOut out{obs.data(), next.data(), action, reward, term, trunc, index, discount};
   while (!stop.load()) {
     if (store.size() == 0) continue;
+    float weights[kBatch];
     try {
-      store.sample(kBatch, out);
+      if (per)
+        static_cast<PrioritizedStore&>(store).sample_prioritized(kBatch, 0.4, out, weights);
+      else
+        store.sample(kBatch, out);
     } catch (const std::exception&) {
       continue;  // everything in the window overwritten at once: legal, rare
+    }
+    if (per) {
+      double pri[kBatch];
+      for (uint32_t b = 0; b < kBatch; ++b) {
+        pri[b] = 0.5 + (index[b] % 7);
+        if (!(weights[b] > 0.f && weights[b] <= 1.f)) fail("importance weight out of (0, 1]", b, 0);
+      }
+      static_cast<PrioritizedStore&>(store).update_priorities(kBatch, index, pri);
     }
     for (uint32_t b = 0; b < kBatch; ++b) {
       Id o, n;
@@ -141,7 +157,11 @@ void reader(FrameStore& store, const std::atomic<bool>& stop) {
 int main(int argc, char** argv) {
   const uint32_t writes = argc > 1 ? uint32_t(std::atoi(argv[1])) : 20000;
   n_step = argc > 2 ? uint32_t(std::atoi(argv[2])) : 1;
-  FrameStore store(kCapacity, kFrameBytes, kStack, kEnvs, 12345, false, "", n_step, 0.5);
+  per = argc > 3 && std::string(argv[3]) == "per";
+  std::unique_ptr<FrameStore> owned =
+      per ? std::make_unique<PrioritizedStore>(kCapacity, kFrameBytes, kStack, kEnvs, 12345, false, "", n_step, 0.5, 0.6)
+          : std::make_unique<FrameStore>(kCapacity, kFrameBytes, kStack, kEnvs, 12345, false, "", n_step, 0.5);
+  FrameStore& store = *owned;
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers, writers;
   for (uint32_t r = 0; r < kReaders; ++r) readers.emplace_back(reader, std::ref(store), std::cref(stop));

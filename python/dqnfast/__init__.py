@@ -2,9 +2,21 @@
 from __future__ import annotations
 
 from . import _core
-from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
+from .batch import Batch, PrioritizedBatch, SequenceBatch, empty_batch, empty_sequence_batch
+from .prioritized import PrioritizedReplayBuffer
+from .preprocess import preprocess
 from .replay import ReplayBuffer
 
 __version__ = "0.1.0"
 
-__all__ = ["Batch", "ReplayBuffer", "SequenceBatch", "empty_batch", "empty_sequence_batch", "__version__"]
+__all__ = [
+    "Batch",
+    "PrioritizedBatch",
+    "PrioritizedReplayBuffer",
+    "ReplayBuffer",
+    "SequenceBatch",
+    "empty_batch",
+    "empty_sequence_batch",
+    "preprocess",
+    "__version__",
+]

@@ -134,6 +134,46 @@ def bench_save_load(capacity: int, frame_shape, directory: str) -> Dict[str, flo
     return {"gb": gb, "save": gb / save_s, "durable": gb / durable_s, "load": gb / load_s}
 
 
+def bench_prioritized(capacity: int, frame_shape, rounds: int, calls: int) -> Dict[str, float]:
+    """Prioritized sample(32) + update_priorities, and save/load, against cpprb when installed."""
+    from .prioritized import PrioritizedReplayBuffer
+
+    rng = np.random.default_rng(0)
+    rb = PrioritizedReplayBuffer(capacity, frame_shape, seed=0, alpha=0.6)
+    fill(rb, capacity + capacity // 10, frame_shape)
+    res: Dict[str, List[float]] = {"dqnfast": [], "cpprb": []}
+
+    out = rb.empty_prioritized_batch(32)
+
+    def ours() -> None:
+        b = rb.sample(32, beta=0.4, out=out)
+        rb.update_priorities(b.index, rng.random(32) + 0.1)
+
+    cb = None
+    try:
+        import cpprb
+
+        env = {"obs": {"shape": (4, *frame_shape), "dtype": np.uint8}, "act": {"dtype": np.int64}, "rew": {},
+               "done": {}}
+        cb = cpprb.PrioritizedReplayBuffer(capacity, env, next_of="obs", stack_compress="obs", alpha=0.6)
+        pool = rng.integers(0, 256, (8, 4, *frame_shape), dtype=np.uint8)
+        for i in range(capacity):
+            cb.add(obs=pool[i & 7], act=i & 3, rew=1.0, next_obs=pool[(i + 1) & 7], done=0.0)
+    except ImportError:
+        pass
+
+    def theirs() -> None:
+        b = cb.sample(32, beta=0.4)
+        cb.update_priorities(b["indexes"], rng.random(32) + 0.1)
+
+    for _ in range(rounds):
+        res["dqnfast"].append(per_call_us(ours, calls))
+        if cb is not None:
+            res["cpprb"].append(per_call_us(theirs, max(calls // 10, 10)))
+    out = {k: statistics.median(v) for k, v in res.items() if v}
+    return out
+
+
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="dqnfast bench replay", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,6 +222,13 @@ def main(argv: List[str]) -> int:
           f"a stacked-obs buffer needs {STACKED_OBS_BYTES:,} B ({STACKED_OBS_BYTES / per:.1f}x more)")
     print(f"filling {args.capacity:,} slots (first touch of every page included) took {fill_s:.1f} s")
     del rb, ref
+    per = bench_prioritized(50_000, shape, args.rounds, max(args.calls // 3, 30))
+    line = f"\nprioritized sample(32) + update_priorities at capacity 50,000: dqnfast {per['dqnfast']:.1f} us"
+    if "cpprb" in per:
+        line += f", cpprb {per['cpprb']:.1f} us (dqnfast {per['cpprb'] / per['dqnfast']:.1f}x faster)"
+    else:
+        line += " (install cpprb to compare)"
+    print(line)
     import tempfile
 
     directory = args.save_dir or tempfile.gettempdir()

@@ -74,3 +74,22 @@ def empty_sequence_batch(batch_size: int, length: int, frame_shape: Sequence[int
         mask=np.empty(steps, np.bool_),
         index=np.empty(batch_size, np.int64),
     )
+
+
+class PrioritizedBatch(NamedTuple):
+    """A :class:`Batch` plus ``weights``: float32 importance-sampling weights (N P(i))^-beta,
+    normalised by the batch's largest."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    next_obs: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    index: np.ndarray
+    discount: np.ndarray
+    weights: np.ndarray
+
+
+def empty_prioritized_batch(batch_size: int, stack: int, frame_shape: Sequence[int]) -> PrioritizedBatch:
+    return PrioritizedBatch(*empty_batch(batch_size, stack, frame_shape), weights=np.empty(batch_size, np.float32))

@@ -16,6 +16,9 @@ _COMMANDS = {
 }
 
 
+_OPTIONAL = {"torch", "gymnasium", "ale_py", "tensorboard", "matplotlib", "PIL", "cv2", "stable_baselines3"}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -28,8 +31,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if command not in _COMMANDS:
         print(f"dqnfast: unknown command {command!r}; choose from {', '.join(_COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(_COMMANDS[command][0])
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(_COMMANDS[command][0])
+        return int(module.main(rest) or 0)
+    except ModuleNotFoundError as e:  # an optional dependency of this command is missing
+        if e.name not in _OPTIONAL:
+            raise
+        print(f"dqnfast {command}: needs {e.name}, which is not installed; install the extras with "
+              f"pip install 'dqnfast[train]' (install the torch build you want first)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -85,6 +85,14 @@ class TrainConfig:
     """target <- tau * online + (1 - tau) * target at each target update; 1.0 is the hard copy"""
     double_dqn: bool = False
     """Double DQN targets: the online network picks a', the target network evaluates it"""
+    recurrent: bool = False
+    """DRQN: the Nature CNN on one frame then an LSTM, trained on replayed sequences (stack is then 1)"""
+    sequence_length: int = 8
+    """steps per replayed sequence (recurrent only)"""
+    lstm_hidden: int = 512
+    """LSTM units (recurrent only)"""
+    burn_in: int = 0
+    """leading steps of each sequence that only warm up the LSTM state, without loss (recurrent only)"""
 
     # --- exploration ------------------------------------------------------------------------------
     start_epsilon: float = 1.0
@@ -134,10 +142,17 @@ class TrainConfig:
             if f.type in ("bool",) and not isinstance(v, bool):
                 raise TypeError(f"{f.name} must be a bool, got {v!r}")
         positive = ("total_steps", "num_envs", "frame_size", "stack", "frame_skip", "buffer_size", "batch_size",
-                    "train_frequency", "n_step", "target_update_interval", "log_interval")
+                    "train_frequency", "n_step", "target_update_interval", "log_interval", "sequence_length",
+                    "lstm_hidden")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.recurrent and self.async_actor:
+            raise ValueError("recurrent cannot be combined with async_actor (the actor's LSTM state is not shared yet)")
+        if self.recurrent and self.n_step != 1:
+            raise ValueError("recurrent learns from one-step targets along each sequence: use n_step=1")
+        if self.burn_in < 0 or (self.recurrent and self.burn_in >= self.sequence_length):
+            raise ValueError(f"burn_in must be in [0, sequence_length), got {self.burn_in}")
         for name in ("noop_max", "learning_starts", "exploration_steps", "eval_episodes", "checkpoint_interval",
                      "torch_threads", "seed"):
             if getattr(self, name) < 0:
@@ -210,10 +225,16 @@ DEFAULT_PRESET = "demo"
 
 
 def preset(name: str, **overrides) -> TrainConfig:
-    """The named preset (``demo`` or ``nature``) with ``overrides`` applied, validated."""
+    """The named preset (``demo`` or ``nature``) with ``overrides`` applied, validated.
+
+    ``recurrent=True`` switches a preset's n-step returns off unless ``n_step`` is given too: DRQN
+    learns from one-step targets along its sequences."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    return TrainConfig(**{**PRESETS[name], **overrides}).validate()
+    values = {**PRESETS[name], **overrides}
+    if overrides.get("recurrent") and "n_step" not in overrides:
+        values["n_step"] = 1
+    return TrainConfig(**values).validate()
 
 
 def field_docs(cls: type = TrainConfig) -> Dict[str, str]:

@@ -23,8 +23,9 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     reset, each lost life is followed by FIRE and a fresh frame stack, as in training; the score
     still counts every life of the game.
     """
+    from .recurrent import make_policy
     from .replay import ReplayBuffer
-    from .train import make_env
+    from .train import make_env, replay_stack
 
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
@@ -32,9 +33,12 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     env = make_env(cfg, num_envs=1, seed=seed, evaluation=True)
     shape = (cfg.frame_size, cfg.frame_size)
-    stacker = ReplayBuffer(4 * (cfg.stack + 1), frame_shape=shape, stack=cfg.stack, seed=seed)  # frame stacking only
+    stack = replay_stack(cfg)
+    stacker = ReplayBuffer(4 * (stack + 1), frame_shape=shape, stack=stack, seed=seed)  # frame stacking only
+    policy = make_policy(learner)  # a DRQN carries its LSTM state from step to step
+    started = getattr(policy, "episode_started", lambda env: None)
     rng = np.random.default_rng(seed)
-    state = np.empty((cfg.stack, *shape), np.uint8)
+    state = np.empty((1, stack, *shape), np.uint8)
     frames: List[np.ndarray] = []
     returns: List[float] = []
     ale = env.unwrapped.ale
@@ -43,17 +47,20 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     for game in range(episodes):
         obs, _ = env.reset(seed=seed + game)
         stacker.start_episode(obs)
+        started(0)
         total, steps, record, lives = 0.0, 0, gif_path is not None and game == 0, ale.lives()
         relaunch = False
         while True:
             if record:
                 frames.append(ale.getScreenRGB())
+            stacker.stacked(out=state[0])
+            greedy = int(policy(state, 0.0)[0])  # every step, so a recurrent state follows the whole game
             if relaunch:  # a life was lost: FIRE, as the training env's reset did after every lost life
                 action = fire
             elif rng.random() < epsilon:
                 action = int(rng.integers(learner.num_actions))
             else:
-                action = int(np.argmax(learner.q_values(stacker.stacked(out=state))))
+                action = greedy
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             steps += 1
@@ -63,6 +70,7 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
                 break
             if relaunch:  # the agent was trained on lives that start here (a fresh stack)
                 stacker.start_episode(obs)
+                started(0)
                 relaunch = False
             else:
                 stacker.add(action, float(reward), obs, False)
@@ -90,13 +98,12 @@ def save_gif(frames: List[np.ndarray], path: str, fps: int = 15, max_frames: int
 
 def load_learner(path: str, device: Optional[str] = None):
     """(learner, config, checkpoint state) from a `dqnfast train` checkpoint."""
-    from .learner import DQNLearner
+    from .recurrent import build_learner
     from .train import config_from_dict, load_training_checkpoint
 
     state = load_training_checkpoint(path)
     cfg = config_from_dict(state["config"])
-    learner = DQNLearner(int(state["num_actions"]), frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack,
-                         device=device)
+    learner = build_learner(cfg, int(state["num_actions"]), device=device)
     learner.q_network.load_state_dict(state["learner"]["q_network"])
     learner.q_network.eval()
     return learner, cfg, state

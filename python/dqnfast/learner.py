@@ -129,7 +129,7 @@ class DQNLearner:
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
         if seed is not None:
             torch.manual_seed(seed)
-        self.q_network = QNetwork(num_actions, stack, frame_shape).to(self.device)
+        self.q_network = self._make_network(num_actions, stack, frame_shape).to(self.device)
         self.target_network = copy.deepcopy(self.q_network)
         self.target_network.requires_grad_(False)
         self.target_network.eval()
@@ -142,6 +142,10 @@ class DQNLearner:
         self.stack, self.frame_shape = self.q_network.stack, self.q_network.frame_shape
         self.updates = 0  # gradient steps taken so far
         self.rng = np.random.default_rng(seed)  # epsilon-greedy draws
+
+    def _make_network(self, num_actions: int, stack: int, frame_shape: Sequence[int]) -> nn.Module:
+        """The online network (the target is a copy); subclasses (DRQN) swap in their own."""
+        return QNetwork(num_actions, stack, frame_shape)
 
     # -- acting --------------------------------------------------------------------------------------
     def _state_tensor(self, state: np.ndarray) -> Tuple[torch.Tensor, bool]:
@@ -245,6 +249,10 @@ class DQNLearner:
             loss = F.smooth_l1_loss(q, target)
         else:
             loss = F.mse_loss(q, target)
+        return self._step(loss, q.detach().mean())
+
+    def _step(self, loss: torch.Tensor, q_mean: torch.Tensor) -> Dict[str, float]:
+        """Backward, clip, optimizer step and target sync for a loss; the metrics dict of update()."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.max_grad_norm is not None:
@@ -257,7 +265,7 @@ class DQNLearner:
         if synced:
             self.sync_target()
         # one device->host transfer for all metrics (this also orders any reuse of pinned batch arrays)
-        td_loss, q_mean, gn = torch.stack([loss.detach(), q.detach().mean(), grad_norm.detach()]).float().tolist()
+        td_loss, q_mean, gn = torch.stack([loss.detach(), q_mean.detach(), grad_norm.detach()]).float().tolist()
         return {"td_loss": td_loss, "q_values": q_mean, "grad_norm": gn, "target_updated": float(synced)}
 
     @torch.no_grad()

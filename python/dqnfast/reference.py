@@ -308,3 +308,121 @@ class PyReplayBuffer:
                 raise IndexError(f"index {t} is not a sampleable transition")
             self._fill(out, b, int(t))
         return out
+
+
+class PySumTree:
+    """The sum tree of cpp/dqnfast/sum_tree.hpp: parents recomputed from children on each update."""
+
+    def __init__(self, size: int) -> None:
+        self.leaves = 1
+        while self.leaves < size:
+            self.leaves <<= 1
+        self.tree = [0.0] * (2 * self.leaves)
+
+    def set(self, i: int, value: float) -> None:
+        k = self.leaves + i
+        self.tree[k] = value
+        k >>= 1
+        while k >= 1:
+            self.tree[k] = self.tree[2 * k] + self.tree[2 * k + 1]
+            k >>= 1
+
+    def get(self, i: int) -> float:
+        return self.tree[self.leaves + i]
+
+    def find(self, u: float) -> int:
+        i = 1
+        while i < self.leaves:
+            left = self.tree[2 * i]
+            if u < left:
+                i = 2 * i
+            else:
+                u -= left
+                i = 2 * i + 1
+        return i - self.leaves
+
+
+class PyPrioritizedReplayBuffer(PyReplayBuffer):
+    """Pure-Python twin of :class:`dqnfast.PrioritizedReplayBuffer` (same draws for the same seed)."""
+
+    def __init__(self, capacity: int, frame_shape: Sequence[int] = (84, 84), stack: int = 4, num_envs: int = 1,
+                 seed: Optional[int] = None, pad: str = "zero", n_step: int = 1, gamma: float = 0.99,
+                 alpha: float = 0.6) -> None:
+        super().__init__(capacity, frame_shape, stack, num_envs, seed, pad, n_step, gamma)
+        if not alpha >= 0.0:
+            raise ValueError("alpha must be finite and >= 0")
+        self.alpha = float(alpha)
+        self.max_priority = 1.0
+        self._tree = PySumTree(self.capacity)
+
+    def _write(self, env, frame, first, action=0, reward=0.0, terminated=False, truncated=False) -> int:
+        seq = super()._write(env, frame, first, action, reward, terminated, truncated)
+        self._tree.set(seq % self.capacity, 0.0 if first else self.max_priority ** self.alpha)
+        return seq
+
+    def update_priorities(self, index: np.ndarray, priorities: np.ndarray) -> int:
+        if len(index) != len(priorities):
+            raise ValueError("index and priorities must have the same length")
+        applied = 0
+        for t, p in zip(index.tolist(), priorities.tolist()):
+            if not (p >= 0.0 and np.isfinite(p)):
+                raise ValueError(f"priorities must be finite and >= 0, got {p}")
+            slot = t % self.capacity
+            if t >= 0 and self._slot_seq[slot] == t and not self._is_first[slot]:
+                self._tree.set(slot, p ** self.alpha)
+                self.max_priority = max(self.max_priority, p)
+                applied += 1
+        return applied
+
+    def sample(self, batch_size: int, beta: float = 0.4, out=None):
+        from .batch import empty_prioritized_batch
+
+        if len(self) == 0:
+            raise ValueError("cannot sample: the buffer holds no sampleable transition yet")
+        out = empty_prioritized_batch(batch_size, self.stack, self.frame_shape) if out is None else out
+        rng = CallRng(self.seed, self._calls)
+        self._calls += 1
+        prob = []
+        for b in range(batch_size):
+            for _ in range(_MAX_REJECTS_PER_DRAW):
+                total = self._tree.tree[1]
+                if not total > 0.0:
+                    break
+                slot = self._tree.find(((rng.next() >> 11) * 2.0 ** -53) * total)
+                p = self._tree.get(slot) if slot < self.capacity else 0.0
+                if not p > 0.0:
+                    continue
+                t = self._slot_seq[slot]
+                if not self._frames_valid(t):
+                    self._tree.set(slot, 0.0)  # its frames are gone for good
+                    continue
+                if self._is_valid(t):
+                    self._fill(out, b, t)
+                    prob.append(p / total)
+                    break
+            else:
+                prob.append(self._fallback(rng, out, b))
+                continue
+            if len(prob) == b:  # the loop broke on an empty tree
+                prob.append(self._fallback(rng, out, b))
+        n = float(len(self))
+        w = [(n * q) ** -beta for q in prob]
+        m = max(w)
+        out.weights[:] = [np.float32(x / m) for x in w]
+        return out
+
+    def _fallback(self, rng: CallRng, out, b: int) -> float:
+        lo = max(0, self._head - self.capacity)
+        cand, cum, total = [], [], 0.0
+        for t in range(lo, self._head):
+            p = self._tree.get(t % self.capacity)
+            if p > 0.0 and self._is_valid(t):
+                total += p
+                cand.append(t)
+                cum.append(total)
+        if not cand:
+            raise ValueError("cannot sample: no sampleable transition has a positive priority")
+        u = ((rng.next() >> 11) * 2.0 ** -53) * total
+        k = min(int(np.searchsorted(np.array(cum), u, side="right")), len(cand) - 1)
+        self._fill(out, b, cand[k])
+        return (cum[k] - (cum[k - 1] if k else 0.0)) / self._tree.tree[1]

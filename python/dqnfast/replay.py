@@ -85,6 +85,12 @@ class ReplayBuffer(_core.FrameStore):
         is allocated for it (the data's checksum is verified as it streams in).
         """
         info = cls._snapshot_info(path)
+        if "alpha" in info and not getattr(cls, "_PRIORITIZED", False):
+            from .prioritized import PrioritizedReplayBuffer  # a prioritized snapshot loads as one
+
+            cls = PrioritizedReplayBuffer
+        elif "alpha" not in info and getattr(cls, "_PRIORITIZED", False):
+            raise ValueError(f"{path!r} holds a uniform ReplayBuffer; load it with ReplayBuffer.load")
         rb = cls(**info, storage_path=storage_path)
         rb._load_from(path)
         return rb

@@ -177,10 +177,18 @@ class EnvRunner:
         self.pending_start = np.zeros(num_envs, bool)
         self.states = np.empty((num_envs, rb.stack, *rb.frame_shape), np.uint8)
 
+    def _started(self, env: int) -> None:
+        """A stateful policy (DRQN's LSTM) forgets env's history when it starts an episode."""
+        hook = getattr(self.policy, "episode_started", None)
+        if hook is not None:
+            hook(env)
+
     def reset(self, seed: int) -> None:
         obs, _ = self.env.reset(seed=seed)
         obs = np.asarray(obs).reshape(self.num_envs, *self.rb.frame_shape)
         self.rb.start_episodes(np.ascontiguousarray(obs))
+        for i in range(self.num_envs):
+            self._started(i)
         self.pending_start[:] = False
 
     def step(self, epsilon: float) -> List[Tuple[float, int]]:
@@ -196,6 +204,7 @@ class EnvRunner:
         for i in range(self.num_envs):
             if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
                 rb.start_episode(obs[i], i)
+                self._started(i)
                 self.pending_start[i] = False
                 continue
             done = bool(terms[i]) or bool(truncs[i])
@@ -205,8 +214,10 @@ class EnvRunner:
                 if not self.vector:
                     first, _ = self.env.reset()
                     rb.start_episode(first, 0)
+                    self._started(0)
                 elif self.same_step:
                     rb.start_episode(obs[i], i)
+                    self._started(i)
                 else:
                     self.pending_start[i] = True
         return _episode_stats(info, self.num_envs, self.vector)
@@ -323,6 +334,11 @@ def load_training_checkpoint(path: str) -> Dict[str, Any]:
     return state
 
 
+def replay_stack(cfg: TrainConfig) -> int:
+    """Frames per replayed state: the frame stack, or 1 for DRQN (its LSTM carries the history)."""
+    return 1 if cfg.recurrent else cfg.stack
+
+
 def load_replay(run_dir: str, name: Optional[str], cfg: TrainConfig):
     """The replay snapshot a checkpoint names, or None (then the trainer refills the replay).
 
@@ -336,7 +352,7 @@ def load_replay(run_dir: str, name: Optional[str], cfg: TrainConfig):
         print(f"dqnfast train: replay snapshot {path} is missing; the replay will be refilled", file=sys.stderr)
         return None
     rb = ReplayBuffer.load(path)
-    expected = ((cfg.frame_size, cfg.frame_size), cfg.stack, cfg.num_envs, cfg.n_step)
+    expected = ((cfg.frame_size, cfg.frame_size), replay_stack(cfg), cfg.num_envs, cfg.n_step)
     if (tuple(rb.frame_shape), rb.stack, rb.num_envs, rb.n_step) != expected:
         raise ValueError(f"replay snapshot {path} does not match the run's config "
                          f"(frame_shape, stack, num_envs, n_step) = {expected}")
@@ -380,7 +396,8 @@ class Trainer:
                  run_dir: Optional[str] = None) -> None:
         import torch
 
-        from .learner import DQNLearner
+        from .batch import empty_sequence_batch
+        from .recurrent import build_learner, make_policy
         from .replay import ReplayBuffer
 
         self.cfg, self.preset_name = cfg, preset_name
@@ -413,10 +430,7 @@ class Trainer:
         if state and int(state["num_actions"]) != self.num_actions:
             raise ValueError(f"checkpoint has {state['num_actions']} actions, {cfg.env_id} has {self.num_actions}")
 
-        self.learner = DQNLearner(
-            self.num_actions, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack, optimizer=cfg.optimizer,
-            learning_rate=cfg.learning_rate, adam_eps=cfg.adam_eps, loss=cfg.loss, max_grad_norm=cfg.max_grad_norm, target_update_interval=cfg.target_update_interval, tau=cfg.tau,
-            double_dqn=cfg.double_dqn, device=device, seed=cfg.seed)
+        self.learner = build_learner(cfg, self.num_actions, device=device, seed=cfg.seed)
         if state:
             self.learner.load_state_dict(state["learner"])
             restore_rng_state(state["rng"])
@@ -424,12 +438,15 @@ class Trainer:
         self.rb = load_replay(run_dir, state.get("replay") if state else None, cfg)
         self.replay_restored = self.rb is not None
         if self.rb is None:
-            self.rb = ReplayBuffer(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack,
+            self.rb = ReplayBuffer(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=replay_stack(cfg),
                                    num_envs=cfg.num_envs, seed=cfg.seed + 7919 * self.resumes,
                                    n_step=cfg.n_step, gamma=cfg.gamma)
         self._replay_file: Optional[str] = state.get("replay") if (state and self.replay_restored) else None
-        self.batch = self.learner.empty_batch(cfg.batch_size)
-        self.runner = EnvRunner(self.env, self.rb, self.learner.act, cfg.num_envs)
+        if cfg.recurrent:  # DRQN learns from sequences of single frames
+            self.batch = empty_sequence_batch(cfg.batch_size, cfg.sequence_length, (cfg.frame_size, cfg.frame_size))
+        else:
+            self.batch = self.learner.empty_batch(cfg.batch_size)
+        self.runner = EnvRunner(self.env, self.rb, make_policy(self.learner), cfg.num_envs)
         self.runner.reset(env_seed)
 
         self.log = RunLog(run_dir, cfg, self.global_step)
@@ -449,7 +466,10 @@ class Trainer:
             self.log.episode(step, self.episodes, ret, length, epsilon)
 
     def _learn_once(self) -> None:
-        m = self.learner.update(self.rb.sample(self.cfg.batch_size, out=self.batch))
+        if self.cfg.recurrent:
+            m = self.learner.update(self.rb.sample_sequences(self.cfg.batch_size, self.cfg.sequence_length, out=self.batch))
+        else:
+            m = self.learner.update(self.rb.sample(self.cfg.batch_size, out=self.batch))
         if self.learner.updates % self.cfg.log_interval == 0:
             step = self.global_step
             self.log.scalar("losses/td_loss", m["td_loss"], step)

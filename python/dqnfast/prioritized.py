@@ -1,0 +1,45 @@
+"""`dqnfast.PrioritizedReplayBuffer`: proportional prioritized replay on the frame store."""
+from __future__ import annotations
+
+from typing import Optional
+
+from .batch import PrioritizedBatch, empty_prioritized_batch
+from .replay import ReplayBuffer, _batch_size
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Proportional prioritized experience replay (Schaul et al. 2016).
+
+    Same constructor and add API as :class:`ReplayBuffer`, plus ``alpha`` (how much priorities
+    count: 0 is uniform). New transitions get the largest priority seen so far. ``sample(B, beta)``
+    draws in proportion to priority^alpha among the sampleable transitions and returns a
+    :class:`PrioritizedBatch` whose ``weights`` correct for that; after computing TD errors, call
+    ``update_priorities(batch.index, new_priorities)``. Indices of transitions overwritten since
+    they were sampled are ignored. Works with n-step returns and concurrent adds (the sum tree takes
+    a short lock; frame copies stay lock-free).
+    """
+
+    _PRIORITIZED = True
+
+    def __init__(self, capacity: int, frame_shape=(84, 84), stack: int = 4, num_envs: int = 1, seed=None,
+                 pad: str = "zero", storage_path=None, n_step: int = 1, gamma: float = 0.99, alpha: float = 0.6):
+        if alpha is None:
+            raise TypeError("alpha must be a number, got NoneType")
+        super().__init__(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma, alpha)
+
+    def sample(self, batch_size: int, beta: float = 0.4, out: Optional[PrioritizedBatch] = None) -> PrioritizedBatch:
+        n = _batch_size(batch_size)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+            raise TypeError(f"beta must be a number, got {type(beta).__name__}")
+        if out is None:
+            out = empty_prioritized_batch(n, self.stack, self.frame_shape)
+        self._sample_prioritized_into(n, float(beta), out[:8], out.weights)
+        return out
+
+    def empty_prioritized_batch(self, batch_size: int) -> PrioritizedBatch:
+        """Arrays to reuse with ``sample(batch_size, beta, out=...)``."""
+        return empty_prioritized_batch(_batch_size(batch_size), self.stack, self.frame_shape)
+
+    def __repr__(self) -> str:
+        return (f"PrioritizedReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, "
+                f"stack={self.stack}, num_envs={self.num_envs}, alpha={self.alpha}, len={len(self)})")

@@ -1,0 +1,369 @@
+"""Gymnasium wrappers for DQN on Atari, on the native `dqnfast.preprocess` kernel.
+
+- :class:`AtariPreprocessing`: a drop-in for ``gymnasium.wrappers.AtariPreprocessing`` (same
+  arguments, defaults, stepping, no-op reset and RNG use, so the same seed and actions give the
+  same trajectory) plus ``crop``, ``interp`` and ``gray``.
+- :class:`FireResetEnv`, :class:`EpisodicLifeEnv`, :class:`ClipRewardEnv`: the usual DQN training
+  wrappers (as in Stable-Baselines3), for the gymnasium API.
+- :func:`make_atari_env`: the whole stack, one env or a vector of them.
+
+Observations are single frames; frame stacking is the replay buffer's job (``rb.stacked(env)``).
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Dict, Optional, Sequence, SupportsFloat, Tuple, Union
+
+import numpy as np
+
+from .preprocess import preprocess
+
+try:
+    import gymnasium as gym
+    from gymnasium.spaces import Box
+except ImportError as e:  # pragma: no cover - gymnasium is an optional dependency
+    raise ImportError('dqnfast.wrappers needs gymnasium and ale-py: pip install "dqnfast[atari]"') from e
+
+__all__ = ["AtariPreprocessing", "ClipRewardEnv", "EpisodicLifeEnv", "FireResetEnv", "make_atari_env"]
+
+
+def _check_preprocess_args(screen: Tuple[int, ...], crop, size: Tuple[int, int], interp: str, gray: str) -> None:
+    """Fail at construction, with preprocess's own messages, rather than on the first step."""
+    preprocess(np.zeros(screen, np.uint8), crop=crop, size=size, interp=interp, gray=gray)
+
+
+def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    v = operator.index(value)
+    if v < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {v}")
+    return v
+
+
+class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """``gymnasium.wrappers.AtariPreprocessing`` on the native kernel.
+
+    Same arguments and defaults (``noop_max=30, frame_skip=4, screen_size=84,
+    terminal_on_life_loss=False, grayscale_obs=True, grayscale_newaxis=False, scale_obs=False``;
+    ``screen_size`` as a tuple is (width, height) like gymnasium's) and the same stepping: the
+    last two emulator frames of each skip are max-pooled, no-op resets draw from the env's
+    ``np_random`` exactly as gymnasium does, and even the observation at an episode end that
+    interrupts a skip reproduces gymnasium's buffer state. Wrap an ALE env made with
+    ``frameskip=1``.
+
+    Extra keyword arguments:
+
+    - ``crop=(top, bottom, left, right)`` on the 210x160 screen before resizing (None: all).
+    - ``interp``: ``"area"`` (default; within +-1 of gymnasium's cv2 INTER_AREA) or ``"nearest"``.
+    - ``gray``: ``"luma"`` pools and resizes ALE's grayscale screen, which is luma, so it pools
+      gray values exactly as gymnasium does; ``"mean"`` pools the RGB screen per channel, then
+      averages the channels. Ignored when ``grayscale_obs=False`` (RGB output).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        noop_max: int = 30,
+        frame_skip: int = 4,
+        screen_size: Union[int, Tuple[int, int]] = 84,
+        terminal_on_life_loss: bool = False,
+        grayscale_obs: bool = True,
+        grayscale_newaxis: bool = False,
+        scale_obs: bool = False,
+        *,
+        crop: Optional[Sequence[int]] = None,
+        interp: str = "area",
+        gray: str = "luma",
+    ):
+        gym.utils.RecordConstructorArgs.__init__(
+            self, noop_max=noop_max, frame_skip=frame_skip, screen_size=screen_size,
+            terminal_on_life_loss=terminal_on_life_loss, grayscale_obs=grayscale_obs,
+            grayscale_newaxis=grayscale_newaxis, scale_obs=scale_obs, crop=crop, interp=interp, gray=gray)
+        gym.Wrapper.__init__(self, env)
+        # The same checks, in the same order, as gymnasium's wrapper.
+        if frame_skip <= 0:
+            raise ValueError(f"Expect the `frame_skip` to be positive, actually: {frame_skip}")
+        if not ((isinstance(screen_size, int) and screen_size > 0) or (
+                isinstance(screen_size, tuple) and len(screen_size) == 2
+                and all(isinstance(s, int) and s > 0 for s in screen_size))):
+            raise ValueError(f"Expect the `screen_size` to be positive, actually: {screen_size}")
+        if frame_skip > 1 and getattr(env.unwrapped, "_frameskip", None) != 1:
+            raise ValueError("Disable frame-skipping in the original env (make it with frameskip=1): "
+                             "otherwise frames are skipped twice, there and in this wrapper")
+        if noop_max < 0:
+            raise ValueError(f"Expect the `noop_max` to be non-negative, actually: {noop_max}")
+        if noop_max > 0 and env.unwrapped.get_action_meanings()[0] != "NOOP":
+            raise ValueError("When noop_max > 0, the first action meaning must be 'NOOP'")
+        if not isinstance(env.observation_space, Box):
+            raise TypeError(f"AtariPreprocessing wrapper requires a Box observation space, got {type(env.observation_space)}")
+
+        self.noop_max = noop_max
+        self.frame_skip = frame_skip
+        self.screen_size: Tuple[int, int] = screen_size if isinstance(screen_size, tuple) else (screen_size, screen_size)
+        self.terminal_on_life_loss = terminal_on_life_loss
+        self.grayscale_obs = grayscale_obs
+        self.grayscale_newaxis = grayscale_newaxis
+        self.scale_obs = scale_obs
+        self.crop = None if crop is None else tuple(crop)
+        self.interp = interp
+        self.gray = gray
+        self._size = (self.screen_size[1], self.screen_size[0])  # the kernel takes (height, width)
+
+        # ALE's gray screen is luma; the RGB screen is needed for "mean" and for RGB output.
+        self._rgb_screen = not grayscale_obs or gray == "mean"
+        hw = tuple(env.observation_space.shape[:2])
+        screen = hw + (3,) if self._rgb_screen else hw
+        _check_preprocess_args(screen, self.crop, self._size, interp, gray)
+        # Gymnasium keeps two screen buffers and max-pools into the first in place. Here (_a, _b)
+        # stand for its buffers (first = max(_a, _b) once an observation was made) and the two
+        # spares take the next step's screens, so no pooled copy is ever written on the hot path.
+        self._a, self._b, self._spare0, self._spare1 = (np.zeros(screen, np.uint8) for _ in range(4))
+        self.lives = 0
+        self.game_over = False
+
+        low, high, dtype = (0, 1, np.float32) if scale_obs else (0, 255, np.uint8)
+        shape: Tuple[int, ...] = (self.screen_size[1], self.screen_size[0], 1 if grayscale_obs else 3)
+        if grayscale_obs and not grayscale_newaxis:
+            shape = shape[:-1]
+        self.observation_space = Box(low=low, high=high, shape=shape, dtype=dtype)
+
+    @property
+    def ale(self):
+        """The ALE interface (a property, as in gymnasium, so the wrapper pickles)."""
+        return self.env.unwrapped.ale
+
+    def _grab(self, buf: np.ndarray) -> None:
+        if self._rgb_screen:
+            self.ale.getScreenRGB(buf)
+        else:
+            self.ale.getScreenGrayscale(buf)
+
+    def step(self, action) -> Tuple[Any, SupportsFloat, bool, bool, Dict[str, Any]]:
+        total_reward, terminated, truncated, info = 0.0, False, False, {}
+        wrote_last = wrote_second_last = False
+        for t in range(self.frame_skip):
+            _, reward, terminated, truncated, info = self.env.step(action)
+            total_reward += reward
+            self.game_over = terminated
+            if self.terminal_on_life_loss:
+                new_lives = self.ale.lives()
+                terminated = terminated or new_lives < self.lives
+                self.game_over = terminated
+                self.lives = new_lives
+            if terminated or truncated:
+                break
+            if t == self.frame_skip - 2:
+                self._grab(self._spare1)
+                wrote_second_last = True
+            elif t == self.frame_skip - 1:
+                self._grab(self._spare0)
+                wrote_last = True
+        if wrote_last:  # a full skip: the two new screens become gymnasium's two buffers
+            self._a, self._spare0 = self._spare0, self._a
+            if self.frame_skip > 1:
+                self._b, self._spare1 = self._spare1, self._b
+        elif wrote_second_last:  # ended on the skip's last frame: gymnasium pools its stale first buffer
+            np.maximum(self._a, self._b, out=self._spare0)
+            self._a, self._spare0 = self._spare0, self._a
+            self._b, self._spare1 = self._spare1, self._b
+        # else: ended earlier, neither buffer changed and gymnasium repeats its last pooled frame
+        return self._obs(), total_reward, terminated, truncated, info
+
+    def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None):
+        _, reset_info = self.env.reset(seed=seed, options=options)
+        noops = self.env.unwrapped.np_random.integers(1, self.noop_max + 1) if self.noop_max > 0 else 0
+        for _ in range(noops):
+            _, _, terminated, truncated, step_info = self.env.step(0)
+            reset_info.update(step_info)
+            if terminated or truncated:
+                _, reset_info = self.env.reset(seed=seed, options=options)
+        self.lives = self.ale.lives()
+        self._grab(self._a)
+        self._b.fill(0)
+        return self._obs(), reset_info
+
+    def _obs(self):
+        prev = self._b if self.frame_skip > 1 else None  # gymnasium pools only when skipping
+        if self.grayscale_obs:
+            obs = preprocess(self._a, prev=prev, crop=self.crop, size=self._size, interp=self.interp, gray=self.gray)
+        else:  # RGB output: each channel is a strided gray view, resized separately
+            planes = np.empty((3,) + self._size, np.uint8)
+            for c in range(3):
+                preprocess(self._a[..., c], prev=None if prev is None else prev[..., c], crop=self.crop,
+                           size=self._size, interp=self.interp, out=planes[c])
+            obs = np.ascontiguousarray(planes.transpose(1, 2, 0))
+        if self.scale_obs:
+            obs = np.asarray(obs, dtype=np.float32) / 255.0
+        if self.grayscale_obs and self.grayscale_newaxis:
+            obs = np.expand_dims(obs, axis=-1)
+        return obs
+
+
+class FireResetEnv(gym.Wrapper):
+    """Press FIRE (then action 2) after each reset: games like Breakout wait for it to launch the ball."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        meanings = env.unwrapped.get_action_meanings()
+        if len(meanings) < 3 or meanings[1] != "FIRE":
+            raise ValueError(f"FireResetEnv needs action 1 to be FIRE, got actions {meanings}")
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        for action in (1, 2):
+            obs, _, terminated, truncated, _ = self.env.step(action)
+            if terminated or truncated:
+                obs, info = self.env.reset(**kwargs)
+        return obs, info
+
+
+class EpisodicLifeEnv(gym.Wrapper):
+    """A lost life ends the training episode; the game itself is reset only when it is really over.
+
+    ``reset()`` after a lost life continues the same game with one no-op step, so returns and
+    lengths counted below this wrapper (``RecordEpisodeStatistics``) are those of the real game.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.lives = 0
+        self.was_real_done = True
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.was_real_done = terminated or truncated
+        lives = self.env.unwrapped.ale.lives()
+        if 0 < lives < self.lives:
+            terminated = True
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs):
+        if self.was_real_done:
+            obs, info = self.env.reset(**kwargs)
+        else:
+            obs, _, terminated, truncated, step_info = self.env.step(0)
+            info = {}
+            if terminated or truncated:  # the no-op ended the game: keep its episode statistics
+                obs, info = self.env.reset(**kwargs)
+                info = {**{k: v for k, v in step_info.items() if k == "episode"}, **info}
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, info
+
+
+class ClipRewardEnv(gym.RewardWrapper):
+    """Rewards become their sign (-1, 0, +1), as in the DQN paper; log the unclipped return below it."""
+
+    def reward(self, reward: SupportsFloat) -> float:
+        return float(np.sign(float(reward)))
+
+
+class _SeedFirstReset(gym.Wrapper):
+    """Seeds the first reset that is given no seed, so a made env is reproducible as it is."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self._seed: Optional[int] = seed
+        env.action_space.seed(seed)
+
+    def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None):
+        if seed is None:
+            seed = self._seed
+        self._seed = None
+        return self.env.reset(seed=seed, options=options)
+
+
+def _ale_env_id(env_id: Any) -> str:
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a str such as 'ALE/Breakout-v5', got {type(env_id).__name__}")
+    try:
+        import ale_py
+    except ImportError as e:
+        raise ImportError('make_atari_env needs ale-py: pip install "dqnfast[atari]"') from e
+    gym.register_envs(ale_py)
+    if env_id not in gym.registry:
+        near = [k for k in gym.registry if k.lower().startswith(env_id.split("-")[0].lower())][:3]
+        raise ValueError(f"unknown env id {env_id!r}" + (f"; did you mean one of {near}?" if near else
+                                                        "; Atari ids look like 'ALE/Breakout-v5'"))
+    entry = gym.spec(env_id).entry_point
+    if not (isinstance(entry, str) and entry.startswith("ale_py")):
+        raise ValueError(f"{env_id!r} is not an Atari (ALE) environment")
+    return env_id
+
+
+def make_atari_env(
+    env_id: str = "ALE/Breakout-v5",
+    *,
+    num_envs: int = 1,
+    seed: Optional[int] = None,
+    noop_max: int = 30,
+    frame_skip: int = 4,
+    screen_size: int = 84,
+    crop: Optional[Sequence[int]] = None,
+    interp: str = "nearest",
+    gray: str = "luma",
+    repeat_action_probability: float = 0.0,
+    fire_reset: bool = True,
+    episodic_life: bool = True,
+    clip_rewards: bool = True,
+    max_episode_steps: Optional[int] = None,
+    vectorization: str = "sync",
+):
+    """An Atari env for DQN training: one env when ``num_envs == 1``, else a gymnasium vector env.
+
+    Wrapping, inside out: the ALE env with ``frameskip=1`` and the given
+    ``repeat_action_probability`` (sticky actions; ALE v5 would default to 0.25) ->
+    :class:`AtariPreprocessing` (no-op reset, skip + max-pool, gray ``screen_size`` square
+    frames, no stacking) -> ``TimeLimit(max_episode_steps)`` in agent steps, if given ->
+    ``RecordEpisodeStatistics``, so ``info["episode"]["r"]`` / ``["l"]`` are the real game's
+    unclipped return and length, reported on the step where the game ends -> :class:`EpisodicLifeEnv`
+    -> :class:`FireResetEnv` (games whose action 1 is FIRE) -> :class:`ClipRewardEnv`.
+
+    ``seed``: env i's first reset (when given no seed) and its action space use ``seed + i``.
+    """
+    env_id = _ale_env_id(env_id)
+    num_envs = _positive_int(num_envs, "num_envs")
+    if seed is not None:
+        seed = _positive_int(seed, "seed", minimum=0)
+    noop_max = _positive_int(noop_max, "noop_max", minimum=0)
+    frame_skip = _positive_int(frame_skip, "frame_skip")
+    screen_size = _positive_int(screen_size, "screen_size")
+    if max_episode_steps is not None:
+        max_episode_steps = _positive_int(max_episode_steps, "max_episode_steps")
+    if isinstance(repeat_action_probability, bool) or not isinstance(repeat_action_probability, (int, float)):
+        raise TypeError(f"repeat_action_probability must be a float, got {type(repeat_action_probability).__name__}")
+    if not 0.0 <= repeat_action_probability <= 1.0:
+        raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}")
+    if vectorization not in ("sync", "async"):
+        raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+    _check_preprocess_args((210, 160, 3), crop, (screen_size, screen_size), interp, gray)
+
+    def make_one(index: int):
+        def thunk():
+            env = gym.make(env_id, frameskip=1, repeat_action_probability=float(repeat_action_probability),
+                           obs_type="rgb" if gray == "mean" else "grayscale")
+            fire = fire_reset and "FIRE" in env.unwrapped.get_action_meanings()[1:2]
+            env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=screen_size,
+                                     crop=crop, interp=interp, gray=gray)
+            if max_episode_steps is not None:
+                env = gym.wrappers.TimeLimit(env, max_episode_steps)
+            env = gym.wrappers.RecordEpisodeStatistics(env)
+            if episodic_life:
+                env = EpisodicLifeEnv(env)
+            if fire:
+                env = FireResetEnv(env)
+            if clip_rewards:
+                env = ClipRewardEnv(env)
+            if seed is not None:
+                env = _SeedFirstReset(env, seed + index)
+            return env
+
+        return thunk
+
+    if num_envs == 1:
+        return make_one(0)()
+    thunks = [make_one(i) for i in range(num_envs)]
+    if vectorization == "async":
+        return gym.vector.AsyncVectorEnv(thunks)
+    return gym.vector.SyncVectorEnv(thunks)

@@ -1,0 +1,223 @@
+"""DqnfastReplayBuffer against Stable-Baselines3's own ReplayBuffer, and inside SB3's DQN."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+import torch  # noqa: E402
+from stable_baselines3 import DQN  # noqa: E402
+from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage  # noqa: E402
+
+from dqnfast.sb3 import DqnfastReplayBuffer  # noqa: E402
+from frames import check_stack, decode  # noqa: E402
+from pixel_env import PixelEnv  # noqa: E402
+
+N_ENVS = 2
+
+
+def make_venv(frame_shape, n_stack=4, transpose=False, channels_order=None):
+    venv = DummyVecEnv([lambda i=i: PixelEnv(i, frame_shape, seed=100 + i) for i in range(N_ENVS)])
+    venv = VecFrameStack(venv, n_stack=n_stack, channels_order=channels_order)
+    return VecTransposeImage(venv) if transpose else venv
+
+
+def rollout(venv, buffers, steps, seed=0):
+    """Random actions; each step goes to every buffer exactly as SB3's OffPolicyAlgorithm._store_transition
+    passes it (next_obs of a done env is its terminal_observation). Returns per step (dones, timeouts)."""
+    rng = np.random.default_rng(seed)
+    obs = venv.reset()
+    ends = []
+    for _ in range(steps):
+        actions = rng.integers(0, 3, size=N_ENVS)
+        new_obs, rewards, dones, infos = venv.step(actions)
+        next_obs = new_obs.copy()
+        for i, done in enumerate(dones):
+            if done:
+                next_obs[i] = infos[i]["terminal_observation"]
+        for b in buffers:
+            b.add(obs, next_obs, actions, rewards, dones, infos)
+        ends.append((dones.copy(), np.array([info.get("TimeLimit.truncated", False) for info in infos])))
+        obs = new_obs.copy()
+    return ends
+
+
+def assert_samples_equal(ours, theirs):
+    for name in ("observations", "actions", "next_observations", "dones", "rewards"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert a.dtype == b.dtype and a.shape == b.shape, (name, a.dtype, b.dtype, a.shape, b.shape)
+        assert torch.equal(a, b), name
+    assert getattr(ours, "discounts", None) is None  # (a field only in newer SB3)
+
+
+LAYOUTS = {  # frame shape, VecTransposeImage (as DQN's CnnPolicy adds), buffer kwargs
+    "channel-last": ((6, 5, 1), False, {}),
+    "channel-first": ((6, 5, 1), True, {}),
+    "rgb-channel-last": ((8, 9, 3), False, {"n_stack": 4, "channels_order": "last"}),
+}
+
+
+@pytest.mark.parametrize("device_storage", [False, True])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_same_transitions_as_sb3s_own_replay_buffer(layout, device_storage):
+    frame_shape, transpose, kwargs = LAYOUTS[layout]
+    venv = make_venv(frame_shape, transpose=transpose, channels_order=kwargs.get("channels_order"))
+    steps = 150
+    theirs = SB3ReplayBuffer(steps * N_ENVS, venv.observation_space, venv.action_space, device="cpu", n_envs=N_ENVS,
+                             optimize_memory_usage=False, handle_timeout_termination=True)
+    # Ours is small enough to wrap: the oldest transitions are gone, the rest must match.
+    ours = DqnfastReplayBuffer(200, venv.observation_space, venv.action_space, device="cpu", n_envs=N_ENVS,
+                               seed=1, device_storage=device_storage, **kwargs)
+
+    ids = np.empty((steps, N_ENVS), np.int64)  # our transition id for SB3's (position, env)
+
+    class Recorder:  # after ours.add, note which ids it gave the step
+        t = 0
+
+        def add(self, *args):
+            ids[Recorder.t] = ours.last_indices
+            Recorder.t += 1
+
+    ends = rollout(venv, [theirs, ours, Recorder()], steps)
+    dones = np.array([d for d, _ in ends])
+    timeouts = np.array([t for _, t in ends]) & dones
+    assert (dones & ~timeouts).sum() >= 3 and timeouts.sum() >= 3, "the rollout must hold terminations and truncations"
+
+    valid = np.isin(ids, ours.store.valid_indices())
+    assert 150 <= valid.sum() < steps * N_ENVS  # wrapped, and most transitions are still there
+    # SB3's _get_samples draws the env of each row from numpy's global generator: draw the same envs.
+    np.random.seed(7)
+    env_idx = np.random.randint(0, N_ENVS, size=300)
+    pos = np.array([np.flatnonzero(valid[:, e])[k % valid[:, e].sum()] for k, e in enumerate(env_idx)])
+    np.random.seed(7)
+    want = theirs._get_samples(pos)
+    got = ours._get_samples(ids[pos, env_idx])
+    assert_samples_equal(got, want)
+
+    # Truncations: done = 0 (bootstrap) and next_obs ends with the real final frame, not the reset frame.
+    trunc = [k for k in range(len(pos)) if timeouts[pos[k], env_idx[k]]]
+    assert trunc and not got.dones[trunc].any()
+    for k in trunc:
+        last = got.next_observations[k].numpy()
+        newest = last[-1] if transpose else last[..., -frame_shape[-1]:]
+        assert decode(newest)[2] > 0, "a truncated transition's next_obs must be the episode's final frame"
+
+    # sample(): every row is one of SB3's transitions, found by its (self-identifying) observation.
+    where = {theirs.observations[p, e].tobytes(): (p, e) for p, e in zip(*np.nonzero(valid))}
+    s = ours.sample(64)
+    for k in range(64):
+        row = SB3Row(theirs, *where[s.observations[k].numpy().tobytes()])
+        assert torch.equal(s.next_observations[k], torch.from_numpy(row.next_obs))
+        assert (s.actions[k].item(), s.rewards[k].item(), s.dones[k].item()) == (row.action, row.reward, row.done)
+
+
+class SB3Row:
+    """Transition (position p, env e) read straight from SB3's arrays, with SB3's done for bootstrapping."""
+
+    def __init__(self, buf, p, e):
+        self.next_obs = buf.next_observations[p, e]
+        self.action = int(buf.actions[p, e, 0])
+        self.reward = float(buf.rewards[p, e])
+        self.done = float(buf.dones[p, e] * (1 - buf.timeouts[p, e]))
+
+
+def test_handle_timeout_termination_false_counts_truncations_as_done():
+    venv = make_venv((6, 5, 1))
+    ours = DqnfastReplayBuffer(400, venv.observation_space, venv.action_space, device="cpu", n_envs=N_ENVS,
+                               handle_timeout_termination=False)
+    ids = []
+
+    class Recorder:
+        def add(self, *args):
+            ids.append(ours.last_indices)
+
+    ends = rollout(venv, [ours, Recorder()], 80)
+    done = np.array([d for d, _ in ends])
+    got = ours._get_samples(np.concatenate(ids))
+    np.testing.assert_array_equal(got.dones.numpy().ravel(), done.ravel().astype(np.float32))
+
+
+def test_sb3_dqn_trains_with_it():
+    venv = make_venv((36, 36, 1))  # NatureCNN's smallest input; CnnPolicy adds VecTransposeImage
+    model = DQN("CnnPolicy", venv, replay_buffer_class=DqnfastReplayBuffer, buffer_size=400, learning_starts=50,
+                batch_size=16, train_freq=4, gradient_steps=1, target_update_interval=50, device="cpu", seed=0)
+    model.learn(total_timesteps=300)
+    rb = model.replay_buffer
+    assert isinstance(rb, DqnfastReplayBuffer) and rb.channels_first and rb.n_stack == 4
+    assert model._n_updates > 0 and len(rb.store) > 100
+    # A second learn() resets the envs without a done: the buffer must start new episodes itself.
+    model.learn(total_timesteps=100, reset_num_timesteps=True)
+    s = rb.sample(8)
+    assert s.observations.shape == (8, 4, 36, 36) and s.observations.dtype == torch.uint8
+    everything = rb._get_samples(rb.store.valid_indices())
+    for obs, next_obs in zip(everything.observations.numpy(), everything.next_observations.numpy()):
+        (env, ep, step), _ = check_stack(obs)  # one episode of one env, zero padding only in front
+        assert check_stack(next_obs)[0] == (env, ep, step + 1)
+
+
+def test_an_episode_end_is_taken_from_done_even_when_the_next_obs_looks_the_same():
+    # Constant frames and n_stack=1: the reset observation equals the last one, so only `done` can
+    # tell that a new episode began.
+    from gymnasium import spaces
+    obs_space = spaces.Box(0, 255, (2, 2, 1), np.uint8)
+    ours = DqnfastReplayBuffer(50, obs_space, spaces.Discrete(2), device="cpu", n_envs=1)
+    c = np.full((1, 2, 2, 1), 9, np.uint8)
+    for done in (True, False, True):
+        ours.add(c, c, np.array([1]), np.array([0.5]), np.array([done]), [{}])
+    got = ours._get_samples(ours.store.valid_indices())
+    assert len(ours.store) == 3 and ours.store.writes == 5  # two episodes: 2 starts + 3 steps
+    np.testing.assert_array_equal(got.dones.numpy().ravel(), [1, 0, 1])
+
+
+def test_observations_that_are_not_frame_stacks_are_rejected():
+    venv = make_venv((6, 5, 1))
+    ours = DqnfastReplayBuffer(100, venv.observation_space, venv.action_space, device="cpu", n_envs=N_ENVS)
+    obs = venv.reset()
+    new_obs, rewards, dones, infos = venv.step(np.zeros(N_ENVS, int))
+    with pytest.raises(ValueError, match="shifted by one frame"):
+        ours.add(obs, obs, np.zeros(N_ENVS), rewards, dones, infos)
+    mid = new_obs.copy()
+    new_obs2, rewards, dones, infos = venv.step(np.zeros(N_ENVS, int))
+    with pytest.raises(ValueError, match="not zero padding"):  # a fresh buffer attached mid-episode
+        ours.add(new_obs, new_obs2, np.zeros(N_ENVS), rewards, dones, infos)
+    assert ours.store.writes == 0, "nothing may be written before the checks pass"
+    with pytest.raises(ValueError, match="shape"):
+        ours.add(mid[:1], mid[:1], np.zeros(1), rewards[:1], dones[:1], infos[:1])
+
+
+def test_bad_spaces_and_arguments():
+    venv = make_venv((6, 5, 1))
+    obs_space, act_space = venv.observation_space, venv.action_space
+    from gymnasium import spaces
+    with pytest.raises(TypeError, match="uint8 Box"):
+        DqnfastReplayBuffer(100, spaces.Box(0, 1, (6, 5, 4), np.float32), act_space, n_envs=N_ENVS)
+    with pytest.raises(TypeError, match="Discrete"):
+        DqnfastReplayBuffer(100, obs_space, spaces.Box(-1, 1, (2,)), n_envs=N_ENVS)
+    with pytest.raises(ValueError, match="optimize_memory_usage"):
+        DqnfastReplayBuffer(100, obs_space, act_space, n_envs=N_ENVS, optimize_memory_usage=True,
+                            handle_timeout_termination=False)
+    with pytest.raises(ValueError, match="does not divide"):
+        DqnfastReplayBuffer(100, obs_space, act_space, n_envs=N_ENVS, n_stack=3)
+    with pytest.raises(ValueError, match="channels_order"):
+        DqnfastReplayBuffer(100, obs_space, act_space, n_envs=N_ENVS, channels_order="middle")
+
+
+def test_sample_applies_a_vecnormalize_env_like_sb3():
+    venv = make_venv((6, 5, 1))
+    ours = DqnfastReplayBuffer(200, venv.observation_space, venv.action_space, device="cpu", n_envs=N_ENVS, seed=3)
+    rollout(venv, [ours], 40)
+
+    class Normalizer:  # what SB3 calls on a VecNormalize: obs and reward, as numpy arrays
+        def normalize_obs(self, obs):
+            return obs.astype(np.float32) / 2
+
+        def normalize_reward(self, reward):
+            return reward * 10
+
+    ids = ours.store.valid_indices()
+    plain, scaled = ours._get_samples(ids), ours._get_samples(ids, env=Normalizer())
+    assert torch.equal(scaled.observations, plain.observations.float() / 2)
+    assert torch.equal(scaled.next_observations, plain.next_observations.float() / 2)
+    assert torch.equal(scaled.rewards, plain.rewards * 10) and scaled.rewards.dtype == torch.float32
+    assert torch.equal(scaled.dones, plain.dones) and torch.equal(scaled.actions, plain.actions)
