@@ -15,12 +15,7 @@ GAMMA = 0.9
 SHAPE = (36, 36)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def constant_head(net: QNetwork, values) -> None:

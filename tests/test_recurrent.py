@@ -12,13 +12,7 @@ from dqnfast.recurrent import DRQNLearner, RecurrentQNetwork  # noqa: E402
 SHAPE = (36, 36)  # the smallest frame the Nature CNN takes: keeps these tests fast
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny networks: a second intra-op thread only adds contention on 2 shared cores (20x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_network_shapes_and_state_reset_at_episode_starts():
