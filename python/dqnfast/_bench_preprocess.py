@@ -122,6 +122,26 @@ def env_rows(steps: int, repeat: int) -> List[Tuple[str, float, float]]:
     return rows
 
 
+def batching_rows(repeat: int, batches: Tuple[int, ...]) -> List[Tuple[str, float, float]]:
+    """Per-frame cost of one batched call against single calls over the same N distinct frames
+    (a single call on one cache-hot frame would flatter the single calls)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for n in batches:
+        frames = rng.integers(0, 256, (n, H, W, 3), dtype=np.uint8)
+        out = np.empty((n, 84, 84), np.uint8)
+        views, outs = list(frames), list(out)
+
+        def singles():
+            for f, o in zip(views, outs):
+                preprocess(f, out=o)
+
+        best = interleaved_best({"singles": singles, "batch": lambda: preprocess(frames, out=out)},
+                                max(1, 4000 // n), repeat)
+        rows.append((f"{n} frames: single calls vs one batched call", best["singles"] / n * 1e6, best["batch"] / n * 1e6))
+    return rows
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="dqnfast bench preprocess", description=__doc__)
     ap.add_argument("--repeat", type=int, default=15, help="rounds per case; the best round counts (default 15)")
@@ -146,6 +166,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"{'preprocess, Python call included':<46} {'dqnfast us':>11} {'OpenCV us':>10} {'speed-up':>9}")
     for name, ours, theirs in kernel_rows(args.repeat, tuple(args.batch)):
         print(f"{name:<46} {ours:>11.2f} {theirs:>10.2f} {theirs / ours:>8.1f}x")
+    print(f"{'batching, same frames, nearest':<46} {'single us':>11} {'batched us':>10} {'gain':>9}")
+    for name, singles, batched in batching_rows(args.repeat, tuple(args.batch)):
+        print(f"{name:<46} {singles:>11.2f} {batched:>10.2f} {singles / batched:>8.2f}x")
     if not args.no_env:
         try:
             rows = env_rows(args.env_steps, max(2, args.repeat // 2))
