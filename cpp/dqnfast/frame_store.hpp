@@ -742,9 +742,7 @@ class FrameStore {
       }
       head = head_.load(std::memory_order_acquire);
       lo = head > capacity_ ? head - capacity_ : 0;
-      std::vector<uint64_t> valid;
-      for (uint64_t t = lo; t < head; ++t)
-        if (ok(t)) valid.push_back(t);
+      const std::vector<uint64_t> valid = scan_window(lo, head, ok);
       if (!valid.empty()) {
         const uint64_t t = valid[rng.below(valid.size())];
         if (ok(t)) return t;
@@ -855,11 +853,16 @@ class FrameStore {
     return is_valid(t, hist);
   }
 
-  std::vector<uint64_t> valid_in_window(uint64_t lo, uint64_t head) const {
+  // The transitions in [lo, head) that satisfy `ok`, in order.
+  template <typename Pred>
+  std::vector<uint64_t> scan_window(uint64_t lo, uint64_t head, Pred ok) const {
     std::vector<uint64_t> out;
     for (uint64_t t = lo; t < head; ++t)
-      if (is_valid(t)) out.push_back(t);
+      if (ok(t)) out.push_back(t);
     return out;
+  }
+  std::vector<uint64_t> valid_in_window(uint64_t lo, uint64_t head) const {
+    return scan_window(lo, head, [this](uint64_t t) { return is_valid(t); });
   }
 
   // Copies transition t into o; false (o partly written) if t is not sampleable or was torn.
@@ -881,10 +884,9 @@ class FrameStore {
       }
       if (j < stack_) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, dst, fb);
     }
+    // Each copy_frame checked its slot's seqlock after copying, so every frame in the row is
+    // exactly the one written under that sequence number, even if its slot is recycled now.
     if (!copy_frame(hist[0], o.next_obs + size_t(stack_ - 1) * fb)) return false;
-    // The seqlock of every frame was checked after its copy; check the oldest once more so frames
-    // copied early cannot have been recycled while later ones were copied.
-    if (!intact(oldest_of(hist, stack_))) return false;
     *o.action = m.action;
     *o.reward = m.reward;
     *o.terminated = (m.flags & kTerminated) != 0;
