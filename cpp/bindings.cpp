@@ -514,6 +514,7 @@ void bind_replay(py::module_& m) {
 // preprocess is a plain METH_FASTCALL builtin rather than a pybind11 def: its whole budget is
 // about a microsecond per frame, and pybind11's overload dispatcher and keyword matching cost a
 // good part of that. Arguments are still checked here, before the GIL is released.
+#include "dqnfast/palette.hpp"
 #include "dqnfast/preprocess.hpp"
 
 namespace {
@@ -833,6 +834,65 @@ void bind_preprocess(py::module_& m) {
 }
 
 }  // namespace
+// ---- palette screens (the wrapper's direct ALE path) ---------------------------------------------
+
+void bind_palette(py::module_& m) {
+  py::class_<PaletteResizer>(m, "_PaletteResizer",
+                             "Nearest resize of an emulator's palette-index screen to gray through a learned table "
+                             "(dqnfast.wrappers uses it; see cpp/dqnfast/palette.hpp).")
+      .def(py::init([](py::handle screen_shape, py::handle crop, py::handle size) {
+             int64_t hw[2], c[4], s[2];
+             fixed_ints(screen_shape, "screen_shape", "a tuple of 2 ints (height, width)", "screen_shape entries", hw);
+             if (hw[0] <= 0 || hw[1] <= 0) throw py::value_error("screen_shape entries must be positive");
+             if (crop.is_none()) {
+               c[0] = 0, c[1] = hw[0], c[2] = 0, c[3] = hw[1];
+             } else {
+               fixed_ints(crop, "crop", "a tuple of 4 ints (top, bottom, left, right)", "crop entries", c);
+             }
+             fixed_ints(size, "size", "a tuple of 2 ints (height, width)", "size entries", s);
+             try {
+               return std::make_unique<PaletteResizer>(hw[0], hw[1], c[0], c[1], c[2], c[3], s[0], s[1]);
+             } catch (const std::invalid_argument& e) {
+               throw py::value_error(std::string("_PaletteResizer: ") + e.what() + " (screen_shape " +
+                                     ints_str({hw[0], hw[1]}) + ", crop " + ints_str({c[0], c[1], c[2], c[3]}) +
+                                     ", size " + ints_str({s[0], s[1]}) + ")");
+             }
+           }),
+           py::arg("screen_shape"), py::arg("crop"), py::arg("size"))
+      .def(
+          "gather",
+          [](const PaletteResizer& p, py::handle screen, py::handle out) {
+            py::array s = uint8_array(screen, "screen", {p.height(), p.width()});
+            const uint8_t* src = static_cast<const uint8_t*>(s.data());
+            uint8_t* dst = out_array<uint8_t>(out, "out", {p.out_h(), p.out_w()});
+            py::gil_scoped_release nogil;
+            return p.gather(src, dst);
+          },
+          py::arg("screen"), py::arg("out"),
+          "out = the gray value of each sampled pixel's palette index; False if one has not been learned yet "
+          "(out is then partly written).")
+      .def(
+          "learn",
+          [](PaletteResizer& p, py::handle screen, py::handle gray) {
+            py::array s = uint8_array(screen, "screen", {p.height(), p.width()});
+            py::array g = uint8_array(gray, "gray", {p.height(), p.width()});
+            const uint8_t* sp = static_cast<const uint8_t*>(s.data());
+            const uint8_t* gp = static_cast<const uint8_t*>(g.data());
+            py::gil_scoped_release nogil;
+            return p.learn(sp, gp);
+          },
+          py::arg("screen"), py::arg("gray"),
+          "Learn index -> gray from the index screen and gray screen of one frame; False (nothing learned) "
+          "if they map an index to two gray values.")
+      .def(
+          "gray_of",
+          [](const PaletteResizer& p, int64_t index) {
+            if (index < 0 || index > 255) throw py::index_error("palette index must be in [0, 255], got " + std::to_string(index));
+            return p.gray_of(uint8_t(index));
+          },
+          py::arg("index"), "The gray value learned for a palette index, or -1.");
+}
+
 // ==== end of preprocess (issue 3) ===============================================================
 
 PYBIND11_MODULE(_core, m) {
@@ -847,4 +907,5 @@ PYBIND11_MODULE(_core, m) {
   bind_replay(m);
   // ---- preprocess (issue 3) is bound below this line ----
   bind_preprocess(m);
+  bind_palette(m);
 }

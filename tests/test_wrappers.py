@@ -326,3 +326,189 @@ def _no_fire_env():
     env = NoFire(raw_env())
     env.unwrapped.get_action_meanings = lambda: ["NOOP", "RIGHT", "LEFT"]
     return env
+
+
+# ---- the direct ALE path: AtariPreprocessing steps ALE itself when the chain allows it -----------------
+
+
+@pytest.mark.parametrize("interp", ["nearest", "area"])
+@pytest.mark.parametrize("frame_skip,life_loss", [(4, True), (3, False), (1, True)])
+def test_direct_path_matches_gymnasium(interp, frame_skip, life_loss):
+    """No wrapper in between: steps go straight to ALE, reading only the screens they use (palette
+    indices through the learned gray table for nearest). Everything still matches gymnasium."""
+    kw = dict(frame_skip=frame_skip, terminal_on_life_loss=life_loss, noop_max=30)
+    ours = AtariPreprocessing(raw_env(obs_type="grayscale"), interp=interp, crop=(31, 195, 0, 160), **kw)
+    theirs = gym.wrappers.AtariPreprocessing(raw_env(), **kw)
+    assert (ours._palette is not None) == (interp == "nearest")
+
+    def check(a, b, s1, s2):
+        assert a.shape == (84, 84) and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], crop=(31, 195, 0, 160), interp=interp))
+        if s1 is not None:
+            assert s1[4] == s2[4]  # info: lives and frame numbers of the last emulated frame
+
+    ends = lockstep(ours, theirs, 250, seed=7, check=check)
+    assert ours._direct  # the test covered the direct path
+    if life_loss:
+        assert ends >= 1
+    assert ours.lives == theirs.lives and ours.game_over == theirs.game_over
+
+
+def test_direct_path_only_where_nothing_in_between_changes_a_step():
+    # A time limit counts the frames it sees: with it in the chain, steps go through the env.
+    limited = AtariPreprocessing(gym.make(BREAKOUT, frameskip=1, repeat_action_probability=0.0, max_episode_steps=50))
+    theirs = gym.wrappers.AtariPreprocessing(gym.make(BREAKOUT, frameskip=1, repeat_action_probability=0.0,
+                                                      max_episode_steps=50))
+    truncations = 0
+
+    def check(a, b, s1, _s2):
+        nonlocal truncations
+        np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp="area"))
+        truncations += bool(s1 and s1[3])
+
+    lockstep(limited, theirs, 40, seed=2, check=check)
+    assert not limited._direct and truncations >= 2
+    # Any other wrapper in between, or one swapped in later, also takes steps through the env.
+    assert not AtariPreprocessing(gym.Wrapper(raw_env()))._direct_ready()
+    env = AtariPreprocessing(raw_env(), noop_max=0)
+    env.reset(seed=0)
+    assert not env._direct  # the env checker's first step is still to come
+    env.step(0)
+    assert env._direct
+    seen = []
+
+    class Spy(gym.Wrapper):
+        def step(self, action):
+            seen.append(action)
+            return self.env.step(action)
+
+    env.env = Spy(env.env)
+    env.step(1)
+    assert seen == [1, 1, 1, 1]
+
+
+def test_direct_path_keeps_the_env_contract():
+    env = AtariPreprocessing(raw_env())
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(0)  # the order-enforcing wrapper still sees a step before the first reset
+    env.reset(seed=0)
+    env.step(0)
+    assert env._direct
+    theirs = gym.make(BREAKOUT, frameskip=1)
+    theirs.reset(seed=0)
+    with pytest.raises(IndexError) as ours_err:
+        env.step(9)
+    with pytest.raises(IndexError) as their_err:
+        theirs.step(9)
+    assert str(ours_err.value) == str(their_err.value)
+
+
+class _WrongPalette:
+    """Stands in for _PaletteResizer: reports success but writes wrong gray values, or refuses."""
+
+    def __init__(self, learnable):
+        self.learnable = learnable
+
+    def gather(self, screen, out):
+        out.fill(7)
+        return self.learnable
+
+    def learn(self, screen, gray):
+        return False
+
+
+@pytest.mark.parametrize("learnable", [True, False])
+def test_palette_path_falls_back_to_gray_screens(learnable):
+    """A table that disagrees with ALE's gray screen (checked after every reset), or that cannot learn
+    a frame's colours, is dropped with a warning; the observations stay exact."""
+    ours = AtariPreprocessing(raw_env(), interp="nearest")
+    theirs = gym.wrappers.AtariPreprocessing(raw_env())
+    ours._palette = _WrongPalette(learnable)
+
+    def check(a, b, _s1, _s2):
+        np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp="nearest"))
+
+    with pytest.warns(RuntimeWarning, match="reading ALE's gray screens"):
+        lockstep(ours, theirs, 30, seed=1, check=check)
+    assert ours._palette is None
+
+
+# ---- _PaletteResizer: the native gather through the learned table --------------------------------------
+
+PALETTE_LEVELS = dqnfast._core._simd_supported()
+
+
+@pytest.fixture(params=PALETTE_LEVELS)
+def simd(request):
+    assert dqnfast._core._set_simd(request.param) == request.param
+    yield request.param
+    dqnfast._core._set_simd("auto")
+
+
+@pytest.mark.parametrize("shape,crop,size", [
+    ((210, 160), (31, 195, 0, 160), (84, 84)),
+    ((210, 160), None, (110, 84)),
+    ((7, 300), (1, 6, 3, 290), (13, 129)),  # upscaling rows, more than 64 columns per row chunk
+    ((50, 40), (0, 50, 39, 40), (3, 1)),
+])
+def test_palette_resizer_matches_numpy(simd, shape, crop, size):
+    from dqnfast.preprocess_ref import nearest_index
+    rng = np.random.default_rng(list(shape) + list(size))
+    table = rng.integers(0, 256, 256).astype(np.uint8)
+    screen = rng.integers(0, 256, shape).astype(np.uint8)  # every index, odd ones and >= 128 included
+    p = dqnfast._core._PaletteResizer(shape, crop, size)
+    out = np.empty(size, np.uint8)
+    assert not p.gather(screen, out)  # nothing learned yet
+    full = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    if shape[0] * shape[1] >= 256:  # teach every index at once from a screen that shows them all
+        teach = np.resize(full.ravel(), shape).astype(np.uint8)
+        assert p.learn(teach, table[teach])
+    else:
+        assert p.learn(screen, table[screen])
+    t, b, l, r = crop or (0, shape[0], 0, shape[1])
+    want = table[screen[t:b, l:r][nearest_index(b - t, size[0])][:, nearest_index(r - l, size[1])]]
+    assert p.gather(screen, out)
+    np.testing.assert_array_equal(out, want)
+    assert all(p.gray_of(i) == table[i] for i in np.unique(screen))
+
+
+def test_palette_resizer_learning_and_errors(simd):
+    p = dqnfast._core._PaletteResizer((4, 4), None, (2, 2))
+    screen = np.array([[0, 2, 4, 6]] * 4, np.uint8)
+    assert p.learn(screen, screen * 10)
+    assert p.gray_of(2) == 20 and p.gray_of(1) == -1
+    assert not p.learn(screen, screen * 10 + 1)  # contradicts what was learned: nothing changes
+    assert p.gray_of(2) == 20
+    clash = screen.copy()
+    assert not p.learn(np.zeros((4, 4), np.uint8), np.arange(16, dtype=np.uint8).reshape(4, 4))  # 0 -> 0 and 1
+    assert p.gray_of(0) == 0
+    out = np.empty((2, 2), np.uint8)
+    clash[1, 3] = 9  # a sampled pixel (rows and columns 1 and 3 are) with an unknown index
+    assert not p.gather(clash, out)
+    clash[2, 1] = 9  # not sampled: no matter
+    assert p.gather(np.where(clash == 9, 0, clash).astype(np.uint8), out)
+    clash[1, 3] = 2
+    assert p.gather(clash, out)
+    assert p.gather(screen[:, ::-1].copy(), out)  # any packed screen of known indices
+    with pytest.raises(ValueError, match=r"screen must have shape \(4, 4\)"):
+        p.gather(np.zeros((4, 5), np.uint8), out)
+    with pytest.raises(TypeError, match="screen must have dtype uint8"):
+        p.gather(np.zeros((4, 4), np.int32), out)
+    with pytest.raises(ValueError, match="out must be writeable"):
+        ro = np.empty((2, 2), np.uint8)
+        ro.flags.writeable = False
+        p.gather(screen, ro)
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        p.gather(screen, np.empty((2, 4), np.uint8)[:, ::2])
+    with pytest.raises(ValueError, match=r"gray must have shape \(4, 4\)"):
+        p.learn(screen, np.zeros((4,), np.uint8))
+    with pytest.raises(IndexError, match="palette index"):
+        p.gray_of(256)
+    strided = np.zeros((4, 8), np.uint8)[:, ::2]
+    assert p.gather(strided, out) and (out == 0).all()  # strided screens are read as they are
+    with pytest.raises(ValueError, match="crop must satisfy"):
+        dqnfast._core._PaletteResizer((210, 160), (0, 211, 0, 160), (84, 84))
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        dqnfast._core._PaletteResizer((210, 160), None, (0, 84))
+    with pytest.raises(TypeError, match="crop entries must be an int"):
+        dqnfast._core._PaletteResizer((210, 160), (0, 1.5, 0, 160), (84, 84))
