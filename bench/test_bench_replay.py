@@ -43,6 +43,12 @@ def test_sample_native(benchmark, native):
 
 
 @pytest.mark.benchmark(group="sample32")
+def test_sample_native_shared_frames(benchmark, native):
+    out = native.empty_batch(32, shared_frames=True)  # obs/next_obs: views of one (32, 5, 84, 84) array
+    benchmark(native.sample, 32, out)
+
+
+@pytest.mark.benchmark(group="sample32")
 def test_sample_memcpy_baseline(benchmark, native):
     valid = native.valid_indices()
     rng = np.random.default_rng(0)

@@ -150,21 +150,90 @@ struct BoundStore {
     }
     return out;
   }
+  // Where obs and next_obs of n rows go. Two layouts are accepted:
+  //  - standard: two C-contiguous (n, stack, *frame_shape) arrays that do not overlap;
+  //  - shared frames: the views frames[:, :stack] and frames[:, 1:] of one (n, stack + 1,
+  //    *frame_shape) array, i.e. strides ((stack + 1) * fb, fb, C order within a frame) and next_obs
+  //    starting exactly one frame after obs. Each frame of a row is then written once.
+  // Both uint8 and writeable, in every case. Which layout it is follows from the data pointers and
+  // strides alone; anything else is refused, since the copies write through raw pointers.
+  struct FrameOut {
+    uint8_t* obs;
+    uint8_t* next_obs;
+    uint64_t row_stride;  // 0: dense rows
+    bool shared;
+  };
+  FrameOut frame_outputs(py::ssize_t n, py::handle obs, py::handle next_obs) const {
+    const auto sb = batched(n, state_shape);
+    py::array o = frame_out_array(obs, "obs", sb), no = frame_out_array(next_obs, "next_obs", sb);
+    auto* op = static_cast<uint8_t*>(o.mutable_data());
+    auto* np = static_cast<uint8_t*>(no.mutable_data());
+    const uint64_t fb = store->frame_bytes(), rows = (uint64_t(store->stack()) + 1) * fb;
+    if (shared_layout(o, no)) return {op, np, rows, true};
+    const char* shared_hint =
+        " (or obs and next_obs must be the views frames[:, :stack] and frames[:, 1:] of one uint8 "
+        "(B, stack + 1, *frame_shape) array: see dqnfast.empty_batch(..., shared_frames=True))";
+    if (!(o.flags() & py::array::c_style)) throw py::value_error(std::string("obs must be C-contiguous") + shared_hint);
+    if (!(no.flags() & py::array::c_style))
+      throw py::value_error(std::string("next_obs must be C-contiguous") + shared_hint);
+    const uint64_t bytes = uint64_t(n) * store->stack() * fb;
+    if (bytes && op < np + bytes && np < op + bytes)
+      throw py::value_error("obs and next_obs must not share memory, unless they are the two views of a "
+                            "shared-frames array (dqnfast.empty_batch(..., shared_frames=True))");
+    return {op, np, 0, false};
+  }
+  // A uint8, writeable array of exactly `shape` (strides are checked by the caller).
+  static py::array frame_out_array(py::handle obj, const char* name, const std::vector<py::ssize_t>& shape) {
+    py::array a = as_ndarray(obj, name);
+    if (a.dtype().kind() != 'u' || a.itemsize() != 1)
+      throw py::type_error(std::string(name) + " must have dtype uint8, got " + std::string(py::str(a.dtype())));
+    std::vector<py::ssize_t> got(a.shape(), a.shape() + a.ndim());
+    if (got != shape)
+      throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+    if (!a.writeable()) throw py::value_error(std::string(name) + " must be writeable");
+    return a;
+  }
+  // obs / next_obs (shapes already checked) are exactly the shared-frames layout. A dimension of
+  // length 1 is never stepped along, so its stride does not matter (numpy's rule for contiguity).
+  bool shared_layout(const py::array& o, const py::array& no) const {
+    const auto fb = py::ssize_t(store->frame_bytes());
+    if (static_cast<const uint8_t*>(no.data()) != static_cast<const uint8_t*>(o.data()) + fb) return false;
+    const auto nd = o.ndim();
+    std::vector<py::ssize_t> want(size_t(nd), 0);
+    py::ssize_t inner = 1;  // C order within a frame
+    for (py::ssize_t d = nd - 1; d >= 2; --d) {
+      want[size_t(d)] = inner;
+      inner *= o.shape(d);
+    }
+    want[1] = fb;
+    want[0] = (py::ssize_t(store->stack()) + 1) * fb;
+    for (py::ssize_t d = 0; d < nd; ++d)
+      if (o.shape(d) > 1 && (o.strides(d) != want[size_t(d)] || no.strides(d) != want[size_t(d)])) return false;
+    return true;
+  }
   // Validates a Batch of output arrays for n rows (obs/next_obs may be None when not copied).
   TransitionOut outputs(py::ssize_t n, py::handle batch, bool frames = true) const {
     if (!py::isinstance<py::tuple>(batch)) throw py::type_error("out must be a dqnfast.Batch, got " + type_name(batch));
     py::tuple t = py::reinterpret_borrow<py::tuple>(batch);
     if (t.size() != 8) throw py::type_error("out must be a dqnfast.Batch of 8 arrays");
-    const auto sb = batched(n, state_shape);
+    FrameOut f{nullptr, nullptr, 0, false};
+    if (frames) f = frame_outputs(n, t[0], t[3]);
+    if (f.shared && store->n_step() > 1)
+      throw py::value_error("a shared-frames batch (next_obs = obs shifted by one frame) needs n_step == 1, but this "
+                            "buffer has n_step=" + std::to_string(store->n_step()) +
+                            ", where next_obs is the state n steps later: use separate obs and next_obs arrays "
+                            "(empty_batch(..., shared_frames=False))");
     const std::vector<py::ssize_t> vb{n};
-    return {frames ? out_array<uint8_t>(t[0], "obs", sb) : nullptr,
-            frames ? out_array<uint8_t>(t[3], "next_obs", sb) : nullptr,
+    return {f.obs,
+            f.next_obs,
             out_array<int64_t>(t[1], "action", vb),
             out_array<float>(t[2], "reward", vb),
             out_array<bool>(t[4], "terminated", vb),
             out_array<bool>(t[5], "truncated", vb),
             out_array<int64_t>(t[6], "index", vb),
-            out_array<float>(t[7], "discount", vb)};
+            out_array<float>(t[7], "discount", vb),
+            f.row_stride,
+            f.shared};
   }
 };
 
@@ -501,10 +570,11 @@ void bind_replay(py::module_& m) {
       .def("_memcpy_baseline", [](const BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs) {
         auto idx = vector_arg<int64_t>(indices, "indices", as_ndarray(indices, "indices").shape(0), "i", "integers");
         const auto n = idx.shape(0);
-        uint8_t* o = out_array<uint8_t>(obs, "obs", b.batched(n, b.state_shape));
-        uint8_t* no = out_array<uint8_t>(next_obs, "next_obs", b.batched(n, b.state_shape));
+        const BoundStore::FrameOut f = b.frame_outputs(n, obs, next_obs);  // either layout
+        TransitionOut o{};
+        o.obs = f.obs, o.next_obs = f.next_obs, o.row_stride = f.row_stride, o.shared = f.shared;
         py::gil_scoped_release nogil;
-        b.store->memcpy_baseline(size_t(n), idx.data(), o, no);
+        b.store->memcpy_baseline(size_t(n), idx.data(), o);
       });
 }
 

@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dqnfast import ReplayBuffer, empty_batch  # noqa: E402
+from dqnfast.batch import shared_frames  # noqa: E402
 from dqnfast.learner import DQNLearner, QNetwork  # noqa: E402
 
 from tiny_env import CatchEnv  # noqa: E402
@@ -202,11 +203,82 @@ def test_empty_batch_matches_the_replay_and_is_pinned_only_with_cuda():
     assert not torch.from_numpy(b.obs).is_pinned()
 
 
+def test_shared_frames_empty_batch_is_one_array_and_samples_like_the_replay():
+    lrn = learner(stack=2)
+    b = lrn.empty_batch(8, shared_frames=True)
+    frames = shared_frames(b)
+    assert frames is not None and frames is b.obs.base and frames.shape == (8, 3, *SHAPE)
+    for got, want in zip(b, ReplayBuffer(64, SHAPE, stack=2).empty_batch(8, shared_frames=True)):
+        assert got.shape == want.shape and got.dtype == want.dtype and got.strides == want.strides
+    assert not torch.from_numpy(frames).is_pinned()
+    assert shared_frames(lrn.empty_batch(8)) is None
+
+
+def shared_copy(batch: "Batch") -> "Batch":  # noqa: F821
+    """The same transitions in the shared-frames layout (next_obs must be obs shifted by one frame)."""
+    out = empty_batch(len(batch.action), batch.obs.shape[1], batch.obs.shape[2:], shared_frames=True)
+    out.obs[:] = batch.obs
+    out.next_obs[:, -1] = batch.next_obs[:, -1]
+    for name in ("action", "reward", "terminated", "truncated", "index", "discount"):
+        getattr(out, name)[:] = getattr(batch, name)
+    np.testing.assert_array_equal(out.next_obs, batch.next_obs)
+    return out
+
+
+@pytest.mark.parametrize("double_dqn", [False, True])
+def test_update_on_a_shared_batch_equals_update_on_the_standard_batch(double_dqn):
+    rb = ReplayBuffer(200, SHAPE, stack=3, seed=4)
+    rng = np.random.default_rng(1)
+    rb.start_episode(rng.integers(0, 256, SHAPE, dtype=np.uint8))
+    for i in range(150):
+        end = i % 37 == 36
+        rb.add(int(rng.integers(3)), float(rng.normal()), rng.integers(0, 256, SHAPE, dtype=np.uint8), end)
+        if end:
+            rb.start_episode(rng.integers(0, 256, SHAPE, dtype=np.uint8))
+    a = learner(stack=3, double_dqn=double_dqn, learning_rate=1e-2, target_update_interval=2)
+    b = learner(stack=3, double_dqn=double_dqn, learning_rate=1e-2, target_update_interval=2)
+    for _ in range(4):
+        std = rb.sample(16)
+        shared = shared_copy(std)
+        np.testing.assert_array_equal(a.targets(std), b.targets(shared))
+        ma, mb = a.update(std), b.update(shared)
+        assert ma == mb
+        assert _same(_params(a.q_network), _params(b.q_network))
+        assert _same(_params(a.target_network), _params(b.target_network))
+
+
+def test_a_shared_batch_goes_to_the_device_as_one_array():
+    lrn = learner(stack=2)
+    std = make_batch(rewards=[1.0] * 4, terminated=[False] * 4, truncated=[False] * 4, stack=2)
+    shared = lrn.empty_batch(4, shared_frames=True)
+    for name, a in zip(std._fields, std):
+        if name != "next_obs":
+            getattr(shared, name)[:] = a
+    shared.next_obs[:, -1] = std.next_obs[:, -1]  # the rest of next_obs is obs shifted by one frame
+    obs, _, _, next_obs, _, _ = lrn._to_device(shared)
+    assert obs.untyped_storage().data_ptr() == next_obs.untyped_storage().data_ptr()  # one transfer
+    assert obs.shape == next_obs.shape == (4, 2, *SHAPE)
+    assert torch.equal(obs, torch.from_numpy(std.obs))
+    assert torch.equal(next_obs[:, -1], torch.from_numpy(std.next_obs[:, -1]))
+    assert torch.equal(next_obs[:, 0], torch.from_numpy(std.obs[:, 1]))
+    obs, _, _, next_obs, _, _ = lrn._to_device(std)
+    assert obs.untyped_storage().data_ptr() != next_obs.untyped_storage().data_ptr()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_batches_are_pinned_and_update_runs():  # pragma: no cover - no GPU in CI
     lrn = learner(stack=2, device="cuda")
     b = lrn.empty_batch(4)
     assert torch.from_numpy(b.obs).is_pinned()
+    s = lrn.empty_batch(4, shared_frames=True)
+    assert torch.from_numpy(s.obs.base).is_pinned()
+    s.obs.base[:] = 3
+    s.action[:] = 1
+    s.reward[:] = 0.5
+    s.terminated[:] = False
+    s.truncated[:] = False
+    s.discount[:] = 0.99
+    assert np.isfinite(lrn.update(s)["td_loss"])
     b.obs[:] = 1
     b.next_obs[:] = 2
     b.action[:] = 1

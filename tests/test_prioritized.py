@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer
+from dqnfast.batch import empty_prioritized_batch
 from dqnfast.reference import PyPrioritizedReplayBuffer
 from frames import make_frame
 from stats import assert_matches, sample_counts
@@ -48,6 +49,40 @@ def test_native_equals_reference(num_envs, extra, n_step, alpha, beta, seed):
         pri = rng.random(12) * 4
         assert rb.update_priorities(x.index, pri) == ref.update_priorities(y.index, pri)
         assert rb.max_priority == ref.max_priority
+
+
+@pytest.mark.parametrize("pad", ["zero", "first"])
+def test_shared_frames_batches_equal_the_standard_layout(pad):
+    kw = dict(stack=3, num_envs=2, seed=21, pad=pad, alpha=0.7)
+    a, b = PrioritizedReplayBuffer(53, SHAPE, **kw), PrioritizedReplayBuffer(53, SHAPE, **kw)
+    ref = PyPrioritizedReplayBuffer(53, SHAPE, **kw)
+    drv = StreamDriver(2, SHAPE, seed=6, p_terminate=0.15, p_truncate=0.1)
+    rng = np.random.default_rng(0)
+    out = b.empty_prioritized_batch(24, shared_frames=True)
+    frames = out.obs.base
+    assert frames.shape == (24, 4, *SHAPE) and out.next_obs.base is frames
+    for _ in range(10):
+        drv.run([a, b, ref], 30)
+        frames[:] = 0xAB  # a frame left unwritten would show
+        x = a.sample(24, beta=0.5)
+        assert b.sample(24, beta=0.5, out=out) is out
+        assert_same(x, out)
+        ref_out = ref.sample(24, beta=0.5, out=b.empty_prioritized_batch(24, shared_frames=True))
+        assert_same(x, ref_out)
+        pri = rng.random(24) * 3
+        for buf in (a, b, ref):
+            buf.update_priorities(x.index, pri)
+    assert a.writes > 5 * a.capacity
+
+
+def test_n_step_prioritized_buffers_refuse_shared_batches():
+    rb = PrioritizedReplayBuffer(60, SHAPE, stack=2, seed=0, n_step=2)
+    StreamDriver(1, SHAPE, seed=1).run([rb], 40)
+    with pytest.raises(ValueError, match="shared_frames=True needs n_step == 1"):
+        rb.empty_prioritized_batch(4, shared_frames=True)
+    out = empty_prioritized_batch(4, 2, SHAPE, shared_frames=True)
+    with pytest.raises(ValueError, match="shared-frames batch .* needs n_step == 1"):
+        rb.sample(4, out=out)
 
 
 def test_sampling_frequencies_follow_priority_to_the_alpha():

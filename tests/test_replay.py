@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dqnfast import Batch, ReplayBuffer
+from dqnfast import Batch, ReplayBuffer, empty_batch
+from dqnfast.batch import shared_frames
 from dqnfast.reference import PyReplayBuffer
 from frames import check_stack, decode, make_frame
 from stats import assert_matches, sample_counts
@@ -382,6 +383,181 @@ def test_sample_into_rejects_wrong_arrays():
         rb.sample(8, out=out._replace(action=ro))
     with pytest.raises(ValueError, match=r"index must have shape \(8,\)"):
         rb.sample(8, out=out._replace(index=np.empty(9, np.int64)))
+
+
+# ---- shared-frames batches: obs and next_obs as two views of one (B, stack + 1, ...) array ---------
+
+def shared_out(rb, n, fill=0xAB):
+    """rb.empty_batch(n, shared_frames=True), its frames pre-set to a value no test frame has, so a
+    frame the buffer failed to write shows up."""
+    out = rb.empty_batch(n, shared_frames=True)
+    out.obs.base[:] = fill
+    return out
+
+
+def test_empty_batch_with_shared_frames_is_two_views_of_one_array():
+    rb = ReplayBuffer(50, SHAPE, stack=4)
+    b = rb.empty_batch(3, shared_frames=True)
+    frames = b.obs.base
+    assert frames.shape == (3, 5, *SHAPE) and frames.dtype == np.uint8 and frames.flags.c_contiguous
+    assert b.obs.shape == b.next_obs.shape == (3, 4, *SHAPE) and b.next_obs.base is frames
+    assert shared_frames(b) is frames
+    b.obs[:, 1] = 7  # writing obs writes next_obs
+    assert (b.next_obs[:, 0] == 7).all()
+    for name in Batch._fields[1:]:  # the rest is as in the standard layout
+        if name != "next_obs":
+            std = getattr(rb.empty_batch(3), name)
+            assert getattr(b, name).shape == std.shape and getattr(b, name).dtype == std.dtype
+    assert shared_frames(rb.empty_batch(3)) is None
+    assert shared_frames(empty_batch(3, 4, SHAPE, shared_frames=True)) is not None
+
+
+def test_shared_frames_finds_the_array_behind_views_of_a_larger_one():
+    big = np.zeros((5, 5, *SHAPE), np.uint8)
+    b = empty_batch(3, 4, SHAPE)._replace(obs=big[1:4, :4], next_obs=big[1:4, 1:])
+    frames = shared_frames(b)
+    assert frames.shape == (3, 5, *SHAPE) and np.shares_memory(frames, big)
+    frames[:] = 9
+    assert (big[1:4] == 9).all() and not big[0].any() and not big[4].any()
+    # one frame too far apart, shifted by two, or the wrong way round: not the layout
+    wide = np.zeros((3, 6, *SHAPE), np.uint8)
+    for obs, nxt in [(wide[:, :4], wide[:, 1:5]), (wide[:, :4], wide[:, 2:6]), (big[:3, 1:], big[:3, :4])]:
+        assert shared_frames(b._replace(obs=obs, next_obs=nxt)) is None
+
+
+@pytest.mark.parametrize("pad", ["zero", "first"])
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_shared_frames_sample_equals_the_standard_layout(pad, num_envs):
+    # Two buffers fed the same streams with the same seed draw the same rows; a small capacity
+    # wraps around many times; episodes start, terminate, truncate and are abandoned.
+    kw = dict(stack=4, num_envs=num_envs, seed=13, pad=pad)
+    a, b = ReplayBuffer(61, SHAPE, **kw), ReplayBuffer(61, SHAPE, **kw)
+    ref = PyReplayBuffer(61, SHAPE, **kw)
+    drv = StreamDriver(num_envs, SHAPE, seed=4, p_terminate=0.15, p_truncate=0.1)
+    seen_start = seen_term = seen_trunc = 0
+    for _ in range(15):
+        drv.run([a, b, ref], 40)
+        std = a.sample(48)
+        out = shared_out(b, 48)
+        assert b.sample(48, out=out) is out
+        assert_batches_equal(std, out)
+        assert_batches_equal(std, ref.sample(48, out=shared_out(b, 48)))
+        if pad == "zero":
+            for i in range(48):
+                check_transition(out, i)
+            seen_start += int((~out.obs.reshape(48, 4, -1).any(axis=2)).any(axis=1).sum())  # zero padding
+        else:
+            seen_start += sum(decode(out.obs[i][0])[2] == decode(out.obs[i][1])[2] for i in range(48))
+        seen_term += int(out.terminated.sum())
+        seen_trunc += int(out.truncated.sum())
+    assert a.writes > 8 * a.capacity  # wrapped around
+    assert seen_start and seen_term and seen_trunc  # episode starts and both kinds of ends were sampled
+
+
+@pytest.mark.parametrize("pad", ["zero", "first"])
+def test_gather_into_a_shared_batch_equals_the_standard_layout(pad):
+    rb = ReplayBuffer(97, SHAPE, stack=3, num_envs=2, seed=0, pad=pad)
+    ref = PyReplayBuffer(97, SHAPE, stack=3, num_envs=2, seed=0, pad=pad)
+    StreamDriver(2, SHAPE, seed=8, p_terminate=0.2).run([rb, ref], 400)
+    valid = rb.valid_indices()  # every sampleable transition: all episode starts and ends among them
+    out = shared_out(rb, len(valid))
+    assert rb.gather(valid, out=out) is out
+    assert_batches_equal(out, rb.gather(valid))
+    assert_batches_equal(out, ref.gather(valid, out=shared_out(rb, len(valid))))
+    assert out.terminated.any()
+
+
+@pytest.mark.parametrize("stack", [1, 2])
+def test_shared_frames_with_a_single_row_and_short_stacks(stack):
+    # length-1 dimensions: their strides are never used, so any value is accepted
+    rb = ReplayBuffer(40, (2, 1, 3), stack=stack, seed=2)
+    frames = [make_frame(0, 0, s, (2, 1, 3)) for s in range(8)]
+    idx = one_episode(rb, frames)
+    for t in idx:
+        out = rb.gather(np.array([t]), out=rb.empty_batch(1, shared_frames=True))
+        assert_batches_equal(out, rb.gather(np.array([t])))
+
+
+def test_memcpy_baseline_writes_the_shared_layout():
+    rb = filled()
+    idx = rb.valid_indices()[:40]
+    std = rb.empty_batch(40)
+    out = shared_out(rb, 40)
+    rb._memcpy_baseline(idx, std.obs, std.next_obs)
+    rb._memcpy_baseline(idx, out.obs, out.next_obs)
+    np.testing.assert_array_equal(out.obs, std.obs)
+    np.testing.assert_array_equal(out.next_obs, std.next_obs)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        rb._memcpy_baseline(idx, out.obs, std.next_obs)
+
+
+def test_n_step_buffers_refuse_shared_batches():
+    rb = ReplayBuffer(100, SHAPE, stack=2, seed=0, n_step=3)
+    ref = PyReplayBuffer(100, SHAPE, stack=2, seed=0, n_step=3)
+    StreamDriver(1, SHAPE, seed=1).run([rb, ref], 60)
+    with pytest.raises(ValueError, match="shared_frames=True needs n_step == 1"):
+        rb.empty_batch(4, shared_frames=True)
+    out = empty_batch(4, 2, SHAPE, shared_frames=True)
+    for call in (lambda: rb.sample(4, out=out), lambda: rb.gather(rb.valid_indices()[:4], out=out),
+                 lambda: ref.sample(4, out=out), lambda: ref.gather(ref.valid_indices()[:4], out=out)):
+        with pytest.raises(ValueError, match="shared-frames batch .* needs n_step == 1"):
+            call()
+    assert_batches_equal(rb.sample(4), ref.sample(4))  # neither refused call drew anything
+
+
+def near_shared(kind, n=8, stack=4):
+    """obs / next_obs that look like the shared layout but are not it."""
+    if kind == "read-only":
+        frames = np.zeros((n, stack + 1, *SHAPE), np.uint8)
+        frames.flags.writeable = False
+        return frames[:, :stack], frames[:, 1:]
+    if kind == "offset by two frames":
+        frames = np.zeros((n, stack + 2, *SHAPE), np.uint8)
+        return frames[:, :stack], frames[:, 2:]
+    if kind == "row stride too large":
+        frames = np.zeros((n, stack + 2, *SHAPE), np.uint8)
+        return frames[:, :stack], frames[:, 1:stack + 1]
+    if kind == "next_obs before obs":
+        frames = np.zeros((n, stack + 1, *SHAPE), np.uint8)
+        return frames[:, 1:], frames[:, :stack]
+    if kind == "transposed frames":
+        frames = np.zeros((n, stack + 1, SHAPE[1], SHAPE[0]), np.uint8).transpose(0, 1, 3, 2)
+        return frames[:, :stack], frames[:, 1:]
+    if kind == "two arrays":
+        a, b = np.zeros((n, stack + 1, *SHAPE), np.uint8), np.zeros((n, stack + 1, *SHAPE), np.uint8)
+        return a[:, :stack], b[:, 1:]
+    if kind == "one array twice":
+        a = np.zeros((n, stack, *SHAPE), np.uint8)
+        return a, a
+    if kind == "overlapping C-contiguous":  # next_obs one frame after obs, but rows of stack frames
+        fb = int(np.prod(SHAPE))
+        flat = np.zeros(n * stack * fb + fb, np.uint8)
+        return flat[:-fb].reshape(n, stack, *SHAPE), flat[fb:].reshape(n, stack, *SHAPE)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind, msg", [
+    ("read-only", "obs must be writeable"),
+    ("offset by two frames", "obs must be C-contiguous.*shared_frames=True"),
+    ("row stride too large", "obs must be C-contiguous.*shared_frames=True"),
+    ("next_obs before obs", "obs must be C-contiguous.*shared_frames=True"),
+    ("transposed frames", "obs must be C-contiguous.*shared_frames=True"),
+    ("two arrays", "obs must be C-contiguous.*shared_frames=True"),
+    ("one array twice", "must not share memory"),
+    ("overlapping C-contiguous", "must not share memory"),
+])
+def test_malformed_near_shared_layouts_are_refused(kind, msg):
+    a, b = filled(seed=3), filled(seed=3)
+    obs, nxt = near_shared(kind)
+    out = a.empty_batch(8)._replace(obs=obs, next_obs=nxt)
+    with pytest.raises(ValueError, match=msg):
+        a.sample(8, out=out)
+    with pytest.raises(ValueError, match=msg):
+        a.gather(a.valid_indices()[:8], out=out)
+    with pytest.raises(ValueError, match=msg):
+        a._memcpy_baseline(a.valid_indices()[:8], obs, nxt)
+    assert not obs.any() and not nxt.any()  # nothing was written
+    assert_batches_equal(a.sample(8), b.sample(8))  # and the refused call drew nothing
 
 
 # ---- input handling ----------------------------------------------------------------------------

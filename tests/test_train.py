@@ -243,6 +243,24 @@ def test_corrupt_replay_snapshot_is_refused(tmp_path, capsys):
 
 @needs_wrapper
 @pytest.mark.atari
+@pytest.mark.parametrize("n_step, shared", [("1", True), ("3", False)])
+def test_one_step_training_samples_into_a_shared_frames_batch(tmp_path, n_step, shared):
+    from dqnfast.batch import shared_frames
+    cfg, name, _, _ = train.parse_config([*TINY, "--run-dir", str(tmp_path), "--run-name", "r", "--n-step", n_step,
+                                          "--total-steps", "160"])
+    trainer = train.Trainer(cfg, name)
+    frames = shared_frames(trainer.batch)
+    assert (frames is not None) == shared  # n-step targets need a separate next_obs
+    summary = trainer.run()
+    trainer.env.close()
+    assert summary["updates"] == (160 - 100) // 4 and np.isfinite(trainer.last_metrics["td_loss"])
+    if shared:
+        assert shared_frames(trainer.batch) is frames and frames.shape == (8, cfg.stack + 1, 36, 36)
+        assert frames.any()  # the updates sampled into it
+
+
+@needs_wrapper
+@pytest.mark.atari
 def test_async_actor_keeps_the_update_ratio(tmp_path):
     rc, run = run_train(tmp_path, "--total-steps", "300", "--async-actor")
     assert rc == 0

@@ -142,7 +142,7 @@ struct StepRecord {  // one env step as handed to add()
   bool truncated = false;
 };
 
-struct TransitionOut {  // where one sampled transition goes
+struct TransitionOut {  // where one sampled transition goes (row 0 of a batch; see FrameStore::offset)
   uint8_t* obs;         // stack * frame_bytes
   uint8_t* next_obs;    // stack * frame_bytes
   int64_t* action;
@@ -151,6 +151,12 @@ struct TransitionOut {  // where one sampled transition goes
   bool* truncated;
   int64_t* index;
   float* discount;      // gamma^m, m = the steps the n-step window spans
+  // Bytes from row b to row b + 1 of obs and next_obs; 0: dense rows, stack * frame_bytes.
+  uint64_t row_stride = 0;
+  // The shared-frames layout (n_step == 1 only): next_obs == obs + frame_bytes, rows of
+  // (stack + 1) * frame_bytes, so obs and next_obs are two overlapping views of one row of
+  // stack + 1 frames and each frame is written once.
+  bool shared = false;
 };
 
 class FrameStore {
@@ -292,8 +298,22 @@ class FrameStore {
     }
   }
 
+  // An output's layout is usable: a shared one needs n_step == 1 (with n > 1, next_obs is the
+  // state n steps later, not obs shifted by one frame) and exactly that layout. Throws otherwise.
+  void check_out(const TransitionOut& o) const {
+    if (!o.shared) return;
+    const uint64_t fb = frame_bytes_;
+    if (n_step_ > 1)
+      throw std::invalid_argument("a shared-frames batch needs n_step == 1 (next_obs is obs shifted by one frame); "
+                                  "this buffer has n_step " + std::to_string(n_step_));
+    if (o.obs + fb != o.next_obs || (o.row_stride != 0 && o.row_stride != (uint64_t(stack_) + 1) * fb))
+      throw std::invalid_argument("a shared-frames batch needs next_obs == obs + frame_bytes and rows of "
+                                  "(stack + 1) * frame_bytes");
+  }
+
   // Uniform with replacement over sampleable transitions. Throws if there are none.
   void sample(size_t batch, const TransitionOut& out) {
+    check_out(out);
     if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
     CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
     uint64_t head = head_.load(std::memory_order_acquire);
@@ -394,6 +414,7 @@ class FrameStore {
   // The transitions with the given indices (as returned in sample()'s index); IndexError if one is
   // not sampleable.
   void gather(size_t n, const int64_t* idx, const TransitionOut& out) const {
+    check_out(out);
     for (size_t b = 0; b < n; ++b)
       if (idx[b] < 0 || !read_transition(uint64_t(idx[b]), offset(out, b)))
         throw std::out_of_range("index " + std::to_string(idx[b]) + " is not a sampleable transition");
@@ -527,15 +548,17 @@ class FrameStore {
   // The frame slots, (capacity, frame_bytes) row-major: for zero-copy read-only views.
   const uint8_t* frames_data() const { return frames_->get(); }
 
-  // Baseline for benchmarks: memcpy the frames of these transitions with no checks at all.
-  void memcpy_baseline(size_t n, const int64_t* idx, uint8_t* obs, uint8_t* next_obs) const {
-    const size_t fb = frame_bytes_, sb = size_t(stack_) * fb;
+  // Baseline for benchmarks: memcpy the frames of these transitions (one-step, as stored) with no
+  // checks at all, into out.obs / out.next_obs in out's layout (shared: each frame once).
+  void memcpy_baseline(size_t n, const int64_t* idx, const TransitionOut& out) const {
+    const size_t fb = frame_bytes_;
     for (size_t b = 0; b < n; ++b) {
+      const TransitionOut o = offset(out, b);
       const uint64_t* h = hist_.get() + (uint64_t(idx[b]) % capacity_) * (stack_ + 1);
       for (uint32_t j = 0; j <= stack_; ++j) {
         const uint8_t* src = frames_->get() + (h[j] == kNone ? 0 : (h[j] % capacity_) * fb);
-        if (j >= 1) std::memcpy(obs + b * sb + size_t(stack_ - j) * fb, src, fb);
-        if (j < stack_) std::memcpy(next_obs + b * sb + size_t(stack_ - 1 - j) * fb, src, fb);
+        if (j >= 1) std::memcpy(o.obs + size_t(stack_ - j) * fb, src, fb);
+        if (j < stack_ && (!out.shared || j == 0)) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, src, fb);
       }
     }
   }
@@ -632,10 +655,15 @@ class FrameStore {
       next_[st.hist[0] % capacity_].store(link(st.hist[0], 0), std::memory_order_release);
   }
 
+  uint64_t row_stride(const TransitionOut& o) const {
+    if (o.row_stride) return o.row_stride;
+    return (uint64_t(stack_) + (o.shared ? 1 : 0)) * frame_bytes_;
+  }
   TransitionOut offset(const TransitionOut& o, size_t b) const {
-    const size_t sb = size_t(stack_) * frame_bytes_;
+    const size_t sb = row_stride(o);
     return {o.obs + b * sb,   o.next_obs + b * sb, o.action + b, o.reward + b,
-            o.terminated + b, o.truncated + b,     o.index + b,  o.discount + b};
+            o.terminated + b, o.truncated + b,     o.index + b,  o.discount + b,
+            o.row_stride,     o.shared};
   }
 
   void begin_episode_in(Stream& st, uint64_t seq, const uint8_t* frame) const {
@@ -882,10 +910,12 @@ class FrameStore {
       } else if (!copy_frame(hist[j] == kNone ? oldest_of(hist, stack_) : hist[j], dst)) {
         return false;  // (with pad_first, padding is the episode's first frame: the oldest in hist)
       }
-      if (j < stack_) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, dst, fb);
+      // Shared layout: next_obs[stack - 1 - j] is this very frame (next_obs == obs + fb), already written.
+      if (j < stack_ && !o.shared) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, dst, fb);
     }
     // Each copy_frame checked its slot's seqlock after copying, so every frame in the row is
     // exactly the one written under that sequence number, even if its slot is recycled now.
+    // (Shared layout: next_obs + (stack - 1) * fb is obs + stack * fb, the row's last frame.)
     if (!copy_frame(hist[0], o.next_obs + size_t(stack_ - 1) * fb)) return false;
     *o.action = m.action;
     *o.reward = m.reward;
@@ -906,6 +936,7 @@ class FrameStore {
   }
 
   // n-step: obs is t's, next_obs the state after the window's last step, reward the discounted sum.
+  // Never with a shared output (check_out refuses it): next_obs would overwrite obs.
   bool read_n_step(uint64_t t, const Meta& m0, const uint64_t* hist, const TransitionOut& o) const {
     Window w;
     if (!window(t, m0, hist, w)) return false;

@@ -33,6 +33,7 @@ class PrioritizedStore : public FrameStore {
 
   // Proportional draws with replacement; weights[b] = (N P(b))^-beta normalised by the batch's max.
   void sample_prioritized(size_t batch, double beta, const TransitionOut& out, float* weights) {
+    check_out(out);
     if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
     CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
     std::vector<double> prob(batch);

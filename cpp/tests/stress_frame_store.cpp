@@ -5,9 +5,10 @@
 //
 // Each env stream is fed by its own thread with self-identifying frames (every byte of a frame is
 // derived from (env, episode, step)), while reader threads sample continuously from a small store
-// that wraps around many times. Every sampled transition is checked: obs and next_obs are
-// consecutive states of one episode of one stream, zero padding only before an episode's first
-// frame, action and reward match the frame ids, and no frame is torn. Exit code 0 when all hold.
+// that wraps around many times (with n_step 1, one of them into the shared-frames layout). Every
+// sampled transition is checked: obs and next_obs are consecutive states of one episode of one
+// stream, zero padding only before an episode's first frame, action and reward match the frame
+// ids, and no frame is torn. Exit code 0 when all hold.
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -108,12 +109,16 @@ void writer(FrameStore& store, uint32_t env, uint32_t writes) {
   }
 }
 
-void reader(FrameStore& store, const std::atomic<bool>& stop) {
-  std::vector<uint8_t> obs(kBatch * kStack * kFrameBytes), next(obs.size());
+// shared: sample into the shared-frames layout (one row of stack + 1 frames holds obs and next_obs).
+void reader(FrameStore& store, const std::atomic<bool>& stop, bool shared) {
+  const uint64_t rs = (kStack + (shared ? 1 : 0)) * kFrameBytes;  // bytes per row
+  std::vector<uint8_t> frames(kBatch * rs), next_frames(shared ? 0 : frames.size());
+  uint8_t* const obs = frames.data();
+  uint8_t* const next = shared ? obs + kFrameBytes : next_frames.data();
   int64_t action[kBatch], index[kBatch];
   float reward[kBatch], discount[kBatch];
   bool term[kBatch], trunc[kBatch];
-  const TransitionOut out{obs.data(), next.data(), action, reward, term, trunc, index, discount};
+  const TransitionOut out{obs, next, action, reward, term, trunc, index, discount, rs, shared};
   while (!stop.load()) {
     if (store.size() == 0) continue;
     float weights[kBatch];
@@ -135,8 +140,8 @@ void reader(FrameStore& store, const std::atomic<bool>& stop) {
     }
     for (uint32_t b = 0; b < kBatch; ++b) {
       Id o, n;
-      check_state(&obs[b * kStack * kFrameBytes], o);
-      check_state(&next[b * kStack * kFrameBytes], n);
+      check_state(obs + b * rs, o);
+      check_state(next + b * rs, n);
       // gamma = 0.5, so the window's length m is exact from discount = 0.5^m
       const uint32_t m = uint32_t(std::lround(-std::log2(double(discount[b]))));
       if (m < 1 || m > n_step) fail("n-step window length out of range", m, n_step);
@@ -164,7 +169,9 @@ int main(int argc, char** argv) {
   FrameStore& store = *owned;
   std::atomic<bool> stop{false};
   std::vector<std::thread> readers, writers;
-  for (uint32_t r = 0; r < kReaders; ++r) readers.emplace_back(reader, std::ref(store), std::cref(stop));
+  // With one-step transitions the second reader samples into the shared-frames layout.
+  for (uint32_t r = 0; r < kReaders; ++r)
+    readers.emplace_back(reader, std::ref(store), std::cref(stop), r == 1 && n_step == 1);
   for (uint32_t e = 0; e < kEnvs; ++e) writers.emplace_back(writer, std::ref(store), e, writes);
   for (auto& t : writers) t.join();
   stop.store(true);

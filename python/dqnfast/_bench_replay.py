@@ -90,6 +90,7 @@ def bench_sample(rb: ReplayBuffer, batch: int, rounds: int, calls: int, ref=None
     valid = rb.valid_indices()
     rng = np.random.default_rng(1)
     out = rb.empty_batch(batch)
+    shared = rb.empty_batch(batch, shared_frames=True)  # obs/next_obs share frames: stack + 1 a row, not 2 * stack
     mc_obs, mc_next = np.empty_like(out.obs), np.empty_like(out.next_obs)
     offsets = np.arange(-rb.stack, 0)
 
@@ -101,9 +102,10 @@ def bench_sample(rb: ReplayBuffer, batch: int, rounds: int, calls: int, ref=None
         actions[idx], rewards[idx], dones[idx]
 
     index_sets = [valid[rng.integers(0, len(valid), batch)] for _ in range(calls)]
-    results: Dict[str, List[float]] = {"native": [], "memcpy": [], "numpy": [], "python": []}
+    results: Dict[str, List[float]] = {"native": [], "shared": [], "memcpy": [], "numpy": [], "python": []}
     for _ in range(rounds):
         results["native"].append(per_call_us(lambda: rb.sample(batch, out=out), calls))
+        results["shared"].append(per_call_us(lambda: rb.sample(batch, out=shared), calls))
         it = iter(index_sets)
         results["memcpy"].append(per_call_us(lambda: rb._memcpy_baseline(next(it), mc_obs, mc_next), calls))
         results["numpy"].append(per_call_us(numpy_fancy, calls))
@@ -207,6 +209,8 @@ def main(argv: List[str]) -> int:
         ("add, native (steady state)", add["native"], "goal <= 1 us"),
         ("add, pure-Python reference", add["python"], f"native is {add['python'] / add['native']:.1f}x faster"),
         (f"sample({args.batch}), native", s["native"], f"capacity {args.capacity:,}"),
+        (f"sample({args.batch}), native, shared frames", s["shared"],
+         f"shared/standard = {s['shared'] / s['native']:.2f} (stack + 1 frames a row, not 2 * stack)"),
         ("memcpy of the same bytes", s["memcpy"], f"native/memcpy = {s['native'] / s['memcpy']:.2f} (goal <= 1.5)"),
         ("numpy frame store, fancy indexing", s["numpy"], f"numpy/native = {s['numpy'] / s['native']:.2f} (goal >= 4)"),
     ]

@@ -9,6 +9,8 @@ Import explicitly (``from dqnfast.learner import DQNLearner``): ``import dqnfast
 Batches arrive as numpy arrays (a :class:`dqnfast.Batch`); they are copied to the device as uint8
 (four times fewer bytes than float32) and converted there. On CUDA the copies are non-blocking;
 they overlap with compute when the batch arrays live in pinned memory (:meth:`DQNLearner.empty_batch`).
+A shared-frames batch (``empty_batch(B, shared_frames=True)``, one-step replay) crosses as one
+(B, stack + 1, H, W) array, stack + 1 frames per row instead of 2 * stack.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .batch import Batch
+from .batch import Batch, shared_frames
 from .config import LOSSES, OPTIMIZERS
 
 
@@ -184,10 +186,15 @@ class DQNLearner:
         return int(actions[0]) if single else actions.astype(np.int64)
 
     # -- learning ------------------------------------------------------------------------------------
-    def empty_batch(self, batch_size: int) -> Batch:
+    def empty_batch(self, batch_size: int, shared_frames: bool = False) -> Batch:
         """Reusable batch arrays for ``rb.sample(B, out=...)``: numpy views of pinned host memory
         when the learner runs on CUDA (so the host-to-device copies are truly asynchronous), plain
-        numpy arrays otherwise."""
+        numpy arrays otherwise.
+
+        ``shared_frames=True`` (one-step replay only): obs and next_obs are the views [:, :stack] and
+        [:, 1:] of one (B, stack + 1, H, W) array (see :class:`dqnfast.Batch`): sampling writes
+        stack + 1 frames per row instead of 2 * stack, and :meth:`update` moves that one array to
+        the device."""
         n = _positive_int("batch_size", batch_size)
         state = (n, self.stack, *self.frame_shape)
         pin = self.device.type == "cuda"
@@ -196,8 +203,13 @@ class DQNLearner:
             t = torch.empty(shape, dtype=dtype)
             return (t.pin_memory() if pin else t).numpy()
 
-        return Batch(obs=alloc(state, torch.uint8), action=alloc((n,), torch.int64), reward=alloc((n,), torch.float32),
-                     next_obs=alloc(state, torch.uint8), terminated=alloc((n,), torch.bool),
+        if shared_frames:
+            frames = alloc((n, self.stack + 1, *self.frame_shape), torch.uint8)
+            obs, next_obs = frames[:, :self.stack], frames[:, 1:]
+        else:
+            obs, next_obs = alloc(state, torch.uint8), alloc(state, torch.uint8)
+        return Batch(obs=obs, action=alloc((n,), torch.int64), reward=alloc((n,), torch.float32),
+                     next_obs=next_obs, terminated=alloc((n,), torch.bool),
                      truncated=alloc((n,), torch.bool), index=alloc((n,), torch.int64),
                      discount=alloc((n,), torch.float32))
 
@@ -215,7 +227,12 @@ class DQNLearner:
         def put(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, non_blocking=nb)
 
-        obs, next_obs = put(batch.obs), put(batch.next_obs)  # uint8 on the wire; scaled in forward
+        frames = shared_frames(batch)
+        if frames is not None:  # one (B, stack + 1, H, W) array on the wire; obs / next_obs are views of it
+            on_device = put(frames)
+            obs, next_obs = on_device[:, :self.stack], on_device[:, 1:]
+        else:
+            obs, next_obs = put(batch.obs), put(batch.next_obs)  # uint8 on the wire; scaled in forward
         action = put(batch.action).long()
         reward = put(batch.reward).float()
         terminated = put(batch.terminated).float()

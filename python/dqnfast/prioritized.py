@@ -36,9 +36,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._sample_prioritized_into(n, float(beta), out[:8], out.weights)
         return out
 
-    def empty_prioritized_batch(self, batch_size: int) -> PrioritizedBatch:
-        """Arrays to reuse with ``sample(batch_size, beta, out=...)``."""
-        return empty_prioritized_batch(_batch_size(batch_size), self.stack, self.frame_shape)
+    def empty_prioritized_batch(self, batch_size: int, shared_frames: bool = False) -> PrioritizedBatch:
+        """Arrays to reuse with ``sample(batch_size, beta, out=...)``; ``shared_frames`` as in
+        :meth:`ReplayBuffer.empty_batch`."""
+        return empty_prioritized_batch(_batch_size(batch_size), self.stack, self.frame_shape,
+                                       self._shared_ok(shared_frames))
 
     def __repr__(self) -> str:
         return (f"PrioritizedReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, "

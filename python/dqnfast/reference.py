@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
+from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch, shared_frames
 
 _MASK = (1 << 64) - 1
 _MAX_REJECTS_PER_DRAW = 256  # then fall back to a scan (as the native buffer does)
@@ -213,14 +213,33 @@ class PyReplayBuffer:
         pad = [np.zeros(self.frame_shape, np.uint8) if self.pad == "zero" else recent[0]] * (self.stack - len(recent))
         return np.stack(pad + recent)
 
-    def _fill(self, out: Batch, b: int, t: int) -> None:
+    def _frames_out(self, out: Batch) -> Optional[np.ndarray]:
+        """The shared-frames array of ``out`` (see dqnfast.Batch), None for separate obs / next_obs.
+        As the native buffer, refuses a shared batch with n_step > 1 and obs / next_obs that overlap
+        in any other way (writing one would then overwrite the other)."""
+        frames = shared_frames(out)
+        if frames is not None and self.n_step > 1:
+            raise ValueError(f"a shared-frames batch (next_obs = obs shifted by one frame) needs n_step == 1, but "
+                             f"this buffer has n_step={self.n_step}")
+        if frames is None and np.shares_memory(out.obs, out.next_obs):
+            raise ValueError("obs and next_obs must not share memory, unless they are the two views of a "
+                             "shared-frames array")
+        return frames
+
+    def _fill(self, out: Batch, b: int, t: int, frames: Optional[np.ndarray] = None) -> None:
+        """Row b of out := transition t; ``frames``: out's shared-frames array, if it has one."""
         slot = t % self.capacity
         last, ret, discount = self._window(t)
         hist, last_hist = self._hist[slot], self._hist[last % self.capacity]
         first = [s for s in hist if s is not None][-1]  # the oldest real frame: the episode's first when padding
         last_first = [s for s in last_hist if s is not None][-1]
-        out.obs[b] = np.stack([self._frame(hist[self.stack - k], first) for k in range(self.stack)])
-        out.next_obs[b] = np.stack([self._frame(last_hist[self.stack - 1 - k], last_first) for k in range(self.stack)])
+        obs = [self._frame(hist[self.stack - k], first) for k in range(self.stack)]
+        if frames is not None:  # one-step: next_obs is obs shifted by one, so write each frame once
+            frames[b] = np.stack(obs + [self._frame(last_hist[0])])
+        else:
+            out.obs[b] = np.stack(obs)
+            out.next_obs[b] = np.stack([self._frame(last_hist[self.stack - 1 - k], last_first)
+                                        for k in range(self.stack)])
         out.action[b] = self._action[slot]
         out.reward[b] = ret
         out.terminated[b] = self._terminated[last % self.capacity]
@@ -232,6 +251,7 @@ class PyReplayBuffer:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         out = empty_batch(batch_size, self.stack, self.frame_shape) if out is None else out
+        frames = self._frames_out(out)
         rng = CallRng(self.seed, self._calls)
         lo = max(0, self._head - self.capacity)
         for b in range(batch_size):
@@ -244,7 +264,7 @@ class PyReplayBuffer:
                 if len(valid) == 0:
                     raise ValueError("cannot sample: the buffer holds no sampleable transition yet")
                 t = int(valid[rng.below(len(valid))])
-            self._fill(out, b, t)
+            self._fill(out, b, t, frames)
         self._calls += 1  # the native buffer, too, spends a call number only when it can sample
         return out
 
@@ -303,10 +323,11 @@ class PyReplayBuffer:
 
     def gather(self, indices: np.ndarray, out: Optional[Batch] = None) -> Batch:
         out = empty_batch(len(indices), self.stack, self.frame_shape) if out is None else out
+        frames = self._frames_out(out)
         for b, t in enumerate(indices):
             if t < 0 or not self._is_valid(int(t)):
                 raise IndexError(f"index {t} is not a sampleable transition")
-            self._fill(out, b, int(t))
+            self._fill(out, b, int(t), frames)
         return out
 
 
@@ -380,6 +401,7 @@ class PyPrioritizedReplayBuffer(PyReplayBuffer):
         if len(self) == 0:
             raise ValueError("cannot sample: the buffer holds no sampleable transition yet")
         out = empty_prioritized_batch(batch_size, self.stack, self.frame_shape) if out is None else out
+        frames = self._frames_out(out)
         rng = CallRng(self.seed, self._calls)
         self._calls += 1
         prob = []
@@ -397,21 +419,21 @@ class PyPrioritizedReplayBuffer(PyReplayBuffer):
                     self._tree.set(slot, 0.0)  # its frames are gone for good
                     continue
                 if self._is_valid(t):
-                    self._fill(out, b, t)
+                    self._fill(out, b, t, frames)
                     prob.append(p / total)
                     break
             else:
-                prob.append(self._fallback(rng, out, b))
+                prob.append(self._fallback(rng, out, b, frames))
                 continue
             if len(prob) == b:  # the loop broke on an empty tree
-                prob.append(self._fallback(rng, out, b))
+                prob.append(self._fallback(rng, out, b, frames))
         n = float(len(self))
         w = [(n * q) ** -beta for q in prob]
         m = max(w)
         out.weights[:] = [np.float32(x / m) for x in w]
         return out
 
-    def _fallback(self, rng: CallRng, out, b: int) -> float:
+    def _fallback(self, rng: CallRng, out, b: int, frames: Optional[np.ndarray] = None) -> float:
         lo = max(0, self._head - self.capacity)
         cand, cum, total = [], [], 0.0
         for t in range(lo, self._head):
@@ -424,5 +446,5 @@ class PyPrioritizedReplayBuffer(PyReplayBuffer):
             raise ValueError("cannot sample: no sampleable transition has a positive priority")
         u = ((rng.next() >> 11) * 2.0 ** -53) * total
         k = min(int(np.searchsorted(np.array(cum), u, side="right")), len(cand) - 1)
-        self._fill(out, b, cand[k])
+        self._fill(out, b, cand[k], frames)
         return (cum[k] - (cum[k - 1] if k else 0.0)) / self._tree.tree[1]

@@ -95,9 +95,20 @@ class ReplayBuffer(_core.FrameStore):
         rb._load_from(path)
         return rb
 
-    def empty_batch(self, batch_size: int) -> Batch:
-        """Arrays to reuse with ``sample(batch_size, out=...)``."""
-        return empty_batch(_batch_size(batch_size), self.stack, self.frame_shape)
+    def empty_batch(self, batch_size: int, shared_frames: bool = False) -> Batch:
+        """Arrays to reuse with ``sample(batch_size, out=...)``.
+
+        ``shared_frames=True`` (n_step == 1 only): obs and next_obs are two views of one
+        (B, stack + 1, *frame_shape) array, so sampling writes each frame of a row once (see
+        :class:`dqnfast.Batch`).
+        """
+        return empty_batch(_batch_size(batch_size), self.stack, self.frame_shape, self._shared_ok(shared_frames))
+
+    def _shared_ok(self, shared_frames: bool) -> bool:
+        if shared_frames and self.n_step > 1:
+            raise ValueError(f"shared_frames=True needs n_step == 1 (next_obs is obs shifted by one frame); this "
+                             f"buffer has n_step={self.n_step}, where next_obs is the state n steps later")
+        return bool(shared_frames)
 
     def __repr__(self) -> str:
         return (f"ReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, stack={self.stack}, "

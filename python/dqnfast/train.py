@@ -444,8 +444,8 @@ class Trainer:
         self._replay_file: Optional[str] = state.get("replay") if (state and self.replay_restored) else None
         if cfg.recurrent:  # DRQN learns from sequences of single frames
             self.batch = empty_sequence_batch(cfg.batch_size, cfg.sequence_length, (cfg.frame_size, cfg.frame_size))
-        else:
-            self.batch = self.learner.empty_batch(cfg.batch_size)
+        else:  # one-step targets: obs and next_obs share their frames (stack + 1 per row, not 2 * stack)
+            self.batch = self.learner.empty_batch(cfg.batch_size, shared_frames=self.rb.n_step == 1)
         self.runner = EnvRunner(self.env, self.rb, make_policy(self.learner), cfg.num_envs)
         self.runner.reset(env_seed)
 
