@@ -354,6 +354,22 @@ def test_direct_path_matches_gymnasium(interp, frame_skip, life_loss):
     assert ours.lives == theirs.lives and ours.game_over == theirs.game_over
 
 
+def test_direct_path_reports_ale_truncation():
+    """ALE's own frame limit (max_num_frames_per_episode) truncates on the direct path as through the env."""
+    kw = dict(frame_skip=4, noop_max=5)
+    ours = AtariPreprocessing(raw_env(max_num_frames_per_episode=90), interp="nearest", **kw)
+    theirs = gym.wrappers.AtariPreprocessing(raw_env(max_num_frames_per_episode=90), **kw)
+    truncations = 0
+
+    def check(a, b, s1, s2):
+        nonlocal truncations
+        np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp="nearest"))
+        truncations += bool(s1 and s1[3])
+
+    lockstep(ours, theirs, 80, seed=4, check=check)
+    assert ours._direct and truncations >= 2
+
+
 def test_direct_path_only_where_nothing_in_between_changes_a_step():
     # A time limit counts the frames it sees: with it in the chain, steps go through the env.
     limited = AtariPreprocessing(gym.make(BREAKOUT, frameskip=1, repeat_action_probability=0.0, max_episode_steps=50))

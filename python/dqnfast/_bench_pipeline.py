@@ -144,7 +144,7 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     env = _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
     rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
     prefill(rb)
-    out = rb.empty_batch(batch)
+    out = rb.empty_batch(batch, shared_frames=True)  # the layout the trainer samples into
     state = np.empty((4, frame_size, frame_size), np.uint8)
     acts = _actions(steps, int(env.action_space.n), seed)
     obs, _ = env.reset(seed=seed)

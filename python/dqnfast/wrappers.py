@@ -217,24 +217,31 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
         total_reward, terminated, truncated = 0.0, False, False
         skip = self.frame_skip
         wrote_last = wrote_second_last = False
+        palette, index_screen = self._palette, self._index_screen if self._small else None
         for t in range(skip):
             total_reward += ale.act(action_idx, 1.0)
-            terminated = ale.game_over(with_truncation=False)
-            truncated = ale.game_truncated()
-            self.game_over = terminated
+            if ale.game_over():  # terminated or truncated: one call on all other frames
+                terminated = ale.game_over(with_truncation=False)
+                truncated = ale.game_truncated()
             if self.terminal_on_life_loss:
                 new_lives = ale.lives()
                 terminated = terminated or new_lives < self.lives
-                self.game_over = terminated
                 self.lives = new_lives
             if terminated or truncated:
                 break
-            if t == skip - 2:
-                self._grab(self._spare1, ale)
-                wrote_second_last = True
-            elif t == skip - 1:
-                self._grab(self._spare0, ale)
-                wrote_last = True
+            if t >= skip - 2:
+                buf = self._spare0 if t == skip - 1 else self._spare1
+                if palette is None:
+                    self._grab(buf, ale)
+                else:
+                    ale.getScreen(index_screen)
+                    if not palette.gather(index_screen, buf):
+                        self._grab(buf, ale)  # a colour to learn (from the same frame, still on screen)
+                if t == skip - 1:
+                    wrote_last = True
+                else:
+                    wrote_second_last = True
+        self.game_over = terminated
         self._rotate(wrote_last, wrote_second_last)
         return self._obs(), total_reward, terminated, truncated, env._get_info()
 
