@@ -419,6 +419,23 @@ def test_direct_path_keeps_the_env_contract():
     assert str(ours_err.value) == str(their_err.value)
 
 
+@pytest.mark.parametrize("interp", ["nearest", "area"])
+def test_wrapper_pickles_and_continues(interp):
+    import pickle
+    env = AtariPreprocessing(raw_env(), interp=interp)
+    env.reset(seed=3)
+    for a in (1, 2, 3):
+        env.step(a)
+    twin = pickle.loads(pickle.dumps(env))  # (ALE's emulator state itself is not pickled: reset both)
+    env.reset(seed=4)
+    twin.reset(seed=4)
+    for a in np.random.default_rng(0).integers(0, 4, 30):
+        s1, s2 = env.step(int(a)), twin.step(int(a))
+        np.testing.assert_array_equal(s1[0], s2[0])
+        assert s1[1:] == s2[1:]
+    assert (twin._palette is not None) == (interp == "nearest") and twin._direct
+
+
 class _WrongPalette:
     """Stands in for _PaletteResizer: reports success but writes wrong gray values, or refuses."""
 

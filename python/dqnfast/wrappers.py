@@ -148,6 +148,16 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
             shape = shape[:-1]
         self.observation_space = Box(low=low, high=high, shape=shape, dtype=dtype)
 
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_palette"] = self._palette is not None  # a cache of ALE's palette: rebuilt when unpickled
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        palette = state.pop("_palette")
+        self.__dict__.update(state)
+        self._palette = _core._PaletteResizer(self._gray_screen.shape, self.crop, self._size) if palette else None
+
     @property
     def ale(self):
         """The ALE interface (a property, as in gymnasium, so the wrapper pickles)."""
