@@ -164,6 +164,54 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     return dt
 
 
+def bench_dqnfast_threaded(env_id: str, steps: int, frame_size: int, frame_skip: int, capacity: int, batch: int,
+                           train_frequency: int, seed: int, crop=None, interp: str = "nearest") -> float:
+    """``bench_dqnfast`` with the sampling on a second thread, as ``dqnfast train --async-actor`` splits
+    the work (the actor steps and adds; the learner samples): the actor's view of the data path.
+    The native calls release the GIL, so the copies run beside the emulator. Uses two cores."""
+    import threading
+    from collections import deque
+    from .replay import ReplayBuffer
+    env = _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
+    rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
+    prefill(rb)
+    out = rb.empty_batch(batch, shared_frames=True)
+    state = np.empty((4, frame_size, frame_size), np.uint8)
+    acts = _actions(steps, int(env.action_space.n), seed)
+    due = threading.Semaphore(0)
+    stop = object()
+    jobs: deque = deque()  # first in, first out: the stop mark comes after every batch asked for
+
+    def learner() -> None:
+        while True:
+            due.acquire()
+            if jobs.popleft() is stop:
+                return
+            rb.sample(batch, out=out)
+
+    obs, _ = env.reset(seed=seed)
+    thread = threading.Thread(target=learner)
+    thread.start()
+    t0 = time.perf_counter()
+    rb.start_episode(obs)
+    for i, a in enumerate(acts):
+        rb.stacked(out=state)
+        obs, r, term, trunc, _ = env.step(int(a))
+        rb.add(int(a), float(r), obs, term, trunc)
+        if term or trunc:
+            obs, _ = env.reset()
+            rb.start_episode(obs)
+        if i % train_frequency == 0:
+            jobs.append(batch)
+            due.release()
+    jobs.append(stop)
+    due.release()
+    thread.join()  # every batch asked for is sampled before the clock stops
+    dt = time.perf_counter() - t0
+    env.close()
+    return dt
+
+
 class StackedNumpyBuffer:
     """CleanRL's data layout without SB3: every transition keeps its own stacked obs and next_obs."""
 
@@ -253,14 +301,16 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 5000, frame_size: int = 84
         "dqnfast": record_emulation(lambda: _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp), steps, seed),
         "cleanrl": record_emulation(lambda: _cleanrl_env(env_id, frame_size, frame_skip, seed), steps, seed),
     }
-    baseline = {"dqnfast_env": "raw_ale", "dqnfast": "raw_ale", "cleanrl_numpy": "raw_ale_cleanrl",
+    baseline = {"dqnfast_env": "raw_ale", "dqnfast": "raw_ale", "dqnfast_threaded": "raw_ale",
+                "cleanrl_numpy": "raw_ale_cleanrl",
                 "cleanrl_sb3": "raw_ale_cleanrl"}
-    times: Dict[str, List[float]] = {k: [] for k in ("raw_ale", "dqnfast_env", "dqnfast", "raw_ale_cleanrl",
-                                                     "cleanrl_numpy", "cleanrl_sb3")}
+    times: Dict[str, List[float]] = {k: [] for k in ("raw_ale", "dqnfast_env", "dqnfast", "dqnfast_threaded",
+                                                     "raw_ale_cleanrl", "cleanrl_numpy", "cleanrl_sb3")}
     for _ in range(repeats):
         times["raw_ale"].append(bench_raw_ale(env_id, emulation["dqnfast"], seed))
         times["dqnfast_env"].append(bench_dqnfast_env(**kw, frame_size=frame_size, crop=crop, interp=interp))
         times["dqnfast"].append(bench_dqnfast(**kw, **data_kw, crop=crop, interp=interp))
+        times["dqnfast_threaded"].append(bench_dqnfast_threaded(**kw, **data_kw, crop=crop, interp=interp))
         times["raw_ale_cleanrl"].append(bench_raw_ale(env_id, emulation["cleanrl"], seed))
         times["cleanrl_numpy"].append(bench_cleanrl(**kw, **data_kw))
         t = bench_cleanrl(**kw, **data_kw, sb3=True)
@@ -325,6 +375,7 @@ def main(argv: Sequence[str]) -> int:
     labels = {"raw_ale": f"raw ALE, dqnfast's frames ({frames['dqnfast']:.2f}/step)",  # type: ignore[index]
               "dqnfast_env": "dqnfast wrapper alone (no replay)",
               "dqnfast": "dqnfast (wrapper + ReplayBuffer)",
+              "dqnfast_threaded": "  same, sampling on a 2nd thread (2 cores)",
               "raw_ale_cleanrl": f"raw ALE, CleanRL's frames ({frames['cleanrl']:.2f}/step)",  # type: ignore[index]
               "cleanrl_numpy": "CleanRL-style (gymnasium + numpy)", "cleanrl_sb3": "CleanRL + SB3 ReplayBuffer"}
     for k, label in labels.items():
