@@ -202,8 +202,8 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._a[...] = want
 
     def _direct_ready(self) -> bool:
-        """Whether steps may go straight to ALE: the chain below allows it (checked once) and the
-        wrappers in it have done their one-time work (the env checker's first step, a reset)."""
+        """Whether steps may go straight to ALE: the chain below allows it and the wrappers in it
+        have done their one-time work (the env checker's first step, a reset)."""
         chain = _direct_chain(self.env)
         self._direct_env = self.env
         self._atari = self.env.unwrapped  # (each .unwrapped walks the whole chain)
