@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from gymnasium.wrappers import AtariPreprocessing
 
 import dqnfast
+from dqnfast.batch import shared_frames
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,6 +97,10 @@ def main() -> None:
     target_network.load_state_dict(q_network.state_dict())
 
     rb = dqnfast.ReplayBuffer(capacity=args.buffer_size, frame_shape=(84, 84), stack=args.stack, seed=args.seed)
+    # One batch, reused by every sample (no allocation per update). With 1-step targets next_obs is
+    # obs shifted by one frame, so both are views of one (B, stack + 1, 84, 84) array: each frame is
+    # copied once, and it crosses to the device once.
+    batch = rb.empty_batch(args.batch_size, shared_frames=True)
 
     start_time = time.time()
     frame, _ = env.reset(seed=args.seed)
@@ -126,9 +131,9 @@ def main() -> None:
 
         # LEARN: sample stacked transitions; only `terminated` stops the bootstrap.
         if global_step > args.learning_starts and global_step % args.train_frequency == 0:
-            data = rb.sample(args.batch_size)
-            obs = torch.from_numpy(data.obs).to(device)
-            next_obs = torch.from_numpy(data.next_obs).to(device)
+            data = rb.sample(args.batch_size, out=batch)
+            frames = torch.from_numpy(shared_frames(data)).to(device)
+            obs, next_obs = frames[:, :-1], frames[:, 1:]
             actions = torch.from_numpy(data.action).to(device)
             rewards = torch.from_numpy(data.reward).to(device)
             not_done = 1.0 - torch.from_numpy(data.terminated).to(device, torch.float32)
