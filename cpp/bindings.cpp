@@ -746,6 +746,30 @@ const pre::Plan* plan_for(const pre::Geometry& g) {
   return last.get();
 }
 
+// crop (None: the whole g.h x g.w frame) and size (None: keep g's; an int or (height, width)) into g.
+void crop_and_size_args(py::handle crop, py::handle size, pre::Geometry& g) {
+  if (!crop.is_none()) {
+    int64_t v[4];
+    fixed_ints(crop, "crop", "a tuple of 4 ints (top, bottom, left, right)", "crop entries", v);
+    g.top = v[0], g.bottom = v[1], g.left = v[2], g.right = v[3];
+    const auto what = [&] { return "crop (top, bottom, left, right) = " + ints_str({v[0], v[1], v[2], v[3]}); };
+    if (g.top < 0 || g.left < 0 || g.bottom > g.h || g.right > g.w)
+      throw py::value_error(what() + " is outside the " + std::to_string(g.h) + "x" + std::to_string(g.w) + " frame");
+    if (g.bottom <= g.top || g.right <= g.left) throw py::value_error(what() + " is empty");
+  }
+  if (!size.is_none()) {
+    if (is_int(size)) {
+      g.oh = g.ow = int_value(size, "size");
+    } else {
+      int64_t v[2];
+      fixed_ints(size, "size", "an int or a tuple of 2 ints (height, width)", "size entries", v);
+      g.oh = v[0], g.ow = v[1];
+    }
+    if (g.oh <= 0 || g.ow <= 0 || g.oh > (1 << 20) || g.ow > (1 << 20))
+      throw py::value_error("size (height, width) = " + ints_str({g.oh, g.ow}) + " must be positive and at most 2**20");
+  }
+}
+
 py::object preprocess_impl(py::handle frame, py::handle prev, py::handle crop, py::handle size, py::handle gray,
                            py::handle interp, py::handle out) {
   static PyObject* const kLuma = interned("luma");
@@ -765,26 +789,7 @@ py::object preprocess_impl(py::handle frame, py::handle prev, py::handle crop, p
     req.prev = p.src;
   }
   pre::Geometry g{f.h, f.w, f.c, 0, f.h, 0, f.w, 84, 84, pre::Interp::kNearest};
-  if (!crop.is_none()) {
-    int64_t v[4];
-    fixed_ints(crop, "crop", "a tuple of 4 ints (top, bottom, left, right)", "crop entries", v);
-    g.top = v[0], g.bottom = v[1], g.left = v[2], g.right = v[3];
-    const auto what = [&] { return "crop (top, bottom, left, right) = " + ints_str({v[0], v[1], v[2], v[3]}); };
-    if (g.top < 0 || g.left < 0 || g.bottom > f.h || g.right > f.w)
-      throw py::value_error(what() + " is outside the " + std::to_string(f.h) + "x" + std::to_string(f.w) + " frame");
-    if (g.bottom <= g.top || g.right <= g.left) throw py::value_error(what() + " is empty");
-  }
-  if (!size.is_none()) {
-    if (is_int(size)) {
-      g.oh = g.ow = int_value(size, "size");
-    } else {
-      int64_t v[2];
-      fixed_ints(size, "size", "an int or a tuple of 2 ints (height, width)", "size entries", v);
-      g.oh = v[0], g.ow = v[1];
-    }
-    if (g.oh <= 0 || g.ow <= 0 || g.oh > (1 << 20) || g.ow > (1 << 20))
-      throw py::value_error("size (height, width) = " + ints_str({g.oh, g.ow}) + " must be positive and at most 2**20");
-  }
+  crop_and_size_args(crop, size, g);
   if (!gray.is_none()) req.gray = choice_arg(gray, "gray", kLuma, kMean, pre::Gray::kLuma, pre::Gray::kMean);
   if (!interp.is_none())
     g.interp = choice_arg(interp, "interp", kNearest, kArea, pre::Interp::kNearest, pre::Interp::kArea);
@@ -911,21 +916,16 @@ void bind_palette(py::module_& m) {
                              "Nearest resize of an emulator's palette-index screen to gray through a learned table "
                              "(dqnfast.wrappers uses it; see cpp/dqnfast/palette.hpp).")
       .def(py::init([](py::handle screen_shape, py::handle crop, py::handle size) {
-             int64_t hw[2], c[4], s[2];
+             int64_t hw[2];
              fixed_ints(screen_shape, "screen_shape", "a tuple of 2 ints (height, width)", "screen_shape entries", hw);
              if (hw[0] <= 0 || hw[1] <= 0) throw py::value_error("screen_shape entries must be positive");
-             if (crop.is_none()) {
-               c[0] = 0, c[1] = hw[0], c[2] = 0, c[3] = hw[1];
-             } else {
-               fixed_ints(crop, "crop", "a tuple of 4 ints (top, bottom, left, right)", "crop entries", c);
-             }
-             fixed_ints(size, "size", "a tuple of 2 ints (height, width)", "size entries", s);
+             pre::Geometry g{hw[0], hw[1], 1, 0, hw[0], 0, hw[1], 84, 84, pre::Interp::kNearest};
+             crop_and_size_args(crop, size, g);  // preprocess's own checks and messages
              try {
-               return std::make_unique<PaletteResizer>(hw[0], hw[1], c[0], c[1], c[2], c[3], s[0], s[1]);
+               return std::make_unique<PaletteResizer>(g.h, g.w, g.top, g.bottom, g.left, g.right, g.oh, g.ow);
              } catch (const std::invalid_argument& e) {
                throw py::value_error(std::string("_PaletteResizer: ") + e.what() + " (screen_shape " +
-                                     ints_str({hw[0], hw[1]}) + ", crop " + ints_str({c[0], c[1], c[2], c[3]}) +
-                                     ", size " + ints_str({s[0], s[1]}) + ")");
+                                     ints_str({g.h, g.w}) + ", size " + ints_str({g.oh, g.ow}) + ")");
              }
            }),
            py::arg("screen_shape"), py::arg("crop"), py::arg("size"))

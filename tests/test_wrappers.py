@@ -539,9 +539,9 @@ def test_palette_resizer_learning_and_errors(simd):
         p.gray_of(256)
     strided = np.zeros((4, 8), np.uint8)[:, ::2]
     assert p.gather(strided, out) and (out == 0).all()  # strided screens are read as they are
-    with pytest.raises(ValueError, match="crop must satisfy"):
+    with pytest.raises(ValueError, match=r"crop \(top, bottom, left, right\) = \(0, 211, 0, 160\) is outside the 210x160"):
         dqnfast._core._PaletteResizer((210, 160), (0, 211, 0, 160), (84, 84))
-    with pytest.raises(ValueError, match="sizes must be positive"):
+    with pytest.raises(ValueError, match=r"size \(height, width\) = \(0, 84\) must be positive"):
         dqnfast._core._PaletteResizer((210, 160), None, (0, 84))
     with pytest.raises(TypeError, match="crop entries must be an int"):
         dqnfast._core._PaletteResizer((210, 160), (0, 1.5, 0, 160), (84, 84))
