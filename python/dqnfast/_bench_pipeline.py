@@ -139,7 +139,13 @@ def prefill(rb, episode_length: int = 1000) -> None:
 
 
 def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, capacity: int, batch: int,
-                  train_frequency: int, seed: int, crop=None, interp: str = "nearest") -> float:
+                  train_frequency: int, seed: int, crop=None, interp: str = "nearest", threaded: bool = False) -> float:
+    """Seconds for ``steps`` agent steps of the dqnfast data path. ``threaded``: the sampling runs on
+    a second thread, as ``dqnfast train --async-actor`` splits the work (the actor steps and adds;
+    the learner samples), so this is the actor's view; the native calls release the GIL, so the
+    copies run beside the emulator. Uses two cores."""
+    import queue
+    import threading
     from .replay import ReplayBuffer
     env = _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
     rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
@@ -147,7 +153,16 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     out = rb.empty_batch(batch, shared_frames=True)  # the layout the trainer samples into
     state = np.empty((4, frame_size, frame_size), np.uint8)
     acts = _actions(steps, int(env.action_space.n), seed)
+    due: "queue.Queue[bool]" = queue.Queue()  # True: one batch is due; False: stop
+
+    def learner() -> None:
+        while due.get():
+            rb.sample(batch, out=out)
+
+    learner_thread = threading.Thread(target=learner) if threaded else None
     obs, _ = env.reset(seed=seed)
+    if learner_thread is not None:
+        learner_thread.start()
     t0 = time.perf_counter()
     rb.start_episode(obs)
     for i, a in enumerate(acts):
@@ -158,55 +173,13 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
             obs, _ = env.reset()
             rb.start_episode(obs)
         if i % train_frequency == 0:
-            rb.sample(batch, out=out)
-    dt = time.perf_counter() - t0
-    env.close()
-    return dt
-
-
-def bench_dqnfast_threaded(env_id: str, steps: int, frame_size: int, frame_skip: int, capacity: int, batch: int,
-                           train_frequency: int, seed: int, crop=None, interp: str = "nearest") -> float:
-    """``bench_dqnfast`` with the sampling on a second thread, as ``dqnfast train --async-actor`` splits
-    the work (the actor steps and adds; the learner samples): the actor's view of the data path.
-    The native calls release the GIL, so the copies run beside the emulator. Uses two cores."""
-    import threading
-    from collections import deque
-    from .replay import ReplayBuffer
-    env = _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
-    rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
-    prefill(rb)
-    out = rb.empty_batch(batch, shared_frames=True)
-    state = np.empty((4, frame_size, frame_size), np.uint8)
-    acts = _actions(steps, int(env.action_space.n), seed)
-    due = threading.Semaphore(0)
-    stop = object()
-    jobs: deque = deque()  # first in, first out: the stop mark comes after every batch asked for
-
-    def learner() -> None:
-        while True:
-            due.acquire()
-            if jobs.popleft() is stop:
-                return
-            rb.sample(batch, out=out)
-
-    obs, _ = env.reset(seed=seed)
-    thread = threading.Thread(target=learner)
-    thread.start()
-    t0 = time.perf_counter()
-    rb.start_episode(obs)
-    for i, a in enumerate(acts):
-        rb.stacked(out=state)
-        obs, r, term, trunc, _ = env.step(int(a))
-        rb.add(int(a), float(r), obs, term, trunc)
-        if term or trunc:
-            obs, _ = env.reset()
-            rb.start_episode(obs)
-        if i % train_frequency == 0:
-            jobs.append(batch)
-            due.release()
-    jobs.append(stop)
-    due.release()
-    thread.join()  # every batch asked for is sampled before the clock stops
+            if learner_thread is not None:
+                due.put(True)
+            else:
+                rb.sample(batch, out=out)
+    if learner_thread is not None:
+        due.put(False)
+        learner_thread.join()  # every batch asked for is sampled before the clock stops
     dt = time.perf_counter() - t0
     env.close()
     return dt
@@ -310,7 +283,7 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 5000, frame_size: int = 84
         times["raw_ale"].append(bench_raw_ale(env_id, emulation["dqnfast"], seed))
         times["dqnfast_env"].append(bench_dqnfast_env(**kw, frame_size=frame_size, crop=crop, interp=interp))
         times["dqnfast"].append(bench_dqnfast(**kw, **data_kw, crop=crop, interp=interp))
-        times["dqnfast_threaded"].append(bench_dqnfast_threaded(**kw, **data_kw, crop=crop, interp=interp))
+        times["dqnfast_threaded"].append(bench_dqnfast(**kw, **data_kw, crop=crop, interp=interp, threaded=True))
         times["raw_ale_cleanrl"].append(bench_raw_ale(env_id, emulation["cleanrl"], seed))
         times["cleanrl_numpy"].append(bench_cleanrl(**kw, **data_kw))
         t = bench_cleanrl(**kw, **data_kw, sb3=True)
