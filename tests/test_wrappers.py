@@ -354,19 +354,26 @@ def test_direct_path_matches_gymnasium(interp, frame_skip, life_loss):
     assert ours.lives == theirs.lives and ours.game_over == theirs.game_over
 
 
+def lockstep_truncations(ours, theirs, steps, seed, interp):
+    """lockstep with our observations exactly ``preprocess`` of gymnasium's pooled screen; returns
+    how many steps were truncated."""
+    truncations = 0
+
+    def check(a, b, s1, _s2):
+        nonlocal truncations
+        np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp=interp))
+        truncations += bool(s1 and s1[3])
+
+    lockstep(ours, theirs, steps, seed=seed, check=check)
+    return truncations
+
+
 def test_direct_path_reports_ale_truncation():
     """ALE's own frame limit (max_num_frames_per_episode) truncates on the direct path as through the env."""
     kw = dict(frame_skip=4, noop_max=5)
     ours = AtariPreprocessing(raw_env(max_num_frames_per_episode=90), interp="nearest", **kw)
     theirs = gym.wrappers.AtariPreprocessing(raw_env(max_num_frames_per_episode=90), **kw)
-    truncations = 0
-
-    def check(a, b, s1, s2):
-        nonlocal truncations
-        np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp="nearest"))
-        truncations += bool(s1 and s1[3])
-
-    lockstep(ours, theirs, 80, seed=4, check=check)
+    truncations = lockstep_truncations(ours, theirs, 80, seed=4, interp="nearest")
     assert ours._direct and truncations >= 2
 
 
@@ -375,14 +382,7 @@ def test_direct_path_only_where_nothing_in_between_changes_a_step():
     limited = AtariPreprocessing(gym.make(BREAKOUT, frameskip=1, repeat_action_probability=0.0, max_episode_steps=50))
     theirs = gym.wrappers.AtariPreprocessing(gym.make(BREAKOUT, frameskip=1, repeat_action_probability=0.0,
                                                       max_episode_steps=50))
-    truncations = 0
-
-    def check(a, b, s1, _s2):
-        nonlocal truncations
-        np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp="area"))
-        truncations += bool(s1 and s1[3])
-
-    lockstep(limited, theirs, 40, seed=2, check=check)
+    truncations = lockstep_truncations(limited, theirs, 40, seed=2, interp="area")
     assert not limited._direct and truncations >= 2
     # Any other wrapper in between, or one swapped in later, also takes steps through the env.
     assert not AtariPreprocessing(gym.Wrapper(raw_env()))._direct_ready()
