@@ -139,7 +139,8 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
         # Stepping ALE directly (see _step_direct) when nothing between this wrapper and the ALE
         # env changes what a step does (a reset and the env checker's first step come first).
         self._direct = False
-        self._direct_env: Optional[gym.Env] = None  # self.env when _direct was decided
+        self._direct_env: Optional[gym.Env] = None  # self.env when the chain below was last walked
+        self._direct_wrappers: Optional[Tuple[gym.Env, ...]] = None  # what _direct_chain found then
         self._atari: Any = None  # self.env.unwrapped, then
 
         low, high, dtype = (0, 1, np.float32) if scale_obs else (0, 255, np.uint8)
@@ -201,12 +202,16 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._drop_palette("the learned gray palette disagreed with ALE's gray screen")
             self._a[...] = want
 
-    def _direct_ready(self) -> bool:
+    def _direct_ready(self, recheck: bool = False) -> bool:
         """Whether steps may go straight to ALE: the chain below allows it and the wrappers in it
-        have done their one-time work (the env checker's first step, a reset)."""
-        chain = _direct_chain(self.env)
-        self._direct_env = self.env
-        self._atari = self.env.unwrapped  # (each .unwrapped walks the whole chain)
+        have done their one-time work (the env checker's first step, a reset). The chain is walked
+        again on ``recheck`` (each reset) and when ``self.env`` was replaced, not on every step
+        that goes through the env."""
+        if recheck or self._direct_env is not self.env:
+            self._direct_env = self.env
+            self._direct_wrappers = _direct_chain(self.env)
+            self._atari = self.env.unwrapped  # (each .unwrapped walks the whole chain)
+        chain = self._direct_wrappers
         return chain is not None and all(
             getattr(w, "checked_step", True) and getattr(w, "_has_reset", True) for w in chain)
 
@@ -220,7 +225,9 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def _step_direct(self, action) -> Tuple[Any, SupportsFloat, bool, bool, Dict[str, Any]]:
         """``step`` calling ALE itself: ale_py's AtariEnv.step with frameskip=1, minus the screen
         read on every frame (only the last two of a skip are read). Same rewards, flags, info and
-        observations as stepping through the env (tests run both side by side)."""
+        observations as stepping through the env (tests run both side by side). The frame loop is
+        _step_env's, written out again with ALE's calls inline: a helper call per frame would add
+        about a microsecond per agent step on the hot path."""
         env = self._atari
         ale = env.ale
         action_idx = env._action_set[action]  # AtariEnv's own indexing (and its errors)
@@ -293,7 +300,7 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None):
         _, reset_info = self.env.reset(seed=seed, options=options)
         noops = self.env.unwrapped.np_random.integers(1, self.noop_max + 1) if self.noop_max > 0 else 0
-        direct = self._direct_ready()
+        direct = self._direct_ready(recheck=True)
         for _ in range(noops):
             if direct:  # what AtariEnv.step(0) does, without reading the screen
                 env = self._atari
