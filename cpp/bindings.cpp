@@ -357,7 +357,6 @@ void bind_replay(py::module_& m) {
             step.terminated = flag_arg(terminated, "terminated");
             step.truncated = flag_arg(truncated, "truncated");
             py::array f = uint8_array(next_frame, "next_frame", b.frame_shape);
-            b.store->check_can_add(e);
             const auto* p = static_cast<const uint8_t*>(f.data());
             py::gil_scoped_release nogil;
             return b.store->add(e, step, p);
@@ -389,7 +388,6 @@ void bind_replay(py::module_& m) {
             py::array f = uint8_array(next_frames, "next_frames", b.batched(n, b.frame_shape));
             std::vector<StepRecord> steps(static_cast<size_t>(n));
             for (py::ssize_t i = 0; i < n; ++i) {
-              b.store->check_can_add(ids[size_t(i)]);
               steps[size_t(i)] = {act.at(i), rew.at(i), term.at(i), truncated.is_none() ? false : trunc.at(i)};
             }
             const auto* p = static_cast<const uint8_t*>(f.data());

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dqnfast import ReplayBuffer
-from frames import make_frame
+from frames import check_stack, make_frame
 from streams import encode_action, reward_of
 from test_replay import check_transition
 
@@ -73,32 +73,98 @@ def test_threads_feeding_streams_while_threads_sample_never_see_a_torn_or_mixed_
     assert len(rb) == len(rb.valid_indices())  # exact again once quiescent
 
 
-def compile_stress(tmp_path: Path, flags):
+def compile_cpp(tmp_path: Path, source: str, flags):
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
     if cxx is None:
         pytest.skip("no C++ compiler")
-    exe = tmp_path / "stress"
-    cmd = [cxx, "-std=c++17", *flags, f"-I{ROOT / 'cpp'}", str(ROOT / "cpp/tests/stress_frame_store.cpp"),
-           "-o", str(exe), "-pthread"]
+    exe = tmp_path / Path(source).stem
+    cmd = [cxx, "-std=c++17", *flags, f"-I{ROOT / 'cpp'}", str(ROOT / source), "-o", str(exe), "-pthread"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return exe
 
 
-@pytest.mark.parametrize("args", [["1"], ["3"], ["3", "per"]], ids=["uniform", "n_step", "prioritized"])
+TSAN = ["-O1", "-g", "-fsanitize=thread", "-DDQNFAST_TSAN"]
+OPTIMISED = ["-O2", "-Wall", "-Wextra", "-Werror"]
+TSAN_ENV = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66")
+
+# The last two: a tiny store (4 envs x (stack + 1) = 20 slots, the minimum) with n-step windows and
+# prioritized replay, where writers lap each other constantly.
+STRESS = {
+    "uniform": ["1"],
+    "n_step": ["3"],
+    "prioritized": ["3", "per"],
+    "tiny_n_step_prioritized": ["3", "per", "envs=4", "cap=20"],
+    "tiny_one_step_prioritized": ["1", "per", "envs=4", "cap=20"],
+}
+
+
+def stress_counts(stdout: str) -> dict:
+    return {k: int(v) for k, v in (w.split("=") for w in stdout.split() if "=" in w)}
+
+
+@pytest.mark.parametrize("args", STRESS.values(), ids=STRESS.keys())
 def test_cpp_stress_under_thread_sanitizer_is_clean(tmp_path, args):
-    exe = compile_stress(tmp_path, ["-O1", "-g", "-fsanitize=thread", "-DDQNFAST_TSAN"])
-    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66")
-    r = subprocess.run([str(exe), "4000", *args], capture_output=True, text=True, env=env, timeout=300)
+    exe = compile_cpp(tmp_path, "cpp/tests/stress_frame_store.cpp", TSAN)
+    r = subprocess.run([str(exe), "4000", *args], capture_output=True, text=True, env=TSAN_ENV, timeout=300)
     assert "ThreadSanitizer" not in r.stderr, r.stderr[-3000:]
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    assert "failures=0" in r.stdout
-    assert int(r.stdout.split("checked_transitions=")[1].split()[0]) >= 2000
+    counts = stress_counts(r.stdout)
+    assert counts["failures"] == 0
+    assert counts["checked_transitions"] >= 2000
+    assert counts["quiescent_audits"] == 9 and counts["peeked_states"] > 0
 
 
-@pytest.mark.parametrize("args", [["1"], ["3"], ["3", "per"]], ids=["uniform", "n_step", "prioritized"])
+@pytest.mark.parametrize("args", STRESS.values(), ids=STRESS.keys())
 def test_cpp_stress_optimised_build_checks_every_sample(tmp_path, args):
-    exe = compile_stress(tmp_path, ["-O2", "-Wall", "-Wextra", "-Werror"])
+    exe = compile_cpp(tmp_path, "cpp/tests/stress_frame_store.cpp", OPTIMISED)
     r = subprocess.run([str(exe), "100000", *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    checked = int(r.stdout.split("checked_transitions=")[1].split()[0])
-    assert checked > 0
+    counts = stress_counts(r.stdout)
+    assert counts["failures"] == 0 and counts["checked_transitions"] > 0
+    assert counts["quiescent_audits"] == 9 and counts["peeked_states"] > 0
+
+
+@pytest.mark.parametrize("flags", [OPTIMISED, TSAN], ids=["optimised", "tsan"])
+def test_cpp_writer_races_replayed_deterministically_lose_nothing(tmp_path, flags):
+    """A writer paused where a real one can be preempted (test hooks) while others lap the store:
+    no n-step link or prioritized leaf of a reused slot is clobbered, len() stays exact, and a second
+    writer on a busy stream is refused (cpp/tests/race_regressions.cpp)."""
+    exe = compile_cpp(tmp_path, "cpp/tests/race_regressions.cpp", [*flags, "-DDQNFAST_TEST_HOOKS"])
+    r = subprocess.run([str(exe), str(tmp_path)], capture_output=True, text=True, env=TSAN_ENV, timeout=300)
+    assert "ThreadSanitizer" not in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    assert "failures=0" in r.stdout and r.stdout.count("\n") == 8
+
+
+def test_episode_active_and_stacked_are_safe_from_another_thread():
+    """Another thread may watch a stream while its own thread feeds it: stacked() is always one
+    episode's consecutive frames of that stream (never a half-written state)."""
+    rb = ReplayBuffer(64, SHAPE, stack=4, num_envs=1, seed=0)
+    rb.start_episode(make_frame(0, 0, 0, SHAPE))
+    stop, errors, seen = threading.Event(), [], [0]
+
+    def watch() -> None:
+        while not stop.is_set():
+            rb.episode_active(0)
+            try:
+                (env, _, _), _ = check_stack(rb.stacked(0))
+                assert env == 0
+            except AssertionError as e:
+                errors.append(e)
+                return
+            seen[0] += 1
+
+    t = threading.Thread(target=watch)
+    t.start()
+    ep, step = 0, 0
+    for _ in range(3000):
+        step += 1
+        end = step == 37
+        rb.add(0, 0.0, make_frame(0, ep, step, SHAPE), end)
+        if end:
+            ep, step = ep + 1, 0
+            rb.start_episode(make_frame(0, ep, 0, SHAPE))
+    stop.set()
+    t.join()
+    assert not errors, errors[0]
+    assert seen[0] > 0

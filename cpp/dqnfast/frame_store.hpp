@@ -7,13 +7,28 @@
 // frames before it in the same episode (kNone where the episode had not started yet). A step
 // written at seq t is transition t: obs = frames hist[stack..1], next_obs = frames hist[stack-1..0].
 //
-// Concurrency. Each env stream is fed by one thread at a time; any number of threads may sample.
-// There is no mutex: every slot carries a seqlock word `pub` (seq + 1 once published, 0 while being
-// written). Readers check `pub` before and after copying, so a frame overwritten mid-copy is
-// detected and the draw is repeated. The sampleable-transition count is exact when quiescent: a
-// transition stops being sampleable exactly when the oldest frame of its obs is overwritten, so
-// each slot counts the transitions whose oldest frame it holds (tagged with the frame's seq so a
-// late increment for an already overwritten frame is never counted).
+// Concurrency. Each env stream is fed by one thread at a time (a second writer on a stream that is
+// being written is refused); any number of threads may sample. There is no mutex: every slot
+// carries a seqlock word `pub` (seq + 1 once published, 0 while being written). Readers check `pub`
+// before and after copying, so a frame overwritten mid-copy is detected and the draw is repeated.
+// The sampleable-transition count is exact when quiescent: a transition stops being sampleable
+// exactly when the oldest frame of its obs is overwritten, so each slot counts the transitions
+// whose oldest frame it holds (tagged with the frame's seq so a late increment for an already
+// overwritten frame is never counted).
+//
+// Anything a writer sets in a slot after checking that the slot still holds its frame must not
+// land after the slot was reused (a writer can be preempted between the check and the store):
+// - n-step links: writing a slot sets its link word to an owner mark of the new occupant, and a
+//   link is installed by a compare-exchange from its frame's own owner mark, so a stale writer's
+//   link fails instead of replacing the new occupant's;
+// - prioritized leaves: on_write sets a slot's leaf under the sum tree's lock only while the slot
+//   still holds the write's seq.
+//
+// Progress. Samplers never wait (a draw that meets a slot being written is repeated). Writers take
+// no lock and never wait for samplers. One wait remains between writers: the writer of seq waits
+// until seq - capacity, the slot's previous occupant, is published, so two writers never fill one
+// slot. It waits only on a writer that took its sequence number a whole lap of the store earlier
+// and has not finished writing one frame since (preempted), never in a single-threaded run.
 //
 // Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies are byte-wise atomic accesses
 // (acquire loads, release stores) in place of memcpy + fences, which TSan does not model: the
@@ -41,6 +56,23 @@
 namespace dqnfast {
 
 constexpr uint64_t kNone = ~0ULL;  // "no frame": padding before an episode's first frame
+
+// Test builds (-DDQNFAST_TEST_HOOKS) can pause a writer where a real one may be preempted, to replay
+// races deterministically (cpp/tests/race_regressions.cpp). Elsewhere the hooks compile to nothing.
+#ifdef DQNFAST_TEST_HOOKS
+namespace test_hooks {
+inline void (*before_link)(uint64_t prev) = nullptr;   // before a stream's n-step link from frame prev
+inline void (*after_publish)(uint64_t seq) = nullptr;  // between publishing a slot and on_write
+}  // namespace test_hooks
+#define DQNFAST_HOOK(name, arg)                                              \
+  do {                                                                       \
+    if (::dqnfast::test_hooks::name) ::dqnfast::test_hooks::name(arg);      \
+  } while (0)
+#else
+#define DQNFAST_HOOK(name, arg) \
+  do {                          \
+  } while (0)
+#endif
 
 enum SlotFlags : uint8_t { kFirst = 1, kTerminated = 2, kTruncated = 4 };
 
@@ -234,7 +266,8 @@ class FrameStore {
     return capacity_ * (frame_bytes_ + sizeof(Meta) + 3 * sizeof(uint64_t) + (stack_ + 1) * sizeof(uint64_t)) +
            num_envs_ * (sizeof(Stream) + (stack_ + 1) * sizeof(uint64_t) + stack_ * frame_bytes_);
   }
-  bool episode_active(uint32_t env) const { return streams_[env].active; }
+  // Safe to call from any thread.
+  bool episode_active(uint32_t env) const { return streams_[env].active.load(std::memory_order_acquire); }
 
   // ---- writer side (one thread per env stream at a time) --------------------------------------
   // All arguments are validated before anything is written; frames are contiguous frame_bytes.
@@ -243,13 +276,16 @@ class FrameStore {
       throw std::out_of_range("env " + std::to_string(env) + " out of range for num_envs=" + std::to_string(num_envs_));
   }
   void check_can_add(uint32_t env) const {
-    if (!streams_[env].active)
+    if (!streams_[env].active.load(std::memory_order_relaxed))
       throw std::invalid_argument("env " + std::to_string(env) +
                                   ": add() before start_episode() (call start_episode(first_frame, env) after "
                                   "construction and after every terminated or truncated step)");
   }
 
+  // A call that is refused (add() before start_episode(), or a stream that another thread is
+  // writing: std::logic_error) throws before it takes a sequence number, so it writes nothing.
   uint64_t start_episode(uint32_t env, const uint8_t* frame) {
+    StreamGuard guard(*this, 1, &env, false);
     const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
     end_abandoned_episode(streams_[env]);
     begin_episode_in(streams_[env], seq, frame);
@@ -258,13 +294,15 @@ class FrameStore {
   }
 
   uint64_t add(uint32_t env, const StepRecord& step, const uint8_t* frame) {
+    StreamGuard guard(*this, 1, &env, true);
     const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
     add_at(seq, env, step, frame);
     return seq;
   }
 
-  // Several streams in one call: one cursor bump, rows written in order of `envs`.
+  // Several streams in one call (each env at most once): one cursor bump, rows in order of `envs`.
   void start_episodes(size_t n, const uint32_t* envs, const uint8_t* frames) {
+    StreamGuard guard(*this, n, envs, false);
     const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
     for (size_t i = 0; i < n; ++i) {
       end_abandoned_episode(streams_[envs[i]]);
@@ -273,28 +311,41 @@ class FrameStore {
     }
   }
   void add_many(size_t n, const uint32_t* envs, const StepRecord* steps, const uint8_t* frames) {
+    StreamGuard guard(*this, n, envs, true);
     const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
     for (size_t i = 0; i < n; ++i) add_at(base + i, envs[i], steps[i], frames + i * frame_bytes_);
   }
 
   // ---- reader side ---------------------------------------------------------------------------
-  // The state `env` acts on now, oldest frame first. Call it from the thread that feeds `env`.
-  // It comes from the stream's own copy of its last `stack` frames, so it is exact even when other
-  // streams have since overwritten those frames in the store.
+  // The state `env` acts on now, oldest frame first. It comes from the stream's own copy of its
+  // last `stack` frames, so it is exact even when other streams have since overwritten those frames
+  // in the store. Safe from any thread: read under the stream's seqlock, so a call racing with that
+  // stream's writer returns the state before or after the write, never a mix (it waits while the
+  // stream's writer is inside a call).
   void stacked(uint32_t env, uint8_t* out) const {
     const Stream& st = streams_[env];
-    if (st.frames_in_episode == 0)
-      throw std::invalid_argument("env " + std::to_string(env) + " has no frame yet: call start_episode() first");
-    for (uint32_t k = 0; k < stack_; ++k) {
-      uint8_t* dst = out + size_t(k) * frame_bytes_;
-      const uint64_t back = stack_ - 1 - k;  // frames before the newest
-      if (back >= st.frames_in_episode && !pad_first_) {
-        std::memset(dst, 0, frame_bytes_);
-      } else if (back >= st.frames_in_episode) {  // the ring has not wrapped: slot 0 is the first frame
-        std::memcpy(dst, st.recent.data(), frame_bytes_);
-      } else {
-        std::memcpy(dst, st.recent.data() + ((st.frames_in_episode - 1 - back) % stack_) * frame_bytes_, frame_bytes_);
+    for (;;) {
+      const uint64_t version = st.version.load(std::memory_order_acquire);
+      if (version & 1) {  // that stream's writer is inside a call
+        std::this_thread::yield();
+        continue;
       }
+      const uint64_t have = st.frames_in_episode.load(std::memory_order_relaxed);
+      if (have == 0)
+        throw std::invalid_argument("env " + std::to_string(env) + " has no frame yet: call start_episode() first");
+      for (uint32_t k = 0; k < stack_; ++k) {
+        uint8_t* dst = out + size_t(k) * frame_bytes_;
+        const uint64_t back = stack_ - 1 - k;  // frames before the newest
+        if (back >= have && !pad_first_) {
+          std::memset(dst, 0, frame_bytes_);
+        } else if (back >= have) {  // the ring has not wrapped: slot 0 is the first frame
+          racy_copy(dst, st.recent.data(), frame_bytes_);
+        } else {
+          racy_copy(dst, st.recent.data() + ((have - 1 - back) % stack_) * frame_bytes_, frame_bytes_);
+        }
+      }
+      seqlock_acquire_fence();
+      if (st.version.load(std::memory_order_relaxed) == version) return;
     }
   }
 
@@ -484,8 +535,8 @@ class FrameStore {
     w.write(hist_.get(), u * (stack_ + 1) * 8);
     for (uint32_t e = 0; e < num_envs_; ++e) {
       const Stream& st = streams_[e];
-      w.put<uint8_t>(st.active);
-      w.put<uint64_t>(st.frames_in_episode);
+      w.put<uint8_t>(st.active.load());
+      w.put<uint64_t>(st.frames_in_episode.load());
       w.write(st.hist.data(), (stack_ + 1) * 8);
       w.write(st.recent.data(), stack_ * frame_bytes_);
       w.put<uint64_t>(st.steps_in_episode);
@@ -520,12 +571,17 @@ class FrameStore {
     r.read(pub_.get(), u * 8);
     r.read(expire_.get(), u * 8);
     r.read(next_.get(), u * 8);
+    // Files from before owner marks kept 0 in the link word of a frame with no link yet.
+    for (uint64_t i = 0; i < u; ++i) {
+      const uint64_t p = pub_[i].load(std::memory_order_relaxed);
+      if (next_[i].load(std::memory_order_relaxed) == 0 && p != 0) next_[i].store(owner(p - 1), std::memory_order_relaxed);
+    }
     r.read(meta_.get(), u * sizeof(Meta));
     r.read(hist_.get(), u * (stack_ + 1) * 8);
     for (uint32_t e = 0; e < num_envs_; ++e) {
       Stream& st = streams_[e];
-      st.active = r.get<uint8_t>() != 0;
-      st.frames_in_episode = r.get<uint64_t>();
+      st.active.store(r.get<uint8_t>() != 0);
+      st.frames_in_episode.store(r.get<uint64_t>());
       r.read(st.hist.data(), (stack_ + 1) * 8);
       r.read(st.recent.data(), stack_ * frame_bytes_);
       st.steps_in_episode = r.get<uint64_t>();
@@ -564,9 +620,10 @@ class FrameStore {
   }
 
  protected:
-  // Hooks for subclasses (PrioritizedStore): a slot was published (a step, or an episode's first
-  // frame), and the snapshot's extra section.
-  virtual void on_write(uint64_t /*slot*/, bool /*transition*/) {}
+  // Hooks for subclasses (PrioritizedStore): a slot was published with seq (a step, or an episode's
+  // first frame; by the time this runs, a later writer may have reused the slot), and the
+  // snapshot's extra section.
+  virtual void on_write(uint64_t /*slot*/, uint64_t /*seq*/, bool /*transition*/) {}
   virtual uint64_t snapshot_kind() const { return 0; }
   virtual double snapshot_alpha() const { return 0.0; }
   virtual uint64_t extra_bytes() const { return 0; }
@@ -580,18 +637,22 @@ class FrameStore {
     uint8_t flags;
   };
   struct alignas(64) Stream {  // writer-owned per-stream state; cache-line aligned against false sharing
-    bool active = false;
+    // Odd while a writer is inside a call for this stream: a second writer is refused, and readers
+    // of `active`, `frames_in_episode` and `recent` (episode_active, stacked) use it as a seqlock.
+    std::atomic<uint64_t> version{0};
+    std::atomic<bool> active{false};
     std::vector<uint64_t> hist;    // hist of the stream's latest frame (stack + 1 entries)
     std::vector<uint8_t> recent;   // the episode's last `stack` frames, frame i at (i % stack)
-    uint64_t frames_in_episode = 0;
+    std::atomic<uint64_t> frames_in_episode{0};
     // The episode's transitions still waiting for their n-step future (at most n_step - 1; entry i
     // is step i mod (n_step - 1)). Atomic so that size() may read them from any thread.
     std::unique_ptr<std::atomic<uint64_t>[]> pending;
     std::atomic<uint64_t> n_pending{0};
     uint64_t steps_in_episode = 0;
     void remember(const uint8_t* frame, uint64_t frame_bytes, uint32_t stack) {
-      std::memcpy(recent.data() + (frames_in_episode % stack) * frame_bytes, frame, frame_bytes);
-      ++frames_in_episode;
+      const uint64_t have = frames_in_episode.load(std::memory_order_relaxed);
+      racy_copy(recent.data() + (have % stack) * frame_bytes, frame, frame_bytes);
+      frames_in_episode.store(have + 1, std::memory_order_relaxed);
     }
   };
 
@@ -649,11 +710,59 @@ class FrameStore {
   static constexpr uint64_t kLinkSet = uint64_t(1) << 63;
   static constexpr uint64_t kMaxLinkDelta = uint64_t(1) << 31;
   static uint64_t link(uint64_t s, uint64_t delta) { return kLinkSet | (delta << 32) | (s & 0xFFFFFFFFULL); }
+  // Before its link is known, frame s's link word holds owner(s): unique to s (all of s, and
+  // kLinkSet clear), so only the writer of s's own stream can replace it, and only while s is there.
+  static uint64_t owner(uint64_t s) { return s + 1; }
+  // Installs frame prev's link; fails (harmlessly) if prev's slot has been reused since.
+  void install_link(uint64_t prev, uint64_t delta) {
+    DQNFAST_HOOK(before_link, prev);
+    uint64_t expected = owner(prev);
+    next_[prev % capacity_].compare_exchange_strong(expected, link(prev, delta), std::memory_order_acq_rel,
+                                                    std::memory_order_relaxed);
+  }
 
   void end_abandoned_episode(Stream& st) {
-    if (n_step_ > 1 && st.active && intact(st.hist[0]))
-      next_[st.hist[0] % capacity_].store(link(st.hist[0], 0), std::memory_order_release);
+    if (n_step_ > 1 && st.active.load(std::memory_order_relaxed)) install_link(st.hist[0], 0);
   }
+
+  // Claims the writer side of `n` streams for one call (released when it returns), and checks that
+  // each may be written: throws std::logic_error if another thread is inside a call for one of them,
+  // and (adds) std::invalid_argument if one has no episode in progress. Nothing is written then.
+  class StreamGuard {
+   public:
+    StreamGuard(FrameStore& store, size_t n, const uint32_t* envs, bool adding) : store_(store), envs_(envs) {
+      for (; claimed_ < n; ++claimed_) {
+        Stream& st = store.streams_[envs[claimed_]];
+        uint64_t v = st.version.load(std::memory_order_relaxed);
+        if ((v & 1) || !st.version.compare_exchange_strong(v, v + 1, std::memory_order_acquire, std::memory_order_relaxed)) {
+          release();
+          throw std::logic_error("env " + std::to_string(envs[claimed_]) +
+                                 " is being written by another thread: feed each env stream from one thread at a time");
+        }
+      }
+      seqlock_release_fence();  // the odd versions before any change to the streams' state
+      if (adding) {
+        try {
+          for (size_t i = 0; i < n; ++i) store.check_can_add(envs[i]);
+        } catch (...) {
+          release();
+          throw;
+        }
+      }
+    }
+    ~StreamGuard() { release(); }
+    StreamGuard(const StreamGuard&) = delete;
+    StreamGuard& operator=(const StreamGuard&) = delete;
+
+   private:
+    void release() {
+      for (size_t i = 0; i < claimed_; ++i) store_.streams_[envs_[i]].version.fetch_add(1, std::memory_order_release);
+      claimed_ = 0;
+    }
+    FrameStore& store_;
+    const uint32_t* envs_;
+    size_t claimed_ = 0;
+  };
 
   uint64_t row_stride(const TransitionOut& o) const {
     if (o.row_stride) return o.row_stride;
@@ -669,8 +778,8 @@ class FrameStore {
   void begin_episode_in(Stream& st, uint64_t seq, const uint8_t* frame) const {
     std::fill(st.hist.begin(), st.hist.end(), kNone);
     st.hist[0] = seq;
-    st.active = true;
-    st.frames_in_episode = 0;
+    st.active.store(true, std::memory_order_release);
+    st.frames_in_episode.store(0, std::memory_order_relaxed);
     st.steps_in_episode = 0;
     st.n_pending.store(0, std::memory_order_release);
     st.remember(frame, frame_bytes_, stack_);
@@ -686,7 +795,7 @@ class FrameStore {
     // Link the previous frame to this step so n-step windows can walk forward (see link()).
     if (n_step_ > 1) {
       const uint64_t prev = st.hist[1];
-      if (seq - prev < kMaxLinkDelta && intact(prev)) next_[prev % capacity_].store(link(prev, seq - prev), std::memory_order_release);
+      if (seq - prev < kMaxLinkDelta) install_link(prev, seq - prev);
       if (step.terminated || step.truncated) {
         st.n_pending.store(0, std::memory_order_release);  // the whole episode's future is known now
       } else {
@@ -696,7 +805,7 @@ class FrameStore {
       }
     }
     ++st.steps_in_episode;
-    if (step.terminated || step.truncated) st.active = false;
+    if (step.terminated || step.truncated) st.active.store(false, std::memory_order_release);
     // The transition stays sampleable until the oldest frame of its obs is overwritten.
     uint64_t oldest = st.hist[1];
     for (uint32_t j = 2; j <= stack_ && st.hist[j] != kNone; ++j) oldest = st.hist[j];
@@ -725,7 +834,7 @@ class FrameStore {
     if (seq >= capacity_ && (old & ~0xFFFFULL) == tag(seq - capacity_))
       valid_.fetch_sub(int64_t(old & 0xFFFF), std::memory_order_acq_rel);
     pub.store(0, std::memory_order_relaxed);
-    next_[slot].store(0, std::memory_order_relaxed);
+    next_[slot].store(owner(seq), std::memory_order_relaxed);  // see install_link
     seqlock_release_fence();
     racy_copy(frames_->get() + slot * frame_bytes_, frame, frame_bytes_);
     Meta m;
@@ -737,7 +846,8 @@ class FrameStore {
     racy_copy(&meta_[slot], &m, sizeof(Meta));
     racy_copy(hist_.get() + slot * (stack_ + 1), hist, (stack_ + 1) * sizeof(uint64_t));
     pub.store(seq + 1, std::memory_order_release);
-    on_write(slot, (flags & kFirst) == 0);
+    DQNFAST_HOOK(after_publish, seq);
+    on_write(slot, seq, (flags & kFirst) == 0);
   }
 
   // Copies frame `seq` into dst; false if it is not (or no longer) the frame in its slot.

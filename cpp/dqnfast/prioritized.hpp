@@ -80,8 +80,11 @@ class PrioritizedStore : public FrameStore {
   }
 
  protected:
-  void on_write(uint64_t slot, bool transition) override {
-    tree_.set(slot, transition ? std::pow(max_priority_.load(), alpha_) : 0.0);
+  // Only while the slot still holds seq: a writer delayed here (preempted, or waiting for the tree's
+  // lock) must not set the leaf of a transition written after it, which could then never be drawn.
+  void on_write(uint64_t slot, uint64_t seq, bool transition) override {
+    const double leaf = transition ? std::pow(max_priority_.load(), alpha_) : 0.0;
+    tree_.set_if(slot, leaf, [&] { return pub_[slot].load(std::memory_order_acquire) == seq + 1; });
   }
   uint64_t snapshot_kind() const override { return 1; }
   double snapshot_alpha() const override { return alpha_; }

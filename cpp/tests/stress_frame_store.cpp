@@ -1,14 +1,21 @@
 // Multi-threaded stress test of the lock-free frame store, for ThreadSanitizer and plain builds.
 //
 //   g++ -std=c++17 -O1 -g -fsanitize=thread -DDQNFAST_TSAN -Icpp cpp/tests/stress_frame_store.cpp -o stress -pthread
-//   ./stress [writes_per_env] [n_step] [per]     (per: a PrioritizedStore; readers also update priorities)
+//   ./stress [writes_per_env] [n_step] [per] [envs=3] [cap=61] [checkpoints=8]
+//   (per: a PrioritizedStore; readers also update priorities)
 //
 // Each env stream is fed by its own thread with self-identifying frames (every byte of a frame is
 // derived from (env, episode, step)), while reader threads sample continuously from a small store
 // that wraps around many times (with n_step 1, one of them into the shared-frames layout). Every
 // sampled transition is checked: obs and next_obs are consecutive states of one episode of one
 // stream, zero padding only before an episode's first frame, action and reward match the frame
-// ids, and no frame is torn. Exit code 0 when all hold.
+// ids, and no frame is torn. Another thread reads every stream's acting state (stacked) while it is
+// being written and checks it the same way.
+//
+// At `checkpoints` points the writers stop together and the quiescent store is audited: size()
+// equals a full validity scan, and (prioritized) every sampleable transition has a positive leaf.
+// Exit code 0 when all hold.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -25,10 +32,10 @@ using namespace dqnfast;
 
 namespace {
 
-constexpr uint32_t kEnvs = 3, kStack = 4, kReaders = 2, kBatch = 16;
+constexpr uint32_t kStack = 4, kReaders = 2, kBatch = 16;
 constexpr uint64_t kFrameBytes = 257;  // odd on purpose: no alignment assumptions
-constexpr uint64_t kCapacity = 61;
-uint32_t n_step = 1;
+uint32_t n_step = 1, num_envs = 3, checkpoints = 8;
+uint64_t capacity = 61;
 bool per = false;
 
 std::atomic<int> failures{0};
@@ -84,16 +91,51 @@ void check_state(const uint8_t* s, Id& newest) {
 }
 
 constexpr uint64_t kMinChecked = 2000;  // writers keep going until readers checked this many
-std::atomic<uint64_t> checked{0};
+std::atomic<uint64_t> checked{0}, audits{0}, peeked{0};
 
-void writer(FrameStore& store, uint32_t env, uint32_t writes) {
+// The quiescent store agrees with itself: size() is a full scan's count, and with prioritized
+// replay no sampleable transition has probability 0 (it could never be drawn, so never mended).
+void audit(const FrameStore& store) {
+  const std::vector<uint64_t> valid = store.valid_indices();
+  if (store.size() != valid.size()) fail("size() differs from a scan when quiescent", store.size(), valid.size());
+  if (per)
+    for (uint64_t t : valid)
+      if (!(static_cast<const PrioritizedStore&>(store).leaf(t % store.capacity()) > 0.0))
+        fail("a sampleable transition has leaf 0", t, 0);
+  audits.fetch_add(1);
+}
+
+// All writers stop here together; the last to arrive audits the store, then all go on.
+class Checkpoint {
+ public:
+  explicit Checkpoint(uint32_t parties) : parties_(parties) {}
+  void arrive(const FrameStore& store) {
+    const uint64_t gen = gen_.load();
+    if (arrived_.fetch_add(1) + 1 == parties_) {
+      audit(store);
+      arrived_.store(0);
+      gen_.fetch_add(1);
+    } else {
+      while (gen_.load() == gen) std::this_thread::yield();
+    }
+  }
+
+ private:
+  const uint32_t parties_;
+  std::atomic<uint32_t> arrived_{0};
+  std::atomic<uint64_t> gen_{0};
+};
+
+void writer(FrameStore& store, uint32_t env, uint32_t writes, Checkpoint& checkpoint) {
   std::vector<uint8_t> f(kFrameBytes);
   uint32_t ep = 0, step = 0;
   uint64_t rng = env * 7919 + 1;
   fill(f.data(), env, ep, 0);
   store.start_episode(env, f.data());
   // At least `writes` steps, and on (up to 50x) until the readers have checked enough samples.
+  const uint64_t every = std::max<uint64_t>(1, writes / (checkpoints + 1));
   for (uint64_t n = 0; n < writes || (checked.load() < kMinChecked && n < 50ull * writes); ++n) {
+    if (n > 0 && n % every == 0 && n / every <= checkpoints) checkpoint.arrive(store);
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     const bool end = (rng >> 59) == 0;  // episodes of ~32 steps on average
     ++step;
@@ -157,28 +199,57 @@ void reader(FrameStore& store, const std::atomic<bool>& stop, bool shared) {
   }
 }
 
+// Reads each stream's acting state while its writer runs: always one episode's consecutive frames.
+void peeker(const FrameStore& store, const std::atomic<bool>& stop) {
+  std::vector<uint8_t> state(kStack * kFrameBytes);
+  for (uint64_t i = 0; !stop.load(); ++i) {
+    const uint32_t env = uint32_t(i % num_envs);
+    (void)store.episode_active(env);
+    try {
+      store.stacked(env, state.data());
+    } catch (const std::invalid_argument&) {
+      continue;  // no frame yet
+    }
+    Id newest;
+    check_state(state.data(), newest);
+    if (newest.env != env) fail("stacked() returned another stream's frames", env, newest.env);
+    peeked.fetch_add(1);
+  }
+}
+
+uint64_t option(int argc, char** argv, const std::string& name, uint64_t fallback) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]).rfind(name + "=", 0) == 0) return std::strtoull(argv[i] + name.size() + 1, nullptr, 10);
+  return fallback;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const uint32_t writes = argc > 1 ? uint32_t(std::atoi(argv[1])) : 20000;
-  n_step = argc > 2 ? uint32_t(std::atoi(argv[2])) : 1;
+  n_step = argc > 2 && std::string(argv[2]).find('=') == std::string::npos ? uint32_t(std::atoi(argv[2])) : 1;
   per = argc > 3 && std::string(argv[3]) == "per";
+  num_envs = uint32_t(option(argc, argv, "envs", 3));
+  capacity = option(argc, argv, "cap", 61);
+  checkpoints = uint32_t(option(argc, argv, "checkpoints", 8));
   std::unique_ptr<FrameStore> owned =
-      per ? std::make_unique<PrioritizedStore>(kCapacity, kFrameBytes, kStack, kEnvs, 12345, false, "", n_step, 0.5, 0.6)
-          : std::make_unique<FrameStore>(kCapacity, kFrameBytes, kStack, kEnvs, 12345, false, "", n_step, 0.5);
+      per ? std::make_unique<PrioritizedStore>(capacity, kFrameBytes, kStack, num_envs, 12345, false, "", n_step, 0.5, 0.6)
+          : std::make_unique<FrameStore>(capacity, kFrameBytes, kStack, num_envs, 12345, false, "", n_step, 0.5);
   FrameStore& store = *owned;
   std::atomic<bool> stop{false};
+  Checkpoint checkpoint(num_envs);
   std::vector<std::thread> readers, writers;
   // With one-step transitions the second reader samples into the shared-frames layout.
   for (uint32_t r = 0; r < kReaders; ++r)
     readers.emplace_back(reader, std::ref(store), std::cref(stop), r == 1 && n_step == 1);
-  for (uint32_t e = 0; e < kEnvs; ++e) writers.emplace_back(writer, std::ref(store), e, writes);
+  readers.emplace_back(peeker, std::cref(store), std::cref(stop));
+  for (uint32_t e = 0; e < num_envs; ++e) writers.emplace_back(writer, std::ref(store), e, writes, std::ref(checkpoint));
   for (auto& t : writers) t.join();
   stop.store(true);
   for (auto& t : readers) t.join();
-  // Quiescent now: the exact count must match a scan.
-  if (store.size() != store.valid_indices().size()) fail("len differs from a scan", store.size(), store.valid_indices().size());
-  std::printf("writes=%llu checked_transitions=%llu failures=%d\n", (unsigned long long)store.writes(),
-              (unsigned long long)checked.load(), failures.load());
+  audit(store);  // quiescent now
+  std::printf("writes=%llu checked_transitions=%llu peeked_states=%llu quiescent_audits=%llu failures=%d\n",
+              (unsigned long long)store.writes(), (unsigned long long)checked.load(), (unsigned long long)peeked.load(),
+              (unsigned long long)audits.load(), failures.load());
   return failures.load() == 0 ? 0 : 1;
 }
