@@ -1,0 +1,237 @@
+"""Faster DQN update steps for a :class:`~dqnfast.learner.DQNLearner`: one CUDA graph, or torch.compile.
+
+An eager update of the Nature CNN on a batch of 32 launches about a hundred small CUDA kernels (three
+network passes, the backward pass, gradient clipping, the optimizer), so on a fast GPU it is bound
+by launch overhead, not arithmetic. Two ways around it, both computing what ``learner.update`` does:
+
+- :class:`GraphedUpdate` (CUDA only) captures the whole step, TD target, loss, backward, gradient
+  clipping and optimizer step, as one CUDA graph and replays it for every batch. The batch is
+  copied into static device tensors first; the host then waits only for those copies (so it may
+  refill the pinned batch arrays), not for the update itself.
+- :class:`CompiledUpdate` runs the loss through ``torch.compile`` (``mode="reduce-overhead"`` on
+  CUDA, which also uses CUDA graphs; the default mode on CPU) and the backward and optimizer step
+  eagerly.
+
+``learner.target_update_interval``, ``tau``, ``double_dqn``, ``loss`` and ``max_grad_norm`` hold as
+in eager mode; the target network is synced in place, so a captured graph sees the new weights.
+``autocast_bf16=True`` runs the network passes under bfloat16 autocast (weights and optimizer stay
+float32).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .batch import Batch, shared_frames
+
+UPDATE_MODES = ("eager", "compile", "graph")
+
+
+def _loss_and_q(learner, obs, action, reward, next_obs, terminated, discount, bf16: bool):
+    """The DQN loss of one batch and the mean Q of the actions taken (learner.update's maths)."""
+    ctx = torch.autocast(learner.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with ctx:
+        target = learner.td_target(reward, next_obs, terminated, discount).float()
+        q = learner.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
+    loss = F.smooth_l1_loss(q, target) if learner.loss == "huber" else F.mse_loss(q, target)
+    return loss, q.detach().mean()
+
+
+def _clip_and_norm(learner) -> torch.Tensor:
+    params = [p for p in learner.q_network.parameters() if p.grad is not None]
+    if learner.max_grad_norm is not None:
+        return nn.utils.clip_grad_norm_(params, learner.max_grad_norm)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+
+
+def _check_plain_learner(learner) -> None:
+    from .learner import DQNLearner
+    if type(learner).update is not DQNLearner.update:
+        raise TypeError(f"a fast update step needs a DQNLearner's update rule; {type(learner).__name__} has its own")
+
+
+class _Update:
+    """Shared parts: the batch's shape checks and the end of a step (counter, target sync, metrics)."""
+
+    def __init__(self, learner, bf16: bool) -> None:
+        _check_plain_learner(learner)
+        self.learner = learner
+        self.bf16 = bool(bf16)
+
+    def _finish(self, stats: torch.Tensor, metrics: bool) -> Optional[Dict[str, float]]:
+        lr = self.learner
+        lr.updates += 1
+        synced = lr.updates % lr.target_update_interval == 0
+        if synced:
+            lr.sync_target()  # in place: a captured graph reads the same tensors
+        if not metrics:
+            return None
+        td_loss, q_mean, gn = stats.float().tolist()
+        return {"td_loss": td_loss, "q_values": q_mean, "grad_norm": gn, "target_updated": float(synced)}
+
+
+class CompiledUpdate(_Update):
+    """``learner.update`` with the loss computed by a ``torch.compile``d function (see the module doc)."""
+
+    def __init__(self, learner, *, autocast_bf16: bool = False, mode: Optional[str] = None) -> None:
+        super().__init__(learner, autocast_bf16)
+        if mode is None:
+            mode = "reduce-overhead" if learner.device.type == "cuda" else "default"
+        bf16 = self.bf16
+
+        def loss_fn(obs, action, reward, next_obs, terminated, discount):
+            return _loss_and_q(learner, obs, action, reward, next_obs, terminated, discount, bf16)
+
+        self._loss = torch.compile(loss_fn, mode=mode, dynamic=False)
+
+    def __call__(self, batch: Batch, metrics: bool = True) -> Optional[Dict[str, float]]:
+        lr = self.learner
+        obs, action, reward, next_obs, terminated, discount = lr._to_device(batch)
+        loss, q_mean = self._loss(obs, action, reward, next_obs, terminated, discount)
+        lr.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = _clip_and_norm(lr)
+        lr.optimizer.step()
+        return self._finish(torch.stack([loss.detach(), q_mean, grad_norm.detach()]), metrics)
+
+
+class GraphedUpdate(_Update):
+    """``learner.update`` as one captured CUDA graph for batches of ``batch_size`` (module doc).
+
+    ``shared_frames``: batches come in the shared-frames layout (one (B, stack + 1, H, W) array,
+    one-step replay), as ``learner.empty_batch(B, shared_frames=True)`` makes them.
+    Capturing runs three warm-up steps on zeros and then puts the weights and optimizer state back
+    exactly as they were, so the first real update starts from the learner's state.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, learner, batch_size: int, *, shared_frames: bool = False, autocast_bf16: bool = False) -> None:
+        super().__init__(learner, autocast_bf16)
+        if learner.device.type != "cuda":
+            raise ValueError(f"update_mode='graph' captures a CUDA graph and needs a CUDA device; the learner is on "
+                             f"{learner.device} (use 'compile' or 'eager' there)")
+        from .learner import _positive_int
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.shared = bool(shared_frames)
+        dev, b, s, (h, w) = learner.device, self.batch_size, learner.stack, learner.frame_shape
+        self.frames = torch.zeros((b, s + 1, h, w) if self.shared else (2, b, s, h, w), dtype=torch.uint8, device=dev)
+        self.action = torch.zeros(b, dtype=torch.int64, device=dev)
+        self.reward = torch.zeros(b, dtype=torch.float32, device=dev)
+        self.terminated = torch.zeros(b, dtype=torch.float32, device=dev)
+        self.discount = torch.zeros(b, dtype=torch.float32, device=dev)
+        self.copied = torch.cuda.Event()
+        self._capture()
+
+    def _views(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        s = self.learner.stack
+        if self.shared:
+            return self.frames[:, :s], self.frames[:, 1:]
+        return self.frames[0], self.frames[1]
+
+    def _step(self) -> torch.Tensor:
+        lr = self.learner
+        obs, next_obs = self._views()
+        loss, q_mean = _loss_and_q(lr, obs, self.action, self.reward, next_obs, self.terminated, self.discount,
+                                   self.bf16)
+        loss.backward()
+        grad_norm = _clip_and_norm(lr)
+        lr.optimizer.step()
+        return torch.stack([loss.detach(), q_mean, grad_norm.detach()])
+
+    def _capture(self) -> None:
+        lr = self.learner
+        opt = lr.optimizer
+        for group in opt.param_groups:
+            group["capturable"] = True  # optimizer step counters live on the GPU, no host sync
+        for state in opt.state.values():  # a restored optimizer keeps its step counters on the host
+            if torch.is_tensor(state.get("step")) and state["step"].device != lr.device:
+                state["step"] = state["step"].to(lr.device)
+        params = list(lr.q_network.parameters())
+        saved_params = [p.detach().clone() for p in params]
+        saved_state = {id(p): {k: (v.clone() if torch.is_tensor(v) else v) for k, v in opt.state[p].items()}
+                       for p in params if p in opt.state}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.WARMUP_STEPS):
+                opt.zero_grad(set_to_none=True)
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        opt.zero_grad(set_to_none=True)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.stats = self._step()
+        # The warm-up steps changed the weights and the optimizer state: put both back, in place.
+        with torch.no_grad():
+            for p, v in zip(params, saved_params):
+                p.copy_(v)
+            for p in params:
+                before = saved_state.get(id(p))
+                for k, v in opt.state[p].items():
+                    if not torch.is_tensor(v):
+                        continue
+                    if before is not None and k in before:
+                        v.copy_(before[k])
+                    else:  # state the optimizer creates at its first step: zero is its initial value
+                        v.zero_()
+        torch.cuda.synchronize()
+
+    def __call__(self, batch: Batch, metrics: bool = True) -> Optional[Dict[str, float]]:
+        lr = self.learner
+        if not isinstance(batch, Batch):
+            raise TypeError(f"batch must be a dqnfast.Batch, got {type(batch).__name__}")
+        if batch.obs.shape != (self.batch_size, lr.stack, *lr.frame_shape) or batch.next_obs.shape != batch.obs.shape:
+            raise ValueError(f"this captured update takes batches of shape ({self.batch_size}, {lr.stack}, "
+                             f"{lr.frame_shape[0]}, {lr.frame_shape[1]}), got {batch.obs.shape}")
+        if batch.obs.dtype != np.uint8 or batch.next_obs.dtype != np.uint8:
+            raise TypeError("batch observations must be uint8")
+        frames = shared_frames(batch)
+        if self.shared != (frames is not None):
+            raise ValueError("this captured update was made for " + ("shared-frames" if self.shared else "separate")
+                             + " obs/next_obs arrays; the batch has the other layout")
+
+        def put(dst: torch.Tensor, a: np.ndarray) -> None:
+            dst.copy_(torch.from_numpy(np.ascontiguousarray(a)), non_blocking=True)
+
+        if self.shared:
+            put(self.frames, frames)
+        else:
+            put(self.frames[0], batch.obs)
+            put(self.frames[1], batch.next_obs)
+        put(self.action, batch.action)
+        put(self.reward, batch.reward)
+        put(self.terminated, batch.terminated)
+        put(self.discount, batch.discount)
+        self.copied.record()
+        self.graph.replay()
+        # The batch arrays may be refilled once the copies are done; the update itself runs on.
+        self.copied.synchronize()
+        return self._finish(self.stats, metrics)
+
+
+def make_update(learner, mode: str, *, batch_size: Optional[int] = None, shared_frames: bool = False,
+                autocast_bf16: bool = False):
+    """A callable ``update(batch, metrics=True)`` for ``mode`` in ``UPDATE_MODES``.
+
+    ``eager`` is ``learner.update`` itself (``autocast_bf16`` needs compile or graph); ``graph`` needs
+    ``batch_size`` and a CUDA learner."""
+    if mode not in UPDATE_MODES:
+        raise ValueError(f"update mode must be one of {UPDATE_MODES}, got {mode!r}")
+    if mode == "eager":
+        if autocast_bf16:
+            raise ValueError("autocast_bf16 needs update mode 'compile' or 'graph'")
+        return lambda batch, metrics=True: learner.update(batch)
+    if mode == "compile":
+        return CompiledUpdate(learner, autocast_bf16=autocast_bf16)
+    if batch_size is None:
+        raise ValueError("update mode 'graph' needs batch_size (the graph is captured for one batch shape)")
+    return GraphedUpdate(learner, batch_size, shared_frames=shared_frames, autocast_bf16=autocast_bf16)
+
+
+__all__: List[str] = ["CompiledUpdate", "GraphedUpdate", "UPDATE_MODES", "make_update"]
