@@ -12,6 +12,7 @@ import pytest
 
 from dqnfast import ReplayBuffer
 from frames import check_stack, make_frame
+from native import compile_cpp
 from streams import encode_action, reward_of
 from test_replay import check_transition
 
@@ -71,16 +72,6 @@ def test_threads_feeding_streams_while_threads_sample_never_see_a_torn_or_mixed_
     assert checked[0] > 0
     assert rb.writes == num_envs * steps + sum(starts)
     assert len(rb) == len(rb.valid_indices())  # exact again once quiescent
-
-
-def compile_cpp(tmp_path: Path, source: str, flags):
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
-    if cxx is None:
-        pytest.skip("no C++ compiler")
-    exe = tmp_path / Path(source).stem
-    cmd = [cxx, "-std=c++17", *flags, f"-I{ROOT / 'cpp'}", str(ROOT / source), "-o", str(exe), "-pthread"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return exe
 
 
 TSAN = ["-O1", "-g", "-fsanitize=thread", "-DDQNFAST_TSAN"]
