@@ -88,39 +88,51 @@ def test_the_actor_resets_each_envs_lstm_state_at_every_episode_start(num_envs):
     assert starts > 3 * num_envs  # many episode starts were checked
 
 
-def test_vector_env_i_is_seeded_seed_plus_i():
-    """Env i of the trainer's vector env plays exactly the game a single env seeded seed + i plays."""
-    needs_atari()
-    from dqnfast.envs import make_env
-    cfg = preset("demo", frame_size=36, crop=None, noop_max=30)
-    seed, n, steps = 11, 3, 40
-    actions = np.random.default_rng(0).integers(4, size=(steps, n))
-    venv = make_env(cfg, num_envs=n, seed=seed)
-    rb = ReplayBuffer(1000, frame_shape=SHAPE, stack=4, num_envs=n, seed=0)
-    script = iter(actions)
-    actor = Actor(venv, rb, lambda states, eps: next(script), n)
+class SeedShowingEnv(gym.Env):
+    """Frames drawn from the env's seeded generator: a game shows the seed it was given."""
+
+    metadata = {"render_modes": []}
+    observation_space = gym.spaces.Box(0, 255, SHAPE, np.uint8)
+    action_space = gym.spaces.Discrete(3)
+
+    def _frame(self):
+        return self.np_random.integers(0, 256, SHAPE, dtype=np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._frame(), {}
+
+    def step(self, action):
+        return self._frame(), 0.0, False, False, {}
+
+
+def test_the_actor_seeds_env_i_of_a_vector_env_with_seed_plus_i():
+    """Env i plays the game a single env seeded seed + i plays (not all envs one game)."""
+    n, seed = 3, 11
+    venv = gym.vector.SyncVectorEnv([SeedShowingEnv for _ in range(n)])
+    rb = ReplayBuffer(200, frame_shape=SHAPE, stack=1, num_envs=n, seed=0)
+    actor = Actor(venv, rb, lambda states, eps: np.zeros(n, np.int64), n)
     actor.reset(seed)
-    first = [rb.stacked(i)[-1].copy() for i in range(n)]
-    frames = [[f] for f in first]
-    for _ in range(steps):
+    seen = [[rb.stacked(i)[-1].copy()] for i in range(n)]
+    for _ in range(3):
         actor.step(1.0)
         for i in range(n):
-            frames[i].append(rb.stacked(i)[-1].copy())
-    venv.close()
-    assert any(not np.array_equal(frames[0][k], frames[1][k]) for k in range(steps))  # the seeds matter
+            seen[i].append(rb.stacked(i)[-1].copy())
     for i in range(n):
-        single = make_env(cfg, num_envs=1, seed=seed + i)
-        obs, _ = single.reset(seed=seed + i)
-        expected = [obs]
-        for a in actions[:, i]:
-            obs, _, terminated, truncated, _ = single.step(int(a))
-            if terminated or truncated:
-                break
-            expected.append(obs)
-        single.close()
-        assert len(expected) > 10
-        for k, frame in enumerate(expected):
-            assert np.array_equal(frames[i][k], frame), (i, k)
+        single = SeedShowingEnv()
+        expected = [single.reset(seed=seed + i)[0]] + [single.step(0)[0] for _ in range(3)]
+        assert all(np.array_equal(a, b) for a, b in zip(seen[i], expected)), i
+
+
+def test_the_trainers_vector_env_seeds_are_seed_plus_i(tmp_path):
+    needs_atari()
+    from dqnfast.train import Trainer
+    trainer = Trainer(tiny(tmp_path, num_envs=3, seed=5, total_steps=30), "demo")
+    try:
+        assert [e.unwrapped.np_random_seed for e in trainer.env.envs] == [5, 6, 7]
+    finally:
+        trainer.env.close()
+        trainer.log.close()
 
 
 # -- schedules and acting ---------------------------------------------------------------------------------
