@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import random
+import typing
 
 import numpy as np
 import pytest
@@ -303,10 +304,11 @@ SPELLINGS = [  # every option spelling `dqnfast train` accepted before it moved 
 ]
 
 
+HINTS = typing.get_type_hints(TrainConfig)
+
+
 def _field_value(f: dataclasses.Field):
     """An accepted non-default value for each field, as text and as the parsed value."""
-    if f.type == "bool":
-        return None
     if f.name == "env_id":
         return "ALE/Pong-v5", "ALE/Pong-v5"
     if f.name in ("interp", "optimizer", "loss", "device", "crop", "max_grad_norm", "run_dir", "run_name"):
@@ -314,7 +316,7 @@ def _field_value(f: dataclasses.Field):
                 "device": ("cpu", "cpu"), "crop": ("0,100,0,100", (0, 100, 0, 100)),
                 "max_grad_norm": ("2.5", 2.5), "run_dir": ("elsewhere", "elsewhere"),
                 "run_name": ("named", "named")}[f.name]
-    if f.type == "float":
+    if HINTS[f.name] is float:
         return "0.5", 0.5
     return {"frame_size": ("40", 40), "buffer_size": ("5000", 5000), "burn_in": ("0", 0),
             "sequence_length": ("6", 6)}.get(f.name, ("3", 3))
@@ -324,7 +326,7 @@ def _field_value(f: dataclasses.Field):
 def test_every_config_option_keeps_its_spelling(f):
     needs_atari()
     flag = "--" + f.name.replace("_", "-")
-    if f.type == "bool":
+    if HINTS[f.name] is bool:
         for argv, value in (([flag], True), (["--no-" + flag[2:]], False)):
             cfg, *_ = _parse(*argv, *(["--no-recurrent"] if f.name == "async_actor" else []))
             assert getattr(cfg, f.name) is value
