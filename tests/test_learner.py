@@ -342,3 +342,53 @@ def test_learns_catch_from_a_seed():
         if step >= starts:
             lrn.update(rb.sample(32, out=batch))
     assert play_greedy(lrn, 100, seed=10_000) >= 0.8
+
+
+# -- gradient-norm clipping, through the config the trainer builds learners from ---------------------------
+def _grads_at_optimizer_step(learner_, batch):
+    """The update's metrics and the gradients the optimizer stepped with."""
+    seen = []
+    step = learner_.optimizer.step
+
+    def spy(*args, **kwargs):
+        seen.append([p.grad.detach().clone() for p in learner_.q_network.parameters()])
+        return step(*args, **kwargs)
+
+    learner_.optimizer.step = spy
+    metrics = learner_.update(batch)
+    return metrics, seen[0]
+
+
+def _norm(grads):
+    return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_updates_clip_the_gradient_norm_to_max_grad_norm(recurrent):
+    from dqnfast.config import preset
+    from dqnfast.recurrent import build_learner
+    from dqnfast.batch import empty_sequence_batch
+
+    def build(max_grad_norm):
+        cfg = preset("demo", frame_size=36, crop=None, recurrent=recurrent, lstm_hidden=16, max_grad_norm=max_grad_norm)
+        return build_learner(cfg, 3, device="cpu", seed=0)
+
+    if recurrent:
+        rng = np.random.default_rng(0)
+        batch = empty_sequence_batch(4, 3, SHAPE)
+        batch.frames[:] = rng.integers(0, 256, batch.frames.shape, dtype=np.uint8)
+        batch.action[:] = rng.integers(3, size=batch.action.shape)
+        batch.reward[:] = 50.0
+        batch.terminated[:] = False
+        batch.mask[:] = True
+    else:
+        batch = make_batch([50.0] * 8, [True] * 8, [False] * 8, stack=4)
+    m_free, free = _grads_at_optimizer_step(build(None), batch)
+    raw = _norm(free)
+    assert raw > 0.2 and m_free["grad_norm"] == pytest.approx(raw, rel=1e-4)
+
+    m_clip, clipped = _grads_at_optimizer_step(build(0.05), batch)
+    assert _norm(clipped) == pytest.approx(0.05, rel=1e-4)  # the optimizer stepped with the clipped gradient
+    assert m_clip["grad_norm"] == pytest.approx(raw, rel=1e-4)  # the log reports the norm before clipping
+    for g, f in zip(clipped, free):
+        assert torch.allclose(g, f * (0.05 / raw), rtol=1e-4, atol=1e-7)  # same direction, scaled

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ pytest.importorskip("ale_py")
 
 from dqnfast import checkpoint as ckpt  # noqa: E402
 from dqnfast import evaluate, train  # noqa: E402
-from dqnfast.config import PRESETS, TrainConfig, field_docs, preset  # noqa: E402
+from dqnfast.config import PRESETS, TrainConfig, preset  # noqa: E402
 
 needs_wrapper = pytest.mark.skipif(
     not __import__("importlib").util.find_spec("dqnfast.wrappers"), reason="dqnfast.wrappers (issue 3) not merged yet")
@@ -36,15 +37,27 @@ def run_train(tmp_path, *extra, name="run"):
 
 
 def counters(path):
-    return train.load_training_checkpoint(str(path))["counters"]
+    return ckpt.load_training_checkpoint(str(path))["counters"]
 
 
 # -- config ----------------------------------------------------------------------------------------------
-def test_every_field_is_documented_and_presets_validate():
-    docs = field_docs()
+def test_every_option_has_its_docstring_in_help_and_presets_validate(capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())  # the box borders and wrapping gone
     import dataclasses
-    missing = [f.name for f in dataclasses.fields(TrainConfig) if not docs.get(f.name)]
-    assert not missing, f"fields without a docstring: {missing}"
+    undocumented = []
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        match = re.search(re.escape(flag) + r"[ ,]", text)
+        assert match, f"{flag} is not in --help"
+        start = match.start()
+        described = text[start:text.find("(default:", start)].split()
+        words = [w for w in described if not w.startswith(("--", "{")) and not w.isupper() and "|" not in w]
+        if len(words) < 2:  # "discount factor" is the shortest
+            undocumented.append(f.name)
+    assert not undocumented, f"options without a description in --help: {undocumented}"
     nature = preset("nature")
     assert (nature.buffer_size, nature.batch_size, nature.gamma, nature.target_update_interval) == (1_000_000, 32, 0.99, 10_000)
     assert (nature.start_epsilon, nature.end_epsilon, nature.exploration_steps) == (1.0, 0.1, 1_000_000)
@@ -65,7 +78,8 @@ def test_epsilon_schedule_and_update_ratio():
 
 # -- bad input is refused before any work ---------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    (["--env-id", "ALE/NoSuchGame-v5"], "unknown environment id"),
+    (["--env-id", "ALE/NoSuchGame-v5"], "unknown env id"),
+    (["--env-id", "CartPole-v1"], "is not an Atari (ALE) environment"),
     (["--buffer-size", "-5"], "buffer_size must be positive"),
     (["--batch-size", "0"], "batch_size must be positive"),
     (["--total-steps", "-1"], "total_steps must be positive"),
@@ -74,9 +88,9 @@ def test_epsilon_schedule_and_update_ratio():
     (["--end-epsilon", "1.5"], "end_epsilon must be in"),
     (["--crop", "10,5,0,160"], "crop must satisfy"),
     (["--crop", "1,2,3"], "crop must be four integers"),
-    (["--optimizer", "sgd"], "optimizer must be one of"),
+    (["--optimizer", "sgd"], "invalid choice 'sgd'"),
     (["--preset", "huge"], "invalid choice"),
-    (["--total-steps", "ten"], "invalid int value"),
+    (["--total-steps", "ten"], "Error parsing --total-steps"),
     (["--recurrent", "--async-actor"], "recurrent cannot be combined with async_actor"),
     (["--recurrent", "--n-step", "3"], "use n_step=1"),
     (["--recurrent", "--sequence-length", "4", "--burn-in", "4"], "burn_in must be in [0, sequence_length)"),
@@ -168,14 +182,14 @@ def test_checkpoint_then_resume_continues_counters_and_replay(tmp_path):
     from dqnfast import ReplayBuffer
     rc, run = run_train(tmp_path, "--total-steps", "200", "--n-step", "3")
     assert rc == 0
-    first = train.load_training_checkpoint(str(run / "checkpoint.pt"))
+    first = ckpt.load_training_checkpoint(str(run / "checkpoint.pt"))
     assert first["counters"]["global_step"] == 200 and first["counters"]["updates"] == 25
     assert first["replay"] == "replay-200.bin"
     saved = ReplayBuffer.load(str(run / "replay-200.bin"))
     assert saved.n_step == 3 and len(saved) > 150
 
     # the resumed trainer starts from exactly the saved learner and replay
-    cfg = train.config_from_dict(first["config"]).replace(total_steps=400)
+    cfg = TrainConfig.from_dict(first["config"]).replace(total_steps=400)
     trainer = train.Trainer(cfg, first["preset"], first, run_dir=str(run))
     for name, p in trainer.learner.q_network.state_dict().items():
         assert torch.equal(p, first["learner"]["q_network"][name])
@@ -186,7 +200,7 @@ def test_checkpoint_then_resume_continues_counters_and_replay(tmp_path):
 
     rc = train.main(["--resume", str(run / "checkpoint.pt"), "--total-steps", "400", "--no-progress"])
     assert rc == 0
-    second = train.load_training_checkpoint(str(run / "checkpoint.pt"))
+    second = ckpt.load_training_checkpoint(str(run / "checkpoint.pt"))
     c = second["counters"]
     assert c["global_step"] == 400 and c["updates"] == (400 - 100) // 4 and c["resumes"] == 1
     assert c["episodes"] >= first["counters"]["episodes"]
@@ -202,7 +216,7 @@ def test_checkpoint_then_resume_continues_counters_and_replay(tmp_path):
 @pytest.mark.atari
 def test_resume_without_a_replay_snapshot_refills_it(tmp_path, capsys):
     rc, run = run_train(tmp_path, "--total-steps", "150", "--no-save-replay")
-    assert rc == 0 and train.load_training_checkpoint(str(run / "checkpoint.pt"))["replay"] is None
+    assert rc == 0 and ckpt.load_training_checkpoint(str(run / "checkpoint.pt"))["replay"] is None
     capsys.readouterr()
     rc = train.main(["--resume", str(run / "checkpoint.pt"), "--total-steps", "250"])
     assert rc == 0
@@ -277,7 +291,7 @@ def test_vector_envs_feed_one_replay_stream_each(tmp_path):
     from dqnfast import ReplayBuffer
     rc, run = run_train(tmp_path, "--total-steps", "300", "--num-envs", "3")
     assert rc == 0
-    state = train.load_training_checkpoint(str(run / "checkpoint.pt"))
+    state = ckpt.load_training_checkpoint(str(run / "checkpoint.pt"))
     assert state["counters"]["global_step"] == 300 and state["counters"]["updates"] == (300 - 100) // 4
     rb = ReplayBuffer.load(str(run / state["replay"]))
     assert rb.num_envs == 3 and len(rb) > 250
@@ -289,7 +303,7 @@ def test_recurrent_smoke_train_resume_and_evaluate(tmp_path, capsys):
     rc, run = run_train(tmp_path, "--recurrent", "--sequence-length", "4", "--lstm-hidden", "32",
                         "--total-steps", "300")
     assert rc == 0
-    first = train.load_training_checkpoint(str(run / "checkpoint.pt"))
+    first = ckpt.load_training_checkpoint(str(run / "checkpoint.pt"))
     assert first["config"]["recurrent"] and first["counters"]["updates"] == (300 - 100) // 4
     from dqnfast import ReplayBuffer
     saved = ReplayBuffer.load(str(run / first["replay"]))

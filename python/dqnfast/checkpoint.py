@@ -1,4 +1,4 @@
-"""Crash-safe checkpoint files.
+"""Crash-safe checkpoint files, and what a `dqnfast train` checkpoint must hold.
 
 A checkpoint is a ``torch.save`` payload behind a one-line header that carries its length and
 SHA-256, so a truncated or damaged file is refused with a clear :class:`CheckpointError` instead
@@ -12,6 +12,9 @@ leaves either the previous checkpoint or the new one, never a mix.
 
 The payload is loaded with ``torch.load(weights_only=True)``: tensors, numbers, strings, lists,
 tuples and dicts only, so loading a checkpoint cannot run code.
+
+:func:`load_training_checkpoint` reads one written by `dqnfast train` (``format`` ``TRAIN_FORMAT``);
+the trainer writes them (``dqnfast.train.checkpoints``), `dqnfast evaluate` reads them.
 """
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ VERSION = 1
 _MAX_HEADER = 256
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+TRAIN_FORMAT = "dqnfast.train"
+TRAIN_KEYS = ("format", "config", "preset", "counters", "learner", "rng", "num_actions")
 
 
 class CheckpointError(ValueError):
@@ -110,4 +116,14 @@ def load(path: PathLike, map_location: Union[str, torch.device, None] = "cpu") -
         raise CheckpointError(f"checkpoint {path!r} could not be unpickled: {e}") from e
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path!r} does not hold a dict")
+    return state
+
+
+def load_training_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """A `dqnfast train` checkpoint, verified; CheckpointError (a ValueError) otherwise."""
+    state = load(path)
+    missing = [k for k in TRAIN_KEYS if k not in state]
+    if state.get("format") != TRAIN_FORMAT or missing:
+        raise CheckpointError(f"{os.fspath(path)!r} is a checkpoint but not of `dqnfast train` "
+                              f"(format {state.get('format')!r}, missing {missing})")
     return state

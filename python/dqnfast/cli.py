@@ -16,7 +16,7 @@ _COMMANDS = {
 }
 
 
-_OPTIONAL = {"torch", "gymnasium", "ale_py", "tensorboard", "matplotlib", "PIL", "cv2", "stable_baselines3"}
+_OPTIONAL = {"torch", "gymnasium", "ale_py", "tensorboard", "matplotlib", "PIL", "cv2", "stable_baselines3", "tyro"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -2,20 +2,26 @@
 
 ``nature`` is the DQN of Mnih et al. (2015); ``demo`` is a short Breakout run tuned to show learning
 on a laptop CPU in about ten minutes (docs/training.md has its measured curve).
-Every field is also a command-line option of ``dqnfast train`` (``--total-steps 50000`` ...).
+Every field is also a command-line option of ``dqnfast train`` (``--total-steps 50000`` ...): the
+field docstrings are its ``--help``, and the ``Literal`` types its choices.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import textwrap
+import typing
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
-INTERPOLATIONS = ("nearest", "area")
-LOSSES = ("huber", "mse")
-OPTIMIZERS = ("adam", "rmsprop")
+from ._validate import positive_int
+
+Interpolation = Literal["nearest", "area"]
+Loss = Literal["huber", "mse"]
+Optimizer = Literal["adam", "rmsprop"]
+PresetName = Literal["demo", "nature"]
+
+INTERPOLATIONS: Tuple[str, ...] = typing.get_args(Interpolation)
+LOSSES: Tuple[str, ...] = typing.get_args(Loss)
+OPTIMIZERS: Tuple[str, ...] = typing.get_args(Optimizer)
 
 
 @dataclass
@@ -37,7 +43,7 @@ class TrainConfig:
     """side of the square grayscale frame the network sees (84 in the paper, 80 in the course seed)"""
     crop: Optional[Tuple[int, int, int, int]] = None
     """(top, bottom, left, right) pixel bounds cut from the 210x160 screen before resizing; None keeps all"""
-    interp: str = "nearest"
+    interp: Interpolation = "nearest"
     """resize interpolation: nearest (pixel-centre sampling) | area (box average)"""
     stack: int = 4
     """frames stacked into one state (the replay stores each frame once and stacks at sample time)"""
@@ -69,13 +75,13 @@ class TrainConfig:
     # --- learner ----------------------------------------------------------------------------------
     gamma: float = 0.99
     """discount factor"""
-    optimizer: str = "rmsprop"
+    optimizer: Optimizer = "rmsprop"
     """rmsprop (the paper's: decay 0.95, min squared gradient 0.01) | adam"""
     learning_rate: float = 2.5e-4
     """optimizer step size (2.5e-4 with RMSProp, 1e-4 with Adam)"""
     adam_eps: float = 1.5e-4
     """Adam's epsilon (only with optimizer=adam)"""
-    loss: str = "huber"
+    loss: Loss = "huber"
     """huber (the paper's error clipping) | mse"""
     max_grad_norm: Optional[float] = 10.0
     """clip the global gradient norm to this value; None disables clipping"""
@@ -133,20 +139,13 @@ class TrainConfig:
     # ------------------------------------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
         """Raise ValueError/TypeError naming the first bad field; returns self."""
+        hints = typing.get_type_hints(TrainConfig)
         for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("int",) and (isinstance(v, bool) or not isinstance(v, int)):
-                raise TypeError(f"{f.name} must be an int, got {v!r}")
-            if f.type in ("float",) and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise TypeError(f"{f.name} must be a number, got {v!r}")
-            if f.type in ("bool",) and not isinstance(v, bool):
-                raise TypeError(f"{f.name} must be a bool, got {v!r}")
-        positive = ("total_steps", "num_envs", "frame_size", "stack", "frame_skip", "buffer_size", "batch_size",
-                    "train_frequency", "n_step", "target_update_interval", "log_interval", "sequence_length",
-                    "lstm_hidden")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            _check_type(f.name, getattr(self, f.name), hints[f.name])
+        for name in ("total_steps", "num_envs", "frame_size", "stack", "frame_skip", "buffer_size", "batch_size",
+                     "train_frequency", "n_step", "target_update_interval", "log_interval", "sequence_length",
+                     "lstm_hidden"):
+            positive_int(getattr(self, name), name)
         if self.recurrent and self.async_actor:
             raise ValueError("recurrent cannot be combined with async_actor (the actor's LSTM state is not shared yet)")
         if self.recurrent and self.n_step != 1:
@@ -155,9 +154,8 @@ class TrainConfig:
             raise ValueError(f"burn_in must be in [0, sequence_length), got {self.burn_in}")
         for name in ("noop_max", "learning_starts", "exploration_steps", "eval_episodes", "checkpoint_interval",
                      "torch_threads", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
-        if not isinstance(self.env_id, str) or not self.env_id:
+            positive_int(getattr(self, name), name, minimum=0)
+        if not self.env_id:
             raise ValueError("env_id must be a non-empty string")
         if self.frame_size < 36:
             raise ValueError(f"frame_size must be at least 36 (the Nature CNN's smallest input), got {self.frame_size}")
@@ -167,12 +165,6 @@ class TrainConfig:
             top, bottom, left, right = self.crop
             if not (0 <= top < bottom and 0 <= left < right):
                 raise ValueError(f"crop must satisfy 0 <= top < bottom and 0 <= left < right, got {self.crop}")
-        if self.interp not in INTERPOLATIONS:
-            raise ValueError(f"interp must be one of {INTERPOLATIONS}, got {self.interp!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if not self.learning_rate > 0:
@@ -195,8 +187,50 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        """The config a checkpoint stored with ``dataclasses.asdict`` (unknown keys ignored, crop a tuple again)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in d.items() if k in names}
+        if values.get("crop") is not None:
+            values["crop"] = tuple(values["crop"])
+        return cls(**values)
 
-PRESETS: Dict[str, Dict[str, object]] = {
+    @property
+    def replay_stack(self) -> int:
+        """Frames per replayed state: the frame stack, or 1 for DRQN (its LSTM carries the history)."""
+        return 1 if self.recurrent else self.stack
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    """TypeError (ValueError for a Literal) unless ``value`` fits the field's resolved type ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{name} must be one of {args}, got {value!r}")
+    elif hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {value!r}")
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+    elif hint is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {value!r}")
+    elif origin is tuple:  # crop: its shape and bounds are checked in validate()
+        if not isinstance(value, (tuple, list)):
+            raise TypeError(f"{name} must be a tuple, got {value!r}")
+
+
+PRESETS: Dict[str, Dict[str, Any]] = {
     # Mnih et al. 2015 (Nature), with the CleanRL step budget: 10M agent steps = 40M frames.
     "nature": {},
     # Breakout on a laptop CPU in about ten minutes (measured in docs/training.md). Everything that
@@ -221,10 +255,11 @@ PRESETS: Dict[str, Dict[str, object]] = {
     ),
 }
 
-DEFAULT_PRESET = "demo"
+DEFAULT_PRESET: PresetName = "demo"
+assert set(PRESETS) == set(typing.get_args(PresetName)), "PresetName must list the presets"
 
 
-def preset(name: str, **overrides) -> TrainConfig:
+def preset(name: str, **overrides: Any) -> TrainConfig:
     """The named preset (``demo`` or ``nature``) with ``overrides`` applied, validated.
 
     ``recurrent=True`` switches a preset's n-step returns off unless ``n_step`` is given too: DRQN
@@ -235,19 +270,3 @@ def preset(name: str, **overrides) -> TrainConfig:
     if overrides.get("recurrent") and "n_step" not in overrides:
         values["n_step"] = 1
     return TrainConfig(**values).validate()
-
-
-def field_docs(cls: type = TrainConfig) -> Dict[str, str]:
-    """The docstring under each dataclass field (for --help); empty when the source is unavailable."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    docs: Dict[str, str] = {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr) \
-                and isinstance(getattr(nxt, "value", None), ast.Constant) and isinstance(nxt.value.value, str):
-            docs[node.target.id] = nxt.value.value.strip()
-    return docs
-

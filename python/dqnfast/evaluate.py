@@ -13,6 +13,13 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from .checkpoint import CheckpointError, load_training_checkpoint
+from .config import TrainConfig
+from .envs import make_env
+from .learner import epsilon_greedy
+from .recurrent import build_learner, make_policy
+from .replay import ReplayBuffer
+
 
 def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, gif_path: Optional[str] = None,
                      max_steps: int = 27_000, progress: bool = False) -> List[float]:
@@ -23,17 +30,13 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     reset, each lost life is followed by FIRE and a fresh frame stack, as in training; the score
     still counts every life of the game.
     """
-    from .recurrent import make_policy
-    from .replay import ReplayBuffer
-    from .train import make_env, replay_stack
-
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     env = make_env(cfg, num_envs=1, seed=seed, evaluation=True)
     shape = (cfg.frame_size, cfg.frame_size)
-    stack = replay_stack(cfg)
+    stack = cfg.replay_stack
     stacker = ReplayBuffer(4 * (stack + 1), frame_shape=shape, stack=stack, seed=seed)  # frame stacking only
     policy = make_policy(learner)  # a DRQN carries its LSTM state from step to step
     started = getattr(policy, "episode_started", lambda env: None)
@@ -54,13 +57,11 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
             if record:
                 frames.append(ale.getScreenRGB())
             stacker.stacked(out=state[0])
-            greedy = int(policy(state, 0.0)[0])  # every step, so a recurrent state follows the whole game
+            greedy = policy(state, 0.0)  # every step, so a recurrent state follows the whole game
             if relaunch:  # a life was lost: FIRE, as the training env's reset did after every lost life
                 action = fire
-            elif rng.random() < epsilon:
-                action = int(rng.integers(learner.num_actions))
             else:
-                action = greedy
+                action = int(epsilon_greedy(rng, epsilon, learner.num_actions, 1, lambda: greedy)[0])
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             steps += 1
@@ -98,11 +99,8 @@ def save_gif(frames: List[np.ndarray], path: str, fps: int = 15, max_frames: int
 
 def load_learner(path: str, device: Optional[str] = None):
     """(learner, config, checkpoint state) from a `dqnfast train` checkpoint."""
-    from .recurrent import build_learner
-    from .train import config_from_dict, load_training_checkpoint
-
     state = load_training_checkpoint(path)
-    cfg = config_from_dict(state["config"])
+    cfg = TrainConfig.from_dict(state["config"])
     learner = build_learner(cfg, int(state["num_actions"]), device=device)
     learner.q_network.load_state_dict(state["learner"]["q_network"])
     learner.q_network.eval()
@@ -132,7 +130,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--max-steps must be positive, got {args.max_steps}")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
         parser.error(f"--epsilon must be in [0, 1], got {args.epsilon}")
-    from .checkpoint import CheckpointError
     try:
         learner, cfg, state = load_learner(args.checkpoint, args.device)
     except CheckpointError as e:

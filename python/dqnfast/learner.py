@@ -15,25 +15,16 @@ A shared-frames batch (``empty_batch(B, shared_frames=True)``, one-step replay) 
 from __future__ import annotations
 
 import copy
-import operator
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validate import positive_int
 from .batch import Batch, shared_frames
 from .config import LOSSES, OPTIMIZERS
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, (bool, float)) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    v = operator.index(value)  # type: ignore[arg-type]
-    if v <= 0:
-        raise ValueError(f"{name} must be positive, got {v}")
-    return v
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:
@@ -51,11 +42,11 @@ class QNetwork(nn.Module):
 
     def __init__(self, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84)) -> None:
         super().__init__()
-        num_actions = _positive_int("num_actions", num_actions)
-        stack = _positive_int("stack", stack)
+        num_actions = positive_int(num_actions, "num_actions")
+        stack = positive_int(stack, "stack")
         if len(frame_shape) != 2:
             raise ValueError(f"frame_shape must be (height, width), got {tuple(frame_shape)}")
-        h, w = (_positive_int("frame_shape entries", d) for d in frame_shape)
+        h, w = (positive_int(d, "frame_shape entries") for d in frame_shape)
         # spatial size after each conv; each must be at least 1
         sizes = [(h, w)]
         for k, s in ((8, 4), (4, 2), (3, 1)):
@@ -79,6 +70,20 @@ class QNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x / 255.0)
+
+
+def epsilon_greedy(rng: np.random.Generator, epsilon: float, num_actions: int, n: int,
+                   greedy: Callable[[], np.ndarray]) -> np.ndarray:
+    """(n,) int64 actions: each one uniformly random with probability ``epsilon``, else greedy.
+
+    The draws come in a fixed order (n uniforms, then n random actions) whatever epsilon is, so a
+    seeded run is reproducible; ``greedy()`` (the forward pass) is called only when some action
+    is greedy, which skips it during the all-random warm-up."""
+    explore = rng.random(n) < epsilon
+    random_actions = rng.integers(num_actions, size=n)
+    if explore.all():
+        return random_actions.astype(np.int64)
+    return np.where(explore, random_actions, greedy()).astype(np.int64)
 
 
 def default_device() -> torch.device:
@@ -125,7 +130,7 @@ class DQNLearner:
             raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm}")
         if not 0.0 < float(tau) <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
-        self.target_update_interval = _positive_int("target_update_interval", target_update_interval)
+        self.target_update_interval = positive_int(target_update_interval, "target_update_interval")
         self.device = default_device() if device is None else torch.device(device)
         self.loss, self.tau, self.double_dqn = loss, float(tau), bool(double_dqn)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
@@ -169,21 +174,23 @@ class DQNLearner:
         q = self.q_network(x).float().cpu().numpy()
         return q[0] if single else q
 
-    def act(self, state: np.ndarray, epsilon: float) -> Union[int, np.ndarray]:
-        """Epsilon-greedy action(s): an int for one state, an int64 array for a batch of states."""
+    def act(self, state: np.ndarray, epsilon: float, *, network: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+            rng: Optional[np.random.Generator] = None) -> Union[int, np.ndarray]:
+        """Epsilon-greedy action(s): an int for one state, an int64 array for a batch of states.
+
+        ``network`` and ``rng`` replace the online network and this learner's generator, for an actor
+        that acts with its own copy of the network (the trainer's async actor)."""
         if not 0.0 <= float(epsilon) <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         x, single = self._state_tensor(state)
-        n = x.shape[0]
-        explore = self.rng.random(n) < epsilon
-        random_actions = self.rng.integers(self.num_actions, size=n)
-        if explore.all():  # skip the forward pass (all of the random-play warm-up)
-            actions = random_actions
-        else:
+        net = self.q_network if network is None else network
+
+        def greedy() -> np.ndarray:
             with torch.no_grad():
-                greedy = self.q_network(x).argmax(dim=1).cpu().numpy()
-            actions = np.where(explore, random_actions, greedy)
-        return int(actions[0]) if single else actions.astype(np.int64)
+                return net(x).argmax(dim=1).cpu().numpy()
+
+        actions = epsilon_greedy(self.rng if rng is None else rng, epsilon, self.num_actions, x.shape[0], greedy)
+        return int(actions[0]) if single else actions
 
     # -- learning ------------------------------------------------------------------------------------
     def empty_batch(self, batch_size: int, shared_frames: bool = False) -> Batch:
@@ -195,7 +202,7 @@ class DQNLearner:
         [:, 1:] of one (B, stack + 1, H, W) array (see :class:`dqnfast.Batch`): sampling writes
         stack + 1 frames per row instead of 2 * stack, and :meth:`update` moves that one array to
         the device."""
-        n = _positive_int("batch_size", batch_size)
+        n = positive_int(batch_size, "batch_size")
         state = (n, self.stack, *self.frame_shape)
         pin = self.device.type == "cuda"
 
@@ -313,11 +320,11 @@ class DQNLearner:
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
-    """``start`` linearly to ``end`` over ``duration`` steps, then constant (the Nature epsilon schedule)."""
-    if duration <= 0:
-        return end
-    return start + (end - start) * min(1.0, t / duration)
+    """``start`` linearly to ``end`` over ``duration`` steps, then constant (the Nature epsilon schedule);
+    ``duration <= 0`` is ``end`` from the start."""
+    frac = min(1.0, t / duration) if duration > 0 else 1.0
+    return start + (end - start) * frac
 
 
-__all__ = ["QNetwork", "DQNLearner", "default_device", "linear_schedule", "LOSSES", "OPTIMIZERS"]
+__all__ = ["QNetwork", "DQNLearner", "default_device", "epsilon_greedy", "linear_schedule", "LOSSES", "OPTIMIZERS"]
 

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .batch import SequenceBatch
-from .learner import DQNLearner, QNetwork, _positive_int
+from ._validate import positive_int
+from .learner import DQNLearner, QNetwork, epsilon_greedy
 
 LSTMState = Tuple[torch.Tensor, torch.Tensor]
 
@@ -39,7 +40,7 @@ class RecurrentQNetwork(nn.Module):
         super().__init__()
         cnn = QNetwork(num_actions, stack=1, frame_shape=frame_shape)  # reuse its conv stack and sizing
         self.num_actions, self.frame_shape, self.stack = cnn.num_actions, cnn.frame_shape, 1
-        self.hidden = _positive_int("hidden", hidden)
+        self.hidden = positive_int(hidden, "hidden")
         self.encoder = nn.Sequential(*list(cnn.network.children())[:-1])  # up to fc 512 + ReLU
         self.lstm = nn.LSTMCell(512, self.hidden)
         self.head = nn.Linear(self.hidden, self.num_actions)
@@ -76,9 +77,8 @@ class DRQNLearner(DQNLearner):
                  hidden: int = 512, burn_in: int = 0, **kwargs) -> None:
         if not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
-            raise ValueError(f"burn_in must be an int >= 0, got {burn_in!r}")
-        self.gamma, self.burn_in, self._hidden = float(gamma), burn_in, _positive_int("hidden", hidden)
+        burn_in = positive_int(burn_in, "burn_in", minimum=0)
+        self.gamma, self.burn_in, self._hidden = float(gamma), burn_in, positive_int(hidden, "hidden")
         super().__init__(num_actions, frame_shape=frame_shape, stack=1, **kwargs)
 
     def _make_network(self, num_actions: int, stack: int, frame_shape: Sequence[int]) -> nn.Module:
@@ -106,12 +106,10 @@ class DRQNLearner(DQNLearner):
         if not 0.0 <= float(epsilon) <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         x, single = self._frames_tensor(frame)
-        q, state = self.q_network(x, state)
-        n = x.shape[0]
-        explore = self.rng.random(n) < epsilon
-        random_actions = self.rng.integers(self.num_actions, size=n)
-        actions = np.where(explore, random_actions, q[:, 0].argmax(dim=1).cpu().numpy())
-        return (int(actions[0]) if single else actions.astype(np.int64)), state
+        q, state = self.q_network(x, state)  # always: the state advances on random actions too
+        greedy = q[:, 0].argmax(dim=1).cpu().numpy()
+        actions = epsilon_greedy(self.rng, epsilon, self.num_actions, x.shape[0], lambda: greedy)
+        return (int(actions[0]) if single else actions), state
 
     @staticmethod
     def reset_rows(state: Optional[LSTMState], rows: np.ndarray) -> Optional[LSTMState]:

@@ -1,0 +1,21 @@
+"""The Atari env a :class:`dqnfast.config.TrainConfig` describes, for training and for evaluation.
+
+Shared by the trainer and `dqnfast evaluate`, so that evaluation needs nothing from the trainer.
+"""
+from __future__ import annotations
+
+from .config import TrainConfig
+
+
+def make_env(cfg: TrainConfig, *, num_envs: int, seed: int, evaluation: bool = False):
+    """The env of ``cfg`` (a gymnasium vector env when ``num_envs > 1``; env i is seeded ``seed + i``).
+
+    ``evaluation=True`` gives the real game: all lives in one episode and unclipped rewards, so a
+    score is the game's score; the preprocessing stays the one the agent was trained with."""
+    from .wrappers import make_atari_env
+    return make_atari_env(
+        cfg.env_id, num_envs=num_envs, seed=seed, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip,
+        screen_size=cfg.frame_size, crop=cfg.crop, interp=cfg.interp, fire_reset=cfg.fire_reset,
+        episodic_life=False if evaluation else cfg.episodic_life,
+        clip_rewards=False if evaluation else cfg.clip_rewards,
+    )

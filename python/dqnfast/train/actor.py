@@ -1,0 +1,196 @@
+"""The actor: steps the environment(s), acts, and feeds every transition to the replay.
+
+:class:`Actor` owns the env stepping, the acting (through a ``policy(states, epsilon)``) and the
+replay writes; it does not learn. :class:`ActorThread` runs an Actor beside the learner (the
+trainer's ``--async-actor``), never more than a given number of agent steps ahead of it.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+Policy = Callable[[np.ndarray, float], np.ndarray]
+Finished = List[Tuple[float, int]]  # (return, length) of each real game that ended at a step
+
+
+def episode_stats(info: Dict[str, Any], num_envs: int, vector: bool) -> Finished:
+    """(return, length) of each real game that ended at this step (RecordEpisodeStatistics)."""
+    if "episode" not in info:
+        return []
+    ep = info["episode"]
+    if not vector:
+        return [(float(np.asarray(ep["r"]).reshape(-1)[0]), int(np.asarray(ep["l"]).reshape(-1)[0]))]
+    mask = info.get("_episode", np.ones(num_envs, bool))
+    return [(float(ep["r"][i]), int(ep["l"][i])) for i in range(num_envs) if mask[i]]
+
+
+class Actor:
+    """Steps the environment(s) with ``policy`` and writes every transition to the replay.
+
+    The replay is also the frame stacker: ``rb.stacked(env)`` is the state each env acts on. Works
+    with one gymnasium env or a vector env (either autoreset mode). A stateful policy (DRQN's LSTM)
+    has an ``episode_started(env)`` hook, called at every episode start of each env.
+    """
+
+    def __init__(self, env, rb, policy: Policy, num_envs: int) -> None:
+        self.env, self.rb, self.policy, self.num_envs = env, rb, policy, num_envs
+        self.vector = hasattr(env, "num_envs") and num_envs > 1
+        mode = str(getattr(env, "metadata", {}).get("autoreset_mode", "NextStep"))
+        self.same_step = "same" in mode.lower()
+        self.pending_start = np.zeros(num_envs, bool)
+        self.states = np.empty((num_envs, rb.stack, *rb.frame_shape), np.uint8)
+
+    def _started(self, env: int) -> None:
+        hook = getattr(self.policy, "episode_started", None)
+        if hook is not None:
+            hook(env)
+
+    def reset(self, seed: int) -> None:
+        """Start a game in every env; a vector env seeds env i with ``seed + i``."""
+        obs, _ = self.env.reset(seed=seed)
+        obs = np.asarray(obs).reshape(self.num_envs, *self.rb.frame_shape)
+        self.rb.start_episodes(np.ascontiguousarray(obs))
+        for i in range(self.num_envs):
+            self._started(i)
+        self.pending_start[:] = False
+
+    def step(self, epsilon: float) -> Finished:
+        """One agent step of every env; returns the real games that ended."""
+        rb = self.rb
+        for i in range(self.num_envs):
+            rb.stacked(i, out=self.states[i])
+        actions = np.asarray(self.policy(self.states, epsilon), dtype=np.int64)
+        if self.vector:
+            obs, rewards, terms, truncs, info = self.env.step(actions)
+        else:
+            o, r, t, tr, info = self.env.step(int(actions[0]))
+            obs, rewards, terms, truncs = o[None], (r,), (t,), (tr,)
+        for i in range(self.num_envs):
+            if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
+                rb.start_episode(obs[i], i)
+                self._started(i)
+                self.pending_start[i] = False
+                continue
+            done = bool(terms[i]) or bool(truncs[i])
+            final = info["final_obs"][i] if (done and self.vector and self.same_step) else obs[i]
+            rb.add(int(actions[i]), float(rewards[i]), final, bool(terms[i]), bool(truncs[i]), i)
+            if done:
+                if not self.vector:
+                    first, _ = self.env.reset()
+                    rb.start_episode(first, 0)
+                    self._started(0)
+                elif self.same_step:
+                    rb.start_episode(obs[i], i)
+                    self._started(i)
+                else:
+                    self.pending_start[i] = True
+        return episode_stats(info, self.num_envs, self.vector)
+
+
+class ActorThread:
+    """Runs ``actor.step`` on its own thread while the caller learns.
+
+    ``step`` (agent steps so far, summed over envs) and the games finished since the last
+    :meth:`take_finished` are shared under ``cond``; the caller reads them holding it and calls
+    ``cond.notify_all()`` after each update so the actor re-checks ``limit()`` (the agent step it may
+    not pass until the learner catches up). :meth:`paused` holds the actor between two steps.
+    Use as a context manager: the thread starts on entry; on exit it is stopped and joined, and an
+    exception raised in it is raised in the caller.
+    """
+
+    def __init__(self, actor: Actor, *, step: int, total_steps: int, limit: Callable[[], int],
+                 epsilon: Callable[[int], float]) -> None:
+        self.actor, self.step, self.total_steps = actor, step, total_steps
+        self._limit, self._epsilon = limit, epsilon
+        self.cond = threading.Condition()
+        self.done = False  # the actor has stopped (total_steps reached, stopped, or failed)
+        self.error: Optional[BaseException] = None
+        self._finished: List[Tuple[Finished, int, float]] = []
+        self._stop = self._pause = self._paused = False
+        self._thread = threading.Thread(target=self._run, name="dqnfast-actor", daemon=True)
+
+    def _run(self) -> None:
+        cond = self.cond
+        try:
+            while True:
+                with cond:
+                    while not self._stop and self.step < self.total_steps and (
+                            self._pause or self.step >= self._limit()):
+                        if self._pause:  # a checkpoint is being written: the replay must be still
+                            self._paused = True
+                            cond.notify_all()
+                        cond.wait()
+                    self._paused = False
+                    if self.step >= self.total_steps or self._stop:
+                        break
+                    epsilon = self._epsilon(self.step)
+                finished = self.actor.step(epsilon)  # env + replay add: no lock (the buffer is lock-free)
+                with cond:
+                    self.step += self.actor.num_envs
+                    if finished:
+                        self._finished.append((finished, self.step, epsilon))
+                    cond.notify_all()
+        except BaseException as e:  # surfaced in the caller's thread
+            self.error = e
+        finally:
+            with cond:
+                self.done = True
+                cond.notify_all()
+
+    @property
+    def has_finished(self) -> bool:
+        """Whether games ended since the last :meth:`take_finished`; hold ``cond``."""
+        return bool(self._finished)
+
+    def take_finished(self) -> List[Tuple[Finished, int, float]]:
+        """(games, agent step, epsilon) of each step that ended games since the last call; hold ``cond``."""
+        ready, self._finished = self._finished, []
+        return ready
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The actor waits between two steps while the block runs (e.g. rb.save needs a still replay)."""
+        with self.cond:
+            self._pause = True
+            self.cond.notify_all()
+            while not self._paused and not self.done:
+                self.cond.wait()
+        try:
+            yield
+        finally:
+            with self.cond:
+                self._pause = False
+                self.cond.notify_all()
+
+    def __enter__(self) -> "ActorThread":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        with self.cond:
+            self._stop = True
+            self.cond.notify_all()
+        self._thread.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+
+class NetworkCopy:
+    """The actor's own copy of the online network: called from the actor thread, refreshed from the
+    learner's network after each update; a lock keeps a call from seeing half-loaded weights."""
+
+    def __init__(self, network) -> None:
+        self.network = copy.deepcopy(network).requires_grad_(False)
+        self._lock = threading.Lock()
+
+    def __call__(self, x):
+        with self._lock:
+            return self.network(x)
+
+    def refresh(self, source) -> None:
+        with self._lock:
+            self.network.load_state_dict(source.state_dict())
