@@ -1,7 +1,8 @@
-"""Training hyperparameters: one dataclass, a docstring per field, and two presets.
+"""Training hyperparameters: one dataclass, a docstring per field, and three presets.
 
 ``nature`` is the DQN of Mnih et al. (2015); ``demo`` is a short Breakout run tuned to show learning
-on a laptop CPU in about ten minutes (docs/training.md has its measured curve).
+on a laptop CPU in about ten minutes (docs/training.md has its measured curve); ``course`` follows the
+course notebook this project grew from where it is explicit, and Nature where it is silent.
 Every field is also a command-line option of ``dqnfast train`` (``--total-steps 50000`` ...): the
 field docstrings are its ``--help``, and the ``Literal`` types its choices.
 """
@@ -15,9 +16,12 @@ from typing import Any, Dict, Literal, Optional, Tuple
 from ._validate import positive_int
 
 Interpolation = Literal["nearest", "area"]
+Gray = Literal["luma", "mean"]
 Loss = Literal["huber", "mse"]
 Optimizer = Literal["adam", "rmsprop"]
-PresetName = Literal["demo", "nature"]
+PresetName = Literal["demo", "nature", "course"]
+UpdateMode = Literal["auto", "eager", "compile", "graph"]
+ReplayDevice = Literal["cpu", "cuda"]
 
 INTERPOLATIONS: Tuple[str, ...] = typing.get_args(Interpolation)
 LOSSES: Tuple[str, ...] = typing.get_args(Loss)
@@ -45,6 +49,8 @@ class TrainConfig:
     """(top, bottom, left, right) pixel bounds cut from the 210x160 screen before resizing; None keeps all"""
     interp: Interpolation = "nearest"
     """resize interpolation: nearest (pixel-centre sampling) | area (box average)"""
+    gray: Gray = "luma"
+    """grayscale: luma (ALE's own gray screen, as gymnasium and the Nature paper) | mean of the R, G, B channels"""
     stack: int = 4
     """frames stacked into one state (the replay stores each frame once and stacks at sample time)"""
     frame_skip: int = 4
@@ -99,6 +105,10 @@ class TrainConfig:
     """LSTM units (recurrent only)"""
     burn_in: int = 0
     """leading steps of each sequence that only warm up the LSTM state, without loss (recurrent only)"""
+    update_mode: UpdateMode = "auto"
+    """how a gradient step runs: eager | compile (torch.compile) | graph (one captured CUDA graph); auto: graph on CUDA, eager on CPU"""
+    bf16: bool = False
+    """run the network passes of each update under bfloat16 autocast (update_mode compile or graph)"""
 
     # --- exploration ------------------------------------------------------------------------------
     start_epsilon: float = 1.0
@@ -121,6 +131,12 @@ class TrainConfig:
     """intra-op threads for torch on CPU; 0 lets torch decide"""
     async_actor: bool = False
     """step the environments in an actor thread beside the learner (same updates per step, more steps/s)"""
+    actor_sync_interval: int = 1
+    """gradient steps between refreshes of the async actor's copy of the online network"""
+    replay_device: ReplayDevice = "cpu"
+    """where sampled batches are assembled: cpu (the native buffer) | cuda (frames mirrored on the GPU, DeviceReplayBuffer)"""
+    max_seconds: float = 0.0
+    """stop training after this much wall-clock time (then checkpoint and evaluate as at the end); 0: no limit"""
 
     # --- logging and checkpoints ------------------------------------------------------------------
     run_dir: str = "runs"
@@ -144,7 +160,7 @@ class TrainConfig:
             _check_type(f.name, getattr(self, f.name), hints[f.name])
         for name in ("total_steps", "num_envs", "frame_size", "stack", "frame_skip", "buffer_size", "batch_size",
                      "train_frequency", "n_step", "target_update_interval", "log_interval", "sequence_length",
-                     "lstm_hidden"):
+                     "lstm_hidden", "actor_sync_interval"):
             positive_int(getattr(self, name), name)
         if self.recurrent and self.async_actor:
             raise ValueError("recurrent cannot be combined with async_actor (the actor's LSTM state is not shared yet)")
@@ -182,6 +198,14 @@ class TrainConfig:
             raise ValueError(f"buffer_size must be at least num_envs * (stack + 1) = {self.num_envs * (self.stack + 1)}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.recurrent and self.update_mode in ("compile", "graph"):
+            raise ValueError(f"update_mode {self.update_mode!r} is for the DQN update; recurrent uses eager")
+        if self.recurrent and self.replay_device != "cpu":
+            raise ValueError("replay_device cuda samples transitions; recurrent samples sequences: use replay_device cpu")
+        if self.bf16 and self.update_mode == "eager":
+            raise ValueError("bf16 needs update_mode compile, graph or auto")
+        if not self.max_seconds >= 0:
+            raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
         return self
 
     def replace(self, **changes) -> "TrainConfig":
@@ -253,6 +277,16 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         checkpoint_interval=25_000,
         torch_threads=1,              # one core learns, the other runs the emulator (and stays usable)
     ),
+    # The course notebook this project grew from, where it is explicit; Nature where it is silent.
+    "course": dict(
+        crop=(31, 195, 0, 160),       # rows 31-195: the score line and the space under the paddle go
+        frame_size=80,                # 80x80 ...
+        interp="nearest",             # ... with nearest-neighbour resizing
+        gray="mean",                  # gray = the mean of the colour channels, not luma
+        train_frequency=1,            # a gradient step on every agent step
+        target_update_interval=100,   # the target network is a copy made every 100 steps
+        loss="mse",                   # the squared TD error
+    ),
 }
 
 DEFAULT_PRESET: PresetName = "demo"
@@ -260,7 +294,7 @@ assert set(PRESETS) == set(typing.get_args(PresetName)), "PresetName must list t
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
-    """The named preset (``demo`` or ``nature``) with ``overrides`` applied, validated.
+    """The named preset (``demo``, ``nature`` or ``course``) with ``overrides`` applied, validated.
 
     ``recurrent=True`` switches a preset's n-step returns off unless ``n_step`` is given too: DRQN
     learns from one-step targets along its sequences."""

@@ -15,7 +15,7 @@ def make_env(cfg: TrainConfig, *, num_envs: int, seed: int, evaluation: bool = F
     from .wrappers import make_atari_env
     return make_atari_env(
         cfg.env_id, num_envs=num_envs, seed=seed, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip,
-        screen_size=cfg.frame_size, crop=cfg.crop, interp=cfg.interp, fire_reset=cfg.fire_reset,
+        screen_size=cfg.frame_size, crop=cfg.crop, interp=cfg.interp, gray=cfg.gray, fire_reset=cfg.fire_reset,
         episodic_life=False if evaluation else cfg.episodic_life,
         clip_rewards=False if evaluation else cfg.clip_rewards,
     )

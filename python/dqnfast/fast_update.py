@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validate import positive_int
 from .batch import Batch, shared_frames
+from .learner import _is_device_batch
 
 UPDATE_MODES = ("eager", "compile", "graph")
 
@@ -116,8 +118,7 @@ class GraphedUpdate(_Update):
         if learner.device.type != "cuda":
             raise ValueError(f"update_mode='graph' captures a CUDA graph and needs a CUDA device; the learner is on "
                              f"{learner.device} (use 'compile' or 'eager' there)")
-        from .learner import _positive_int
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.shared = bool(shared_frames)
         dev, b, s, (h, w) = learner.device, self.batch_size, learner.stack, learner.frame_shape
         self.frames = torch.zeros((b, s + 1, h, w) if self.shared else (2, b, s, h, w), dtype=torch.uint8, device=dev)
@@ -184,6 +185,18 @@ class GraphedUpdate(_Update):
 
     def __call__(self, batch: Batch, metrics: bool = True) -> Optional[Dict[str, float]]:
         lr = self.learner
+        if _is_device_batch(batch):  # from a DeviceReplayBuffer: copies on the device, nothing to wait for
+            if self.shared:
+                raise ValueError("this captured update was made for shared-frames host batches; a "
+                                 "DeviceReplayBuffer's batch has separate obs/next_obs")
+            obs, action, reward, next_obs, terminated, discount = lr._device_batch(batch)
+            if obs.shape[0] != self.batch_size:
+                raise ValueError(f"this captured update takes batches of {self.batch_size}, got {obs.shape[0]}")
+            for dst, src in ((self.frames[0], obs), (self.frames[1], next_obs), (self.action, action),
+                             (self.reward, reward), (self.terminated, terminated), (self.discount, discount)):
+                dst.copy_(src)
+            self.graph.replay()
+            return self._finish(self.stats, metrics)
         if not isinstance(batch, Batch):
             raise TypeError(f"batch must be a dqnfast.Batch, got {type(batch).__name__}")
         if batch.obs.shape != (self.batch_size, lr.stack, *lr.frame_shape) or batch.next_obs.shape != batch.obs.shape:

@@ -221,8 +221,11 @@ class DQNLearner:
                      discount=alloc((n,), torch.float32))
 
     def _to_device(self, batch: Batch) -> Tuple[torch.Tensor, ...]:
+        if _is_device_batch(batch):  # sampled by a DeviceReplayBuffer: already tensors on a device
+            return self._device_batch(batch)
         if not isinstance(batch, Batch):
-            raise TypeError(f"batch must be a dqnfast.Batch, got {type(batch).__name__}")
+            raise TypeError(f"batch must be a dqnfast.Batch or a DeviceReplayBuffer's TorchBatch, "
+                            f"got {type(batch).__name__}")
         expected = (self.stack, *self.frame_shape)
         if batch.obs.shape[1:] != expected or batch.next_obs.shape != batch.obs.shape:
             raise ValueError(f"batch observations must have shape (B, *{expected}), got {batch.obs.shape} "
@@ -245,6 +248,18 @@ class DQNLearner:
         terminated = put(batch.terminated).float()
         discount = put(batch.discount).float()
         return obs, action, reward, next_obs, terminated, discount
+
+    def _device_batch(self, batch) -> Tuple[torch.Tensor, ...]:
+        expected = (self.stack, *self.frame_shape)
+        if tuple(batch.obs.shape[1:]) != expected or batch.next_obs.shape != batch.obs.shape:
+            raise ValueError(f"batch observations must have shape (B, *{expected}), got {tuple(batch.obs.shape)} "
+                             f"and {tuple(batch.next_obs.shape)}")
+        if batch.obs.dtype != torch.uint8 or batch.next_obs.dtype != torch.uint8:
+            raise TypeError("batch observations must be uint8")
+        if batch.obs.device != self.device:
+            raise ValueError(f"the batch is on {batch.obs.device}, the learner on {self.device}")
+        return (batch.obs, batch.action.long(), batch.reward.float(), batch.next_obs, batch.terminated.float(),
+                batch.discount.float())
 
     @torch.no_grad()
     def td_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
@@ -324,6 +339,12 @@ def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
     ``duration <= 0`` is ``end`` from the start."""
     frac = min(1.0, t / duration) if duration > 0 else 1.0
     return start + (end - start) * frac
+
+
+
+def _is_device_batch(batch: object) -> bool:
+    """A batch of torch tensors (dqnfast.torch_replay.TorchBatch) rather than numpy arrays."""
+    return isinstance(getattr(batch, "obs", None), torch.Tensor) and hasattr(batch, "discount")
 
 
 __all__ = ["QNetwork", "DQNLearner", "default_device", "epsilon_greedy", "linear_schedule", "LOSSES", "OPTIMIZERS"]

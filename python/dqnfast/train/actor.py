@@ -141,6 +141,12 @@ class ActorThread:
                 self.done = True
                 cond.notify_all()
 
+    def stop(self) -> None:
+        """Ask the actor to stop after its current step (e.g. the run's time budget is spent)."""
+        with self.cond:
+            self._stop = True
+            self.cond.notify_all()
+
     @property
     def has_finished(self) -> bool:
         """Whether games ended since the last :meth:`take_finished`; hold ``cond``."""

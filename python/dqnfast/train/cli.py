@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import sys
 from typing import Annotated, Any, Dict, List, Optional, Sequence, Tuple
 
@@ -155,4 +156,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"evaluation ({len(r)} games, epsilon {cfg.eval_epsilon}): {np.mean(r):.2f} +- {np.std(r):.2f}")
     if summary.get("learning_curve"):
         print(f"learning curve: {summary['learning_curve']}")
-    return 130 if summary["interrupted"] else 0
+    if summary["interrupted"]:  # the shell's codes for a run ended by SIGTERM / SIGINT (Ctrl-C)
+        return 128 + (signal.SIGTERM if summary["terminated"] else signal.SIGINT)
+    return 0

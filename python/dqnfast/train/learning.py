@@ -1,7 +1,7 @@
 """The learner loop: replay batches into one reused batch, gradient steps at the configured ratio."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 from ..batch import empty_sequence_batch
 from ..config import TrainConfig
@@ -18,20 +18,45 @@ class LearnerLoop:
     def __init__(self, cfg: TrainConfig, learner: DQNLearner, rb: ReplayBuffer) -> None:
         self.cfg, self.learner, self.rb = cfg, learner, rb
         shape = (cfg.frame_size, cfg.frame_size)
+        self.on_device = cfg.replay_device != "cpu"  # a DeviceReplayBuffer: batches are gathered on the GPU
+        shared = getattr(rb, "buffer", rb).n_step == 1 and not self.on_device
+        self.batch: Optional[object] = None
         if cfg.recurrent:  # DRQN learns from sequences of single frames
             self.batch = empty_sequence_batch(cfg.batch_size, cfg.sequence_length, shape)
-        else:  # one-step targets: obs and next_obs share their frames (stack + 1 per row, not 2 * stack)
-            self.batch = learner.empty_batch(cfg.batch_size, shared_frames=rb.n_step == 1)
+        elif not self.on_device:  # one-step targets: obs and next_obs share their frames (stack + 1 per row)
+            self.batch = learner.empty_batch(cfg.batch_size, shared_frames=shared)
+        self.update_mode = update_mode(cfg, learner)
+        self.update: Callable[..., Optional[Dict[str, float]]] = lambda batch, metrics=True: learner.update(batch)
+        if self.update_mode != "eager":
+            from ..fast_update import make_update
+            self.update = make_update(learner, self.update_mode, batch_size=cfg.batch_size, shared_frames=shared,
+                                      autocast_bf16=cfg.bf16)
         self.last_metrics: Dict[str, float] = {}
 
     def due(self, step: int) -> bool:
         return self.learner.updates < updates_due(self.cfg, step) and len(self.rb) > 0
 
-    def learn_once(self) -> Dict[str, float]:
+    def learn_once(self, metrics: bool = True) -> Optional[Dict[str, float]]:
+        """One gradient step. ``metrics=False`` skips reading the loss back (a GPU sync); the
+        metrics of the last step that read them stay in ``last_metrics``."""
         cfg = self.cfg
         if cfg.recurrent:
             batch = self.rb.sample_sequences(cfg.batch_size, cfg.sequence_length, out=self.batch)
+            m = self.learner.update(batch)
+        elif self.on_device:
+            m = self.update(self.rb.sample(cfg.batch_size), metrics)
         else:
-            batch = self.rb.sample(cfg.batch_size, out=self.batch)
-        self.last_metrics = self.learner.update(batch)
-        return self.last_metrics
+            m = self.update(self.rb.sample(cfg.batch_size, out=self.batch), metrics)
+        if m is not None:
+            self.last_metrics = m
+        return m
+
+
+def update_mode(cfg: TrainConfig, learner: DQNLearner) -> str:
+    """The update mode a config asks for, with ``auto`` resolved: one CUDA graph on a GPU, eager on CPU
+    (and always eager for DRQN)."""
+    if cfg.recurrent:
+        return "eager"
+    if cfg.update_mode == "auto":
+        return "graph" if learner.device.type == "cuda" else "eager"
+    return cfg.update_mode

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
 import time
 from collections import deque
 from typing import Any, Dict, Optional
@@ -72,6 +74,12 @@ class Trainer:
             rb = ReplayBuffer(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.replay_stack,
                               num_envs=cfg.num_envs, seed=cfg.seed + 7919 * self.resumes,
                               n_step=cfg.n_step, gamma=cfg.gamma)
+        if cfg.replay_device != "cpu":  # frames mirrored on the GPU: batches never cross as pixels
+            from ..torch_replay import DeviceReplayBuffer
+            rb = DeviceReplayBuffer(buffer=rb, device=cfg.replay_device)  # (ValueError without CUDA)
+            if self.learner.device.type != "cuda":
+                raise ValueError(f"replay_device {cfg.replay_device!r} needs the learner on CUDA too; it is on "
+                                 f"{self.learner.device} (device {cfg.device!r})")
         self.rb = rb
         self.learning = LearnerLoop(cfg, self.learner, rb)
         self.actor = Actor(self.env, rb, make_policy(self.learner), cfg.num_envs)
@@ -100,9 +108,14 @@ class Trainer:
             self.recent_returns.append(ret)
             self.log.episode(step, self.episodes, ret, length, epsilon)
 
+    def _out_of_time(self) -> bool:
+        """The run's wall-clock budget (``max_seconds``) is spent."""
+        return bool(self.cfg.max_seconds) and time.perf_counter() - self._t_start >= self.cfg.max_seconds
+
     def _learn_once(self) -> None:
-        m = self.learning.learn_once()
-        if self.learner.updates % self.cfg.log_interval == 0:
+        log = (self.learner.updates + 1) % self.cfg.log_interval == 0
+        m = self.learning.learn_once(metrics=log)  # reading the loss back syncs a GPU: only when logged
+        if log and m is not None:
             step = self.global_step
             self.log.scalar("losses/td_loss", m["td_loss"], step)
             self.log.scalar("losses/q_values", m["q_values"], step)
@@ -120,7 +133,7 @@ class Trainer:
     def save_checkpoint(self) -> str:
         """checkpoint.pt (+ its replay snapshot); call only while no thread adds to the replay."""
         return self.checkpoints.save(
-            self.rb, self.global_step,
+            getattr(self.rb, "buffer", self.rb), self.global_step,  # a DeviceReplayBuffer saves its host store
             preset=self.preset_name,
             num_actions=self.num_actions,
             counters={"global_step": self.global_step, "updates": self.learner.updates, "episodes": self.episodes,
@@ -138,7 +151,8 @@ class Trainer:
         self._t_start, step_start = time.perf_counter(), self.global_step
         self._rate = StepRate()
         progress = Progress(cfg.total_steps, self.global_step, cfg.progress)
-        interrupted = False
+        interrupted, terminated = False, False
+        restore_sigterm = _sigterm_as_interrupt()
         try:
             if self.global_step > 0 and not self.replay_restored:
                 self._refill_replay(progress)
@@ -147,10 +161,11 @@ class Trainer:
                 self._run_async(progress)
             else:
                 self._run_sync(progress)
-        except KeyboardInterrupt:
-            interrupted = True
-            progress.write("interrupted: writing a checkpoint")
+        except KeyboardInterrupt as e:
+            interrupted, terminated = True, isinstance(e, Terminated)
+            progress.write(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: writing a checkpoint")
         finally:
+            restore_sigterm()
             progress.close()
         wall = time.perf_counter() - self._t_start
         path = self.save_checkpoint()
@@ -160,6 +175,8 @@ class Trainer:
             "updates": self.learner.updates, "episodes": self.episodes, "wall_time_s": wall,
             "sps": (self.global_step - step_start) / wall if wall > 0 else 0.0,
             "interrupted": interrupted,
+            "terminated": terminated,
+            "time_limit_reached": self.global_step < cfg.total_steps and not interrupted,
         }
         if not interrupted:
             summary["learning_curve"] = plot_learning_curve(self.run_dir, title=f"{cfg.env_id} ({self.preset_name})")
@@ -186,7 +203,7 @@ class Trainer:
 
     def _run_sync(self, progress: Progress) -> None:
         cfg = self.cfg
-        while self.global_step < cfg.total_steps:
+        while self.global_step < cfg.total_steps and not self._out_of_time():
             epsilon = epsilon_at(cfg, self.global_step)
             finished = self.actor.step(epsilon)
             self.global_step += cfg.num_envs
@@ -245,13 +262,34 @@ class Trainer:
                 self._record_episodes(finished, step, epsilon)
             if must_learn:
                 self._learn_once()
-                actor_net.refresh(self.learner.q_network)
+                if self.learner.updates % self.cfg.actor_sync_interval == 0:
+                    actor_net.refresh(self.learner.q_network)
                 with cond:
                     cond.notify_all()
             elif done and not ready:
                 break
+            if self._out_of_time():
+                thread.stop()
             if self.checkpoints.due(self.global_step):
                 with thread.paused():  # rb.save needs a still replay
                     self.global_step = thread.step
                     self._maybe_checkpoint()
             self._progress(progress)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the run stops and writes a checkpoint."""
+
+
+def _sigterm_as_interrupt():
+    """Makes SIGTERM raise :class:`Terminated` in the main thread while a run trains; returns the
+    function that puts the previous handler back. (Signals reach only the main thread; elsewhere a
+    run keeps the process's handler.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_sigterm(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)
