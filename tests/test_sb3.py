@@ -391,6 +391,12 @@ def test_padding_that_fits_both_kinds_is_an_error_unless_given():
     with pytest.raises(ValueError, match="pass pad='zero' or pad='first'"):
         rb.add(zeros, later, np.array([0]), np.array([1.0]), np.array([False]), [{}])
     assert rb.store.writes == 0
+    two = DqnfastReplayBuffer(50, space, gym.spaces.Discrete(2), "cpu", n_envs=2)
+    zero_padded, first_padded = np.zeros((2, 3, 3), np.uint8), np.full((2, 3, 3), 4, np.uint8)
+    zero_padded[1] = 3
+    both = np.stack([zero_padded, first_padded])
+    with pytest.raises(ValueError, match="must pad new episodes the same way"):
+        two.add(both, both, np.zeros(2), np.zeros(2), np.zeros(2, bool), [{}, {}])
     for pad in ("zero", "first"):
         rb = DqnfastReplayBuffer(50, space, gym.spaces.Discrete(2), "cpu", n_envs=1, pad=pad)
         rb.add(zeros, later, np.array([0]), np.array([1.0]), np.array([False]), [{}])
