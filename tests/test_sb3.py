@@ -302,6 +302,12 @@ def check_against_truth(rb, truth, pad):
         assert (s.actions[k].item(), s.rewards[k].item(), s.dones[k].item()) == (action, reward, float(term))
         seen.add((env, ep, step + 1))
     assert seen == set(truth), "every step the env took (and nothing else) is a stored transition"
+    drawn = rb.sample(64)  # (through the device mirror with device_storage=True)
+    for k in range(64):
+        env, ep, step = decode(drawn.observations[k, -1].cpu().numpy())
+        np.testing.assert_array_equal(drawn.observations[k].cpu().numpy(), expected_stack(env, ep, step, pad))
+        np.testing.assert_array_equal(drawn.next_observations[k].cpu().numpy(), expected_stack(env, ep, step + 1, pad))
+        assert drawn.actions[k].item() == truth[(env, ep, step + 1)][0]
     return s
 
 
@@ -358,7 +364,8 @@ def test_cleanrl_gymnasium_loop_gives_exact_transitions(padding_type, mode, scri
 @needs_autoreset_modes
 def test_next_step_script_that_skips_the_reset_step():
     envs = gym_envs(1, "reset", "NextStep")
-    ours = DqnfastReplayBuffer(1000, envs.single_observation_space, envs.single_action_space, "cpu", n_envs=1)
+    ours = DqnfastReplayBuffer(1000, envs.single_observation_space, envs.single_action_space, "cpu", n_envs=1,
+                               device_storage=True)
     truth, ids = cleanrl_rollout(envs, ours, 150, "skip")
     assert (ids >= 0).all() and ours.autoreset_mode == "next_step"
     check_against_truth(ours, truth, "first")

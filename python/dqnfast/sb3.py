@@ -38,7 +38,8 @@ This module imports torch and stable_baselines3; ``import dqnfast`` imports neit
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
+from collections.abc import Mapping
+from typing import Any, Dict, List, NamedTuple, Optional, Union
 
 import numpy as np
 import torch as th
@@ -285,14 +286,21 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         # All checks before any write. Per env: store the transition or not, and start an episode first
         # from obs ("restart") or from next_obs (a NEXT_STEP reset step, whose transition is not stored).
         shifted = (nxt[:, :-1] == cur[:, 1:]).reshape(n, -1).all(axis=1)  # next_obs is obs shifted by one frame
-        cur_reset, nxt_reset = self._padded_as(cur, pad or "zero"), self._padded_as(nxt, pad or "zero")
         held = np.zeros(n, bool)  # obs is the stack the store holds for the env
-        for e in np.flatnonzero(self._open | self._ended):  # (after an end the store still holds the final stack)
-            self.store.stacked(int(e), out=self._state[e])
-            held[e] = np.array_equal(self._state[e], cur[e])
+        for e in range(n):
+            if self._open[e] or self._ended[e]:  # (after an end the store still holds the final stack)
+                self.store.stacked(e, out=self._state[e])
+                held[e] = np.array_equal(self._state[e], cur[e])
         restart, reset_step = np.zeros(n, bool), np.zeros(n, bool)
         unseen_end = False
-        for e in range(n):
+        # Most steps continue every env's episode; only the other envs need a look at padding.
+        odd_mask = ~(self._open & ~self._ended & held & shifted)
+        odd = np.flatnonzero(odd_mask) if odd_mask.any() else ()
+        cur_reset, nxt_reset = np.zeros(n, bool), np.zeros(n, bool)  # is a reset observation (for odd envs)
+        if len(odd):
+            cur_reset[odd] = self._padded_as(cur[odd], pad or "zero")
+            nxt_reset[odd] = self._padded_as(nxt[odd], pad or "zero")
+        for e in odd:
             if self._ended[e] and mode == NEXT_STEP:
                 # The step after an episode end: a reset step (obs = the final observation), or the script
                 # skipped that add and this is the new episode's first step (obs = the reset observation).
@@ -332,16 +340,19 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
             if pad == "first":  # the store is still empty: make it again with the right padding
                 self._new_store(self.store.capacity, self.store.seed)
         self.autoreset_mode = mode
-        go = np.flatnonzero(~reset_step)  # envs whose transition is stored
-        starts = np.flatnonzero(restart | reset_step)
-        if len(starts):
+        if len(odd):
+            starts = np.flatnonzero(restart | reset_step)
             frames = np.stack([(nxt if reset_step[e] else cur)[e, -1] for e in starts])
             self.store.start_episodes(frames, starts)  # abandons any open episode of those envs
         self.last_indices = np.full(n, -1, np.int64)
-        if len(go):
+        if not reset_step.any():
+            self.store.add_batch(actions, rewards, nxt[:, -1], ends.terminated, ends.truncated)
+            self.last_indices[:] = np.arange(self.store.writes - n, self.store.writes)
+        elif not reset_step.all():
+            go = np.flatnonzero(~reset_step)  # envs whose transition is stored
             self.store.add_batch(actions[go], rewards[go], nxt[go, -1], ends.terminated[go], ends.truncated[go], go)
-            # add_batch stores row k at write number writes - len(go) + k: the ids of these transitions.
-            self.last_indices[go] = np.arange(self.store.writes - len(go), self.store.writes, dtype=np.int64)
+            self.last_indices[go] = np.arange(self.store.writes - len(go), self.store.writes)
+        # (add_batch stores row k at write number writes - rows + k: the ids of these transitions.)
         self._convention = ends.convention
         self._ended = ends.terminated | ends.truncated
         self._open = ~self._ended
