@@ -255,7 +255,7 @@ def expected_stack(env, ep, step, pad):
     return np.stack([frame(k) for k in range(step - STACK + 1, step + 1)])
 
 
-def cleanrl_rollout(envs, ours, steps, script="plain", theirs=None, seed=0):
+def cleanrl_rollout(envs, ours, steps, script="plain", theirs=None, seed=0, gymnasium_029_keys=False):
     """A CleanRL-style loop over a gymnasium 1.x vector env, with SB3's add(obs, next_obs, actions, rewards,
     terminations, infos). script: "plain" (an add every step; a truncated env's next_obs from
     infos["final_obs"] as CleanRL writes it), "truncated-kw" (plain, plus truncated=truncations), or "skip"
@@ -278,6 +278,8 @@ def cleanrl_rollout(envs, ours, steps, script="plain", theirs=None, seed=0):
             final = infos["final_obs"][i] if same_step and (terms[i] or truncs[i]) else next_obs[i]
             truth[decode(final[-1])] = (int(actions[i]), float(rewards[i]), bool(terms[i]), bool(truncs[i]))
         if script != "skip" or not after_end.any():
+            if gymnasium_029_keys:  # gymnasium 0.29 named them final_observation / _final_observation
+                infos = {k.replace("final_obs", "final_observation"): v for k, v in infos.items()}
             ours.add(obs, real_next_obs, actions, rewards, terms, infos,
                      **({"truncated": truncs} if script == "truncated-kw" else {}))
             ids.append(ours.last_indices.copy())
@@ -288,10 +290,12 @@ def cleanrl_rollout(envs, ours, steps, script="plain", theirs=None, seed=0):
     return truth, np.array(ids)
 
 
-def check_against_truth(rb, truth, pad):
-    """Every stored transition is exactly what the env produced, and every step the env took is stored."""
+def check_against_truth(rb, truth, pad, truncations_seen=True):
+    """Every stored transition is exactly what the env produced, and every step the env took is stored.
+    truncations_seen: the frame store marks exactly the truncated steps (False where the script hid them)."""
     ids = rb.store.valid_indices()
     s = rb._get_samples(ids)
+    flags = (rb.store.buffer if rb._device_storage else rb.store).gather(ids)
     seen = set()
     for k in range(len(ids)):
         obs = s.observations[k].numpy()
@@ -300,6 +304,8 @@ def check_against_truth(rb, truth, pad):
         np.testing.assert_array_equal(s.next_observations[k].numpy(), expected_stack(env, ep, step + 1, pad))
         action, reward, term, _ = truth[(env, ep, step + 1)]
         assert (s.actions[k].item(), s.rewards[k].item(), s.dones[k].item()) == (action, reward, float(term))
+        assert flags.terminated[k] == term
+        assert flags.truncated[k] == (truncations_seen and truth[(env, ep, step + 1)][3])
         seen.add((env, ep, step + 1))
     assert seen == set(truth), "every step the env took (and nothing else) is a stored transition"
     drawn = rb.sample(64)  # (through the device mirror with device_storage=True)
@@ -335,7 +341,7 @@ def test_cleanrl_gymnasium_loop_gives_exact_transitions(padding_type, mode, scri
     # Only a NEXT_STEP script that hides truncations (done = terminations, no truncated=) gets the warning.
     assert bool([w for w in caught if "NEXT_STEP reset step" in str(w.message)]) == (script == "plain" and
                                                                                       mode == "next_step")
-    s = check_against_truth(ours, truth, pad)
+    s = check_against_truth(ours, truth, pad, truncations_seen=not (script == "plain" and mode == "next_step"))
     ends = np.array([(t, tr) for _, _, t, tr in truth.values()])
     assert ends[:, 0].sum() >= 3 and ends[:, 1].sum() >= 3, "the rollout must hold terminations and truncations"
     assert (s.dones.numpy().ravel() == 0).sum() > 0
@@ -362,13 +368,26 @@ def test_cleanrl_gymnasium_loop_gives_exact_transitions(padding_type, mode, scri
 
 
 @needs_autoreset_modes
+def test_final_observation_from_infos_under_gymnasium_029_names():
+    # A script that passes the reset observation as next_obs of every ended env: the real final one
+    # comes from infos, here under gymnasium 0.29's key names.
+    envs = gym_envs(N_ENVS, "zero", "SameStep")
+    ours = DqnfastReplayBuffer(1000, envs.single_observation_space, envs.single_action_space, "cpu", n_envs=N_ENVS,
+                               handle_timeout_termination=False)
+    truth, _ = cleanrl_rollout(envs, ours, 100, gymnasium_029_keys=True)
+    assert ours.autoreset_mode == "same_step"
+    check_against_truth(ours, truth, "zero")
+
+
+@needs_autoreset_modes
 def test_next_step_script_that_skips_the_reset_step():
     envs = gym_envs(1, "reset", "NextStep")
     ours = DqnfastReplayBuffer(1000, envs.single_observation_space, envs.single_action_space, "cpu", n_envs=1,
                                device_storage=True)
     truth, ids = cleanrl_rollout(envs, ours, 150, "skip")
     assert (ids >= 0).all() and ours.autoreset_mode == "next_step"
-    check_against_truth(ours, truth, "first")
+    # done = terminations hides truncations; the next add's reset observation starts a new episode anyway.
+    check_against_truth(ours, truth, "first", truncations_seen=False)
 
 
 def test_sb3_vec_frame_stack_detects_zero_padding_and_same_step():

@@ -106,8 +106,7 @@ def _read_infos(infos: Any, n: int, done: np.ndarray, truncated: Optional[np.nda
         timeout = np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos]) & done
         final = {e: np.asarray(infos[e]["terminal_observation"]) for e in np.flatnonzero(done)
                  if "terminal_observation" in infos[e]}
-        trunc = timeout
-        return _StepEnds(done & ~timeout, trunc, final, "sb3")
+        return _StepEnds(done & ~timeout, timeout, final, "sb3")
     raise TypeError(f"infos must be a list of dicts (SB3 VecEnv) or a dict of arrays (gymnasium vector env), "
                     f"got {type(infos).__name__}")
 
