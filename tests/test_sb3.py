@@ -140,7 +140,7 @@ def test_handle_timeout_termination_false_counts_truncations_as_done():
     np.testing.assert_array_equal(got.dones.numpy().ravel(), done.ravel().astype(np.float32))
 
 
-def test_sb3_dqn_trains_with_it():
+def test_sb3_dqn_trains_with_it(one_torch_thread):
     venv = make_venv((36, 36, 1))  # NatureCNN's smallest input; CnnPolicy adds VecTransposeImage
     model = DQN("CnnPolicy", venv, replay_buffer_class=DqnfastReplayBuffer, buffer_size=400, learning_starts=50,
                 batch_size=16, train_freq=4, gradient_steps=1, target_update_interval=50, device="cpu", seed=0)
@@ -460,7 +460,7 @@ def test_conventions_that_contradict_are_errors():
         ours.add(nxt, nxt, np.zeros(N_ENVS), r, term, [{}] * (N_ENVS + 1))
 
 
-def test_sb3_dqn_with_optimize_memory_usage_true():
+def test_sb3_dqn_with_optimize_memory_usage_true(one_torch_thread):
     # SB3 passes optimize_memory_usage on to the buffer and, before a second learn(), marks the last
     # stored step done through the buffer's `dones`: both must work, and every stored state stay exact.
     venv = make_venv((36, 36, 1))
