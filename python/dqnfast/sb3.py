@@ -1,31 +1,45 @@
 """A Stable-Baselines3 replay buffer backed by :class:`dqnfast.ReplayBuffer`.
 
-Usage::
+Usage, inside SB3::
 
     env = VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=4), n_stack=4)
     model = DQN("CnnPolicy", env, replay_buffer_class=DqnfastReplayBuffer)
 
+or in a CleanRL-style script with gymnasium 1.x vector envs, with SB3's calling convention::
+
+    rb = DqnfastReplayBuffer(buffer_size, envs.single_observation_space, envs.single_action_space, device,
+                             n_envs=envs.num_envs, optimize_memory_usage=True, handle_timeout_termination=False)
+    rb.add(obs, real_next_obs, actions, rewards, terminations, infos)
+
 SB3 hands the buffer whole frame stacks (``obs`` and ``next_obs``, each ``n_stack`` frames) and
 stores both; this buffer keeps only the newest frame of each step in a dqnfast frame store with
-``stack=n_stack`` and rebuilds the stacks at sample time, ``2 * n_stack`` times less pixel memory.
-That is exact only for real frame stacks, so ``add`` checks it: ``obs`` must be the stack the frame
-store holds for that env, and ``next_obs`` must be ``obs`` shifted by one frame. Anything else
-(observations that are not from ``VecFrameStack``, a wrong ``n_stack``) is a ``ValueError`` before
-anything is written.
+``stack=n_stack`` and rebuilds the stacks at sample time. That is exact only for real frame stacks,
+so ``add`` checks it: ``obs`` must be the stack the frame store holds for that env (or the reset
+observation of a new episode), and ``next_obs`` must be ``obs`` shifted by one frame. Anything else
+is a ``ValueError`` before anything is written.
 
-Episodes: the buffer starts one for an env on its first ``add`` and after every ``done``; it also
-starts one when ``obs`` is not the continuation of what it holds (SB3's ``learn()`` resets the
-envs without a ``done``). ``VecFrameStack`` pads a new episode with zeros, hence ``pad="zero"``.
-``infos[i]["TimeLimit.truncated"]`` splits ``done`` into terminated and truncated; ``next_obs`` of a
-done env is SB3's ``terminal_observation``, the real final frame, so a truncated transition can be
-bootstrapped. ``sample`` returns SB3's ``ReplayBufferSamples`` with ``dones`` = terminated only
-(``handle_timeout_termination=True``, SB3's default) or terminated-or-truncated.
+The conventions it accepts, each with exact semantics:
+
+- ``infos``: SB3's list of dicts (``"TimeLimit.truncated"``, ``"terminal_observation"``) or
+  gymnasium's dict of arrays (``"final_obs"``/``"_final_obs"`` in autoreset mode SAME_STEP; gymnasium
+  0.29's ``"final_observation"`` too). A done env's real final observation is taken from ``infos``
+  when it is there, so ``next_obs`` may hold the reset observation for it.
+- Autoreset: SAME_STEP (SB3 VecEnvs; gymnasium ``AutoresetMode.SAME_STEP``): the step after a done
+  starts with the reset observation. NEXT_STEP (gymnasium's default): the step after a done is a
+  "reset step" whose ``obs`` is the final observation and ``next_obs`` the reset one; its action was
+  ignored and its reward is 0, so it is not a transition and is not stored: the buffer starts the
+  new episode from its ``next_obs``. Scripts that skip that add themselves work too.
+- Padding of a new episode's older frames: zeros (SB3 ``VecFrameStack``, ``FrameStackObservation(
+  padding_type="zero")``) or the first frame repeated (``FrameStackObservation``'s default
+  ``padding_type="reset"``), detected from the first ``add`` or given as ``pad=``.
 
 This module imports torch and stable_baselines3; ``import dqnfast`` imports neither.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Union
+import warnings
+from collections.abc import Mapping
+from typing import Any, Dict, List, NamedTuple, Optional, Union
 
 import numpy as np
 import torch as th
@@ -37,6 +51,79 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from .batch import Batch
 from .replay import ReplayBuffer
 
+SAME_STEP, NEXT_STEP = "same_step", "next_step"
+_AUTORESET_NAMES = {"samestep": SAME_STEP, "nextstep": NEXT_STEP}
+
+
+def _autoreset_arg(mode: Any) -> Optional[str]:
+    """None, "same_step"/"next_step" (any case, with or without "_"), or gymnasium's AutoresetMode."""
+    if mode is None:
+        return None
+    key = str(getattr(mode, "value", mode)).replace("_", "").lower()  # AutoresetMode.SAME_STEP.value == "SameStep"
+    if key not in _AUTORESET_NAMES:
+        raise ValueError(f"autoreset_mode must be 'same_step' or 'next_step' (or gymnasium's AutoresetMode), "
+                         f"got {mode!r}")
+    return _AUTORESET_NAMES[key]
+
+
+class _StepEnds(NamedTuple):
+    """What one ``add``'s infos say about episode ends, per env."""
+    terminated: np.ndarray  # bool (n,)
+    truncated: np.ndarray  # bool (n,)
+    final_obs: Dict[int, np.ndarray]  # env -> its real final observation, where infos hold one
+    convention: str  # "sb3" (list of dicts) or "gymnasium" (dict of arrays)
+
+
+def _read_infos(infos: Any, n: int, done: np.ndarray, truncated: Optional[np.ndarray]) -> _StepEnds:
+    """Episode ends from ``done``, ``infos`` and an optional ``truncated`` array, in either convention.
+
+    SB3: ``done`` covers both kinds of end and ``"TimeLimit.truncated"`` marks the truncations.
+    gymnasium (dict of arrays): ``done`` is what the script passes (CleanRL passes ``terminations``);
+    an env with a ``final_obs`` whose ``done`` is False ended by truncation."""
+    extra = np.zeros(n, bool) if truncated is None else np.asarray(truncated, bool).reshape(n)
+    if isinstance(infos, Mapping):
+        key = next((k for k in ("final_obs", "final_observation") if k in infos), None)
+        final: Dict[int, np.ndarray] = {}
+        if key is not None:
+            values = infos[key]
+            mask = infos.get("_" + key)
+            mask = (np.array([v is not None for v in values]) if mask is None else np.asarray(mask, bool)).reshape(-1)
+            if mask.shape != (n,) or len(values) != n:
+                raise ValueError(f"infos[{key!r}] must have one entry per env ({n}), got {len(values)}")
+            final = {int(e): np.asarray(values[e]) for e in np.flatnonzero(mask)}
+        ended = np.zeros(n, bool)
+        ended[list(final)] = True
+        trunc = (ended | extra) & ~done
+        return _StepEnds(done.copy(), trunc, final, "gymnasium")
+    if isinstance(infos, (list, tuple)):
+        if truncated is not None:
+            raise ValueError("with SB3's list infos, truncations come as done plus infos[i]['TimeLimit.truncated']; "
+                             "truncated= is for gymnasium's dict infos")
+        if len(infos) != n or not all(isinstance(i, Mapping) for i in infos):
+            raise ValueError(f"infos must have one dict per env ({n}) (SB3's VecEnv convention) or be gymnasium's "
+                             f"dict of arrays, got a {type(infos).__name__} of {len(infos)} "
+                             f"({', '.join(sorted({type(i).__name__ for i in infos}))})")
+        timeout = np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos]) & done
+        final = {e: np.asarray(infos[e]["terminal_observation"]) for e in np.flatnonzero(done)
+                 if "terminal_observation" in infos[e]}
+        return _StepEnds(done & ~timeout, timeout, final, "sb3")
+    raise TypeError(f"infos must be a list of dicts (SB3 VecEnv) or a dict of arrays (gymnasium vector env), "
+                    f"got {type(infos).__name__}")
+
+
+class _EndAllEpisodes:
+    """Stands in for SB3's ``dones`` array in the one place SB3 writes it from outside a buffer:
+    ``OffPolicyAlgorithm._setup_learn`` with ``optimize_memory_usage=True`` marks the last stored step
+    done before ``learn()`` resets the envs. Here that ends every open episode, so the next ``add``
+    must start each env at a reset observation (which ``learn()``'s reset gives)."""
+
+    def __init__(self, end_all) -> None:
+        self._end_all = end_all
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if np.any(value):
+            self._end_all()
+
 
 class DqnfastReplayBuffer(SB3ReplayBuffer):
     """SB3 ``ReplayBuffer`` interface over a dqnfast frame store (pass it as ``replay_buffer_class``).
@@ -45,13 +132,24 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
 
     - ``n_stack``: frames per observation. Default: every channel is one frame (grayscale Atari).
       Give it when each frame has several channels (RGB: ``n_stack=4`` with 12 channels).
-    - ``channels_order``: ``"first"`` or ``"last"``, the axis ``VecFrameStack`` stacked on. Default:
+    - ``channels_order``: ``"first"`` or ``"last"``, the axis the frames are stacked on. Default:
       SB3's own guess for the observation space (smallest axis of an image; ``"last"`` otherwise).
-      With ``CnnPolicy`` SB3 transposes channel-last images, so the buffer sees channel-first ones.
+      With ``CnnPolicy`` SB3 transposes channel-last images, so the buffer sees channel-first ones;
+      gymnasium's ``FrameStackObservation`` stacks on a new first axis.
+    - ``pad``: ``"zero"`` or ``"first"``, how a new episode's older frames are padded. Default: read
+      off the first ``add`` (its observations are reset observations); an ``add`` whose stacks fit
+      both (all-zero frames) and no other evidence raises and asks for ``pad``.
+    - ``autoreset_mode``: ``"same_step"`` or ``"next_step"`` (or gymnasium's ``AutoresetMode``).
+      Default: SB3's list infos mean SAME_STEP; with gymnasium's dict infos the mode is read off the
+      first episode end (SAME_STEP puts ``final_obs`` in infos, NEXT_STEP does not).
     - ``seed``: the frame store's sampling seed. Default: drawn from numpy's global generator, which
       SB3 seeds from the algorithm's ``seed``.
     - ``device_storage``: mirror the frames on ``device`` (:class:`dqnfast.torch_replay.DeviceReplayBuffer`)
       and gather batches there instead of on the host.
+
+    ``optimize_memory_usage`` is accepted and changes nothing: this buffer always stores each frame
+    once, and, unlike SB3's memory-optimized variant, keeps the real final observation of every
+    episode, so it also works with ``handle_timeout_termination=True``.
 
     ``buffer_size`` counts frame slots (one per step plus one per episode start), not transitions.
     """
@@ -59,22 +157,24 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
                  device: Union[th.device, str] = "auto", n_envs: int = 1, optimize_memory_usage: bool = False,
                  handle_timeout_termination: bool = True, *, n_stack: Optional[int] = None,
-                 channels_order: Optional[str] = None, seed: Optional[int] = None,
-                 device_storage: bool = False) -> None:
+                 channels_order: Optional[str] = None, pad: Optional[str] = None, autoreset_mode: Any = None,
+                 seed: Optional[int] = None, device_storage: bool = False) -> None:
         if not isinstance(observation_space, spaces.Box) or observation_space.dtype != np.uint8:
             raise TypeError(f"DqnfastReplayBuffer needs a uint8 Box observation space, got {observation_space}")
         if not isinstance(action_space, spaces.Discrete):
             raise TypeError(f"DqnfastReplayBuffer stores one integer action per step: needs a Discrete action "
                             f"space, got {action_space}")
-        if optimize_memory_usage:
-            raise ValueError("DqnfastReplayBuffer always stores each frame once; leave optimize_memory_usage=False "
-                             "(SB3's variant reaches into buffer arrays that this buffer does not have)")
+        if pad not in (None, "zero", "first"):
+            raise ValueError(f"pad must be 'zero' (VecFrameStack) or 'first' (FrameStackObservation's "
+                             f"padding_type='reset'), or None to detect it, got {pad!r}")
         # BaseBuffer's constructor only, not SB3's ReplayBuffer one: that would allocate the
         # (buffer_size, n_envs, *obs_shape) arrays that this class exists to avoid.
         super(SB3ReplayBuffer, self).__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
-        self.optimize_memory_usage = False
+        self.optimize_memory_usage = bool(optimize_memory_usage)  # (SB3's algorithms read it back)
         self.handle_timeout_termination = handle_timeout_termination
+        self.autoreset_mode = _autoreset_arg(autoreset_mode)
         self._action_dtype = self._maybe_cast_dtype(action_space.dtype)
+        self.dones = _EndAllEpisodes(self._end_all_episodes)
 
         shape = tuple(observation_space.shape)
         if channels_order is None:
@@ -90,13 +190,17 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         c = stacked // self.n_stack  # channels per frame
         # One frame in the buffer: (c, *rest) channel-first, (*rest, c) channel-last.
         self.frame_shape = (c, *shape[1:]) if self.channels_first else (*shape[:-1], c)
+        # With one frame per state there is no padding to tell apart.
+        self.pad: Optional[str] = "zero" if self.n_stack == 1 and pad is None else pad
 
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
         self._device_storage = device_storage
         self._new_store(max(int(buffer_size), n_envs * (self.n_stack + 1)), seed)  # (the store's minimum capacity)
         self._state = np.empty((n_envs, self.n_stack, *self.frame_shape), np.uint8)  # scratch for stacked()
-        self.last_indices = np.empty(0, np.int64)
+        self.last_indices = np.full(n_envs, -1, np.int64)
+        self._warned_unseen_end = False
+        self._convention: Optional[str] = None  # "sb3" or "gymnasium", from the first add
 
     # ---- SB3 layout <-> frames ----------------------------------------------------------------------
     def _as_frames(self, obs: np.ndarray) -> np.ndarray:
@@ -114,50 +218,166 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
             return states.reshape(b, *self.obs_shape)
         return th.movedim(states, 1, -2).reshape(b, *self.obs_shape)
 
+    # ---- padding ------------------------------------------------------------------------------------
+    @staticmethod
+    def _padded_as(frames: np.ndarray, pad: str) -> np.ndarray:
+        """(n, n_stack, ...) stacks -> bool (n,): is each a reset observation under padding ``pad``?"""
+        older, newest = frames[:, :-1], frames[:, -1:]
+        n = frames.shape[0]
+        if pad == "zero":
+            return ~older.reshape(n, -1).any(axis=1)
+        return (older == newest).reshape(n, -1).all(axis=1)
+
+    def _detect_pad(self, frames: np.ndarray) -> Optional[str]:
+        """The padding that the first add's reset observations (one per env) show, exactly: None when some
+        env's observation is no reset observation (the caller's check then names it)."""
+        zero, first = self._padded_as(frames, "zero"), self._padded_as(frames, "first")
+        only_zero, only_first = np.flatnonzero(zero & ~first), np.flatnonzero(first & ~zero)
+        if len(only_zero) and len(only_first):
+            raise ValueError(f"env {only_zero[0]}'s first observation is zero-padded but env {only_first[0]}'s "
+                             "repeats its first frame: all envs must pad new episodes the same way")
+        if len(only_zero) or len(only_first):
+            return "zero" if len(only_zero) else "first"
+        if (zero & first).all():
+            raise ValueError("cannot tell how new episodes are padded: every first observation is all zeros, which "
+                             "fits both zero padding (SB3 VecFrameStack) and first-frame padding (gymnasium "
+                             "FrameStackObservation); pass pad='zero' or pad='first'")
+        return None
+
+    @staticmethod
+    def _padding_error(e: int, what: str, pad: Optional[str]) -> ValueError:
+        kind = {"zero": "are not zero padding", "first": "are not copies of its newest frame (first-frame padding)",
+                None: "are neither zero padding nor copies of its newest frame"}[pad]
+        return ValueError(f"env {e}: {what} starts an episode in the buffer but its older frames {kind}; the buffer "
+                          "can only start episodes at a reset observation (reset the envs after attaching a new "
+                          "buffer; pass pad= if the padding was detected wrong)")
+
     # ---- add ------------------------------------------------------------------------------------
     def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
-            infos: List[Dict[str, Any]]) -> None:
+            infos: Union[List[Dict[str, Any]], Mapping[str, Any]], *,
+            truncated: Optional[np.ndarray] = None) -> None:
+        """Store one vector step. ``done`` as the script has it (SB3: terminated or truncated; CleanRL with
+        gymnasium: ``terminations``). ``truncated`` (keyword, not in SB3's signature) tells the buffer
+        about truncations that neither ``done`` nor ``infos`` show (gymnasium NEXT_STEP mode)."""
         n = self.n_envs
         obs, next_obs = np.asarray(obs), np.asarray(next_obs)
         for name, a in (("obs", obs), ("next_obs", next_obs)):
             if a.shape != (n, *self.obs_shape) or a.dtype != np.uint8:
                 raise ValueError(f"{name} must be uint8 of shape {(n, *self.obs_shape)}, got {a.dtype} {a.shape}")
-        if len(infos) != n:
-            raise ValueError(f"infos must have one dict per env ({n}), got {len(infos)}")
         done = np.asarray(done, bool).reshape(n)
-        timeout = np.array([bool(info.get("TimeLimit.truncated", False)) for info in infos]) & done
+        ends = _read_infos(infos, n, done, truncated)
+        if self._convention not in (None, ends.convention):
+            raise ValueError(f"infos came as {self._convention} infos before and as {ends.convention} infos now; "
+                             "one buffer takes one convention")
         actions = np.asarray(action).reshape(n).astype(np.int64)
         rewards = np.asarray(reward, np.float32).reshape(n)
+        if ends.final_obs:  # the real final observations, where infos have them
+            next_obs = next_obs.copy()
+            for e, o in ends.final_obs.items():
+                if o.shape != self.obs_shape:
+                    raise ValueError(f"env {e}: final observation in infos has shape {o.shape}, not {self.obs_shape}")
+                next_obs[e] = o
+        mode = self._autoreset_mode_after(ends)
         cur, nxt = self._as_frames(obs), self._as_frames(next_obs)
+        # Before the first write every env starts an episode with this add: its obs show the padding.
+        pad = self.pad or self._detect_pad(cur)
 
-        # All checks before any write. A frame stack's next_obs is obs shifted by one frame.
-        shifted = (nxt[:, :-1] == cur[:, 1:]).reshape(n, -1).all(axis=1)
-        if not shifted.all():
-            raise ValueError(f"env {int(np.argmin(shifted))}: next_obs is not obs shifted by one frame; "
-                             f"DqnfastReplayBuffer needs VecFrameStack observations with n_stack={self.n_stack} "
-                             f"stacked on the {'first' if self.channels_first else 'last'} axis")
-        # obs must be the state the frame store holds for each env; where it is not, a new episode began
-        # (VecFrameStack's reset observation: zeros, then the episode's first frame).
-        restart = ~self._active
-        for e in np.flatnonzero(self._active):
-            self.store.stacked(int(e), out=self._state[e])
-            restart[e] = not np.array_equal(self._state[e], cur[e])
-        padded = ~cur[:, :-1].reshape(n, -1).any(axis=1)
-        if (restart & ~padded).any():
-            e = int(np.argmax(restart & ~padded))
-            raise ValueError(f"env {e}: obs starts an episode in the buffer but its older frames are not zero "
-                             "padding; the buffer can only start episodes at VecFrameStack's reset observation "
-                             "(reset the env after attaching a new buffer)")
+        # All checks before any write. Per env: store the transition or not, and start an episode first
+        # from obs ("restart") or from next_obs (a NEXT_STEP reset step, whose transition is not stored).
+        shifted = (nxt[:, :-1] == cur[:, 1:]).reshape(n, -1).all(axis=1)  # next_obs is obs shifted by one frame
+        held = np.zeros(n, bool)  # obs is the stack the store holds for the env
+        for e in range(n):
+            if self._open[e] or self._ended[e]:  # (after an end the store still holds the final stack)
+                self.store.stacked(e, out=self._state[e])
+                held[e] = np.array_equal(self._state[e], cur[e])
+        restart, reset_step = np.zeros(n, bool), np.zeros(n, bool)
+        unseen_end = False
+        # Most steps continue every env's episode; only the other envs need a look at padding.
+        odd_mask = ~(self._open & ~self._ended & held & shifted)
+        odd = np.flatnonzero(odd_mask) if odd_mask.any() else ()
+        cur_reset, nxt_reset = np.zeros(n, bool), np.zeros(n, bool)  # is a reset observation (for odd envs)
+        if len(odd):
+            cur_reset[odd] = self._padded_as(cur[odd], pad or "zero")
+            nxt_reset[odd] = self._padded_as(nxt[odd], pad or "zero")
+        for e in odd:
+            if self._ended[e] and mode == NEXT_STEP:
+                # The step after an episode end: a reset step (obs = the final observation), or the script
+                # skipped that add and this is the new episode's first step (obs = the reset observation).
+                reset_step[e] = held[e] and (not shifted[e] or not cur_reset[e])
+                if held[e] and shifted[e] and cur_reset[e] and nxt_reset[e]:
+                    raise ValueError(f"env {e}: after its episode end, obs is both the final observation and a reset "
+                                     "observation, and next_obs fits both a reset step and a first step: cannot tell "
+                                     "whether this is gymnasium's NEXT_STEP reset step; pass it or skip it always")
+                restart[e] = not reset_step[e]
+            elif self._ended[e] or not self._open[e] or not held[e]:
+                restart[e] = True  # SAME_STEP after a done, a first add, or envs reset without a done
+            elif not shifted[e] and mode != SAME_STEP and ends.convention == "gymnasium" and nxt_reset[e]:
+                # NEXT_STEP reset step after an end the buffer was not told of (a truncation with done =
+                # terminations): next_obs starts a new episode, not continuing obs.
+                reset_step[e], unseen_end = True, True
+            if restart[e] and not cur_reset[e]:
+                raise self._padding_error(e, "obs", pad)
+            if reset_step[e] and not nxt_reset[e]:
+                raise self._padding_error(e, "next_obs of gymnasium's NEXT_STEP reset step", pad)
+            if not reset_step[e] and not shifted[e]:
+                raise ValueError(f"env {e}: next_obs is not obs shifted by one frame; DqnfastReplayBuffer needs "
+                                 f"frame-stacked observations with n_stack={self.n_stack} stacked on the "
+                                 f"{'first' if self.channels_first else 'last'} axis (and for a done env, its final "
+                                 f"observation in next_obs or in infos)")
+        if unseen_end:
+            mode = NEXT_STEP
+            if not self._warned_unseen_end:
+                self._warned_unseen_end = True
+                warnings.warn("DqnfastReplayBuffer: a NEXT_STEP reset step followed an episode end that neither done "
+                              "nor infos showed (a truncation?); it was recognised because next_obs does not continue "
+                              "obs. Pass truncated=truncations to add() (or skip the add after an episode end) so "
+                              "that this does not depend on the frames' content.", stacklevel=2)
 
-        if restart.any():
-            envs = np.flatnonzero(restart)
-            self.store.start_episodes(cur[envs, -1], envs)  # abandons any open episode of those envs
-        self.store.add_batch(actions, rewards, nxt[:, -1], done & ~timeout, timeout)
-        self._active = ~done
-        # add_batch stores row i (env i) at write number writes - n + i: the ids of these transitions.
-        self.last_indices = np.arange(self.store.writes - n, self.store.writes, dtype=np.int64)
+        # Checks passed: what this add showed about the conventions holds from now on.
+        if self.pad is None:
+            self.pad = pad
+            if pad == "first":  # the store is still empty: make it again with the right padding
+                self._new_store(self.store.capacity, self.store.seed)
+        self.autoreset_mode = mode
+        if len(odd):
+            starts = np.flatnonzero(restart | reset_step)
+            frames = np.stack([(nxt if reset_step[e] else cur)[e, -1] for e in starts])
+            self.store.start_episodes(frames, starts)  # abandons any open episode of those envs
+        self.last_indices = np.full(n, -1, np.int64)
+        if not reset_step.any():
+            self.store.add_batch(actions, rewards, nxt[:, -1], ends.terminated, ends.truncated)
+            self.last_indices[:] = np.arange(self.store.writes - n, self.store.writes)
+        elif not reset_step.all():
+            go = np.flatnonzero(~reset_step)  # envs whose transition is stored
+            self.store.add_batch(actions[go], rewards[go], nxt[go, -1], ends.terminated[go], ends.truncated[go], go)
+            self.last_indices[go] = np.arange(self.store.writes - len(go), self.store.writes)
+        # (add_batch stores row k at write number writes - rows + k: the ids of these transitions.)
+        self._convention = ends.convention
+        self._ended = ends.terminated | ends.truncated
+        self._open = ~self._ended
         self.pos = self.store.writes % self.store.capacity
         self.full = self.store.writes >= self.store.capacity
+
+    def _autoreset_mode_after(self, ends: _StepEnds) -> Optional[str]:
+        """The autoreset mode: the known one, or what this add shows; a contradiction raises."""
+        if ends.convention == "sb3":
+            seen: Optional[str] = SAME_STEP  # SB3's VecEnvs reset a done env within the step
+        else:
+            ended = np.flatnonzero(ends.terminated | ends.truncated)
+            with_final = [e for e in ended if e in ends.final_obs]
+            seen = None if not len(ended) else SAME_STEP if len(with_final) == len(ended) else \
+                NEXT_STEP if not with_final else "both"
+            if seen == "both":
+                raise ValueError("infos have final_obs for some ended envs and not for others: cannot tell the "
+                                 "autoreset mode")
+        if seen is not None and self.autoreset_mode not in (None, seen):
+            raise ValueError(f"autoreset_mode is {self.autoreset_mode} but this step looks like {seen} "
+                             "(SAME_STEP: an ended env's final observation is in infos; NEXT_STEP: it is not)")
+        return self.autoreset_mode or seen
+
+    def _end_all_episodes(self) -> None:
+        self._open[:] = False
+        self._ended[:] = False
 
     # ---- sample ---------------------------------------------------------------------------------
     def size(self) -> int:
@@ -176,7 +396,11 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         t = b._replace(**{k: th.from_numpy(v) for k, v in b._asdict().items() if isinstance(v, np.ndarray)})  # zero-copy
         obs_s, action, reward, next_s, terminated, truncated = (t.obs, t.action, t.reward, t.next_obs, t.terminated,
                                                                 t.truncated)
-        done = terminated if self.handle_timeout_termination else terminated | truncated
+        # dones = done as add() got it, less SB3's TimeLimit truncations with handle_timeout_termination.
+        # With gymnasium's infos, truncations that the buffer found in infos (or in truncated=) were never
+        # in done (CleanRL passes terminations), so they stay out of dones either way.
+        done = terminated if self.handle_timeout_termination or self._convention == "gymnasium" else \
+            terminated | truncated
         obs, next_obs = self._to_obs(obs_s), self._to_obs(next_s)
         reward = reward.reshape(-1, 1)
         if env is not None:  # VecNormalize works on numpy arrays
@@ -198,10 +422,12 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         self._new_store(self.store.capacity, self.store.seed)
 
     def _new_store(self, capacity: int, seed: int) -> None:
-        rb = ReplayBuffer(capacity, self.frame_shape, stack=self.n_stack, num_envs=self.n_envs, seed=seed, pad="zero")
+        rb = ReplayBuffer(capacity, self.frame_shape, stack=self.n_stack, num_envs=self.n_envs, seed=seed,
+                          pad=self.pad or "zero")  # (remade with "first" if the first add detects that)
         if self._device_storage:
             from .torch_replay import DeviceReplayBuffer  # only then: it is the one module here that needs a device
             self.store: Any = DeviceReplayBuffer(buffer=rb, device=self.device)
         else:
             self.store = rb
-        self._active = np.zeros(self.n_envs, bool)  # envs with an episode open in the store
+        self._open = np.zeros(self.n_envs, bool)  # envs with an episode open in the store
+        self._ended = np.zeros(self.n_envs, bool)  # envs whose episode the last add ended
