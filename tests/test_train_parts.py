@@ -311,11 +311,13 @@ def _field_value(f: dataclasses.Field):
     """An accepted non-default value for each field, as text and as the parsed value."""
     if f.name == "env_id":
         return "ALE/Pong-v5", "ALE/Pong-v5"
-    if f.name in ("interp", "optimizer", "loss", "device", "crop", "max_grad_norm", "run_dir", "run_name"):
-        return {"interp": ("nearest", "nearest"), "optimizer": ("rmsprop", "rmsprop"), "loss": ("mse", "mse"),
-                "device": ("cpu", "cpu"), "crop": ("0,100,0,100", (0, 100, 0, 100)),
-                "max_grad_norm": ("2.5", 2.5), "run_dir": ("elsewhere", "elsewhere"),
-                "run_name": ("named", "named")}[f.name]
+    choices = {"interp": ("nearest", "nearest"), "optimizer": ("rmsprop", "rmsprop"), "loss": ("mse", "mse"),
+               "device": ("cpu", "cpu"), "crop": ("0,100,0,100", (0, 100, 0, 100)),
+               "max_grad_norm": ("2.5", 2.5), "run_dir": ("elsewhere", "elsewhere"),
+               "run_name": ("named", "named"), "gray": ("mean", "mean"), "update_mode": ("compile", "compile"),
+               "replay_device": ("cuda", "cuda")}
+    if f.name in choices:
+        return choices[f.name]
     if HINTS[f.name] is float:
         return "0.5", 0.5
     return {"frame_size": ("40", 40), "buffer_size": ("5000", 5000), "burn_in": ("0", 0),
