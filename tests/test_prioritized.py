@@ -203,6 +203,8 @@ def test_concurrent_adds_while_sampling_and_updating():
     (lambda rb: rb.update_priorities(np.array([1.5]), np.array([1.0])), TypeError, "index must be an array of integers"),
     (lambda rb: rb.sample(4, beta=-1.0), ValueError, "beta must be finite and >= 0"),
     (lambda rb: rb.sample(4, beta="x"), TypeError, "beta must be a number"),
+    (lambda rb: rb.sample(4, beta=float("inf")), ValueError, "beta must be finite and >= 0"),
+    (lambda rb: rb.update_priorities(np.array([[1]]), np.array([1.0])), ValueError, r"index must be 1-D, got shape \(1, 1\)"),
     (lambda rb: rb.sample(0), ValueError, "batch_size must be positive"),
 ])
 def test_bad_input(call, exc, msg):
@@ -215,6 +217,9 @@ def test_bad_input(call, exc, msg):
 def test_bad_construction_and_uniform_buffers_refuse_priority_calls():
     with pytest.raises(ValueError, match="alpha must be finite and >= 0"):
         PrioritizedReplayBuffer(50, SHAPE, alpha=-0.5)
+    with pytest.raises(TypeError, match="alpha must be a number, got NoneType"):
+        PrioritizedReplayBuffer(50, SHAPE, alpha=None)
+    assert PrioritizedReplayBuffer(50, SHAPE, alpha=np.float32(0.5)).alpha == 0.5  # numpy numbers are numbers
     with pytest.raises(TypeError, match="update_priorities needs a PrioritizedReplayBuffer"):
         ReplayBuffer(50, SHAPE).update_priorities(np.array([1]), np.array([1.0]))
     with pytest.raises(ValueError, match="no sampleable transition"):

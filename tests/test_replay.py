@@ -373,6 +373,8 @@ def test_sample_into_rejects_wrong_arrays():
     out = rb.empty_batch(8)
     with pytest.raises(TypeError, match="reward must have dtype float32"):
         rb.sample(8, out=out._replace(reward=np.empty(8, np.float64)))
+    with pytest.raises(TypeError, match="action must have dtype int64, got >i8"):  # not this machine's byte order
+        rb.sample(8, out=out._replace(action=np.empty(8, ">i8")))
     with pytest.raises(ValueError, match=r"obs must have shape \(8, 4, 6, 5\)"):
         rb.sample(8, out=out._replace(obs=np.empty((8, 4, 5, 6), np.uint8)))
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -590,6 +592,12 @@ def test_non_contiguous_frames_are_stored_by_value():
         (dict(capacity=100, pad="edge"), ValueError, "pad must be 'zero' or 'first', got 'edge'"),
         (dict(capacity=100, pad=None), TypeError, "pad must be 'zero' or 'first'"),
         (dict(capacity=10**15), MemoryError, "cannot allocate a replay buffer of capacity"),
+        (dict(capacity=True), TypeError, "capacity must be an int, got bool"),
+        (dict(capacity=100, stack=1025), ValueError, "stack must be at most 1024, got 1025"),
+        (dict(capacity=100, seed=-1), ValueError, r"seed must be in \[0, 2\*\*64\), got -1"),
+        (dict(capacity=100, seed=2**64), ValueError, r"seed must be in \[0, 2\*\*64\)"),
+        (dict(capacity=100, seed=1.0), TypeError, "seed must be an int, got float"),
+        (dict(capacity=100, frame_shape=(2**21, 2**20)), ValueError, "frame_shape .* is too large"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, exc, msg):
@@ -623,6 +631,16 @@ def test_bad_add_and_start_arguments():
         rb.add(1, 0.0, good, 1)
     with pytest.raises(ValueError, match=r"next_frame must have shape"):
         rb.add(1, 0.0, np.zeros(16, np.uint8), False)
+    with pytest.raises(TypeError, match="action must be an int, got bool"):  # a flag is not an action
+        rb.add(True, 0.0, good, False)
+    with pytest.raises(TypeError, match="reward must be a number, got bool"):
+        rb.add(1, True, good, False)
+    with pytest.raises(TypeError, match="truncated must be a bool, got float"):
+        rb.add(1, 0.0, good, False, 0.0)
+    with pytest.raises(TypeError, match="env must be an int, got float"):
+        rb.add(1, 0.0, good, False, env=0.0)
+    with pytest.raises(ValueError, match="action out of range"):
+        rb.add(2**70, 0.0, good, False)
     assert rb.writes == 1  # nothing was written by the failed calls
     rb.add(np.int64(1), np.float32(0.5), good, np.bool_(True))  # numpy scalars are fine
     with pytest.raises(ValueError, match="add\\(\\) before start_episode"):
@@ -636,6 +654,10 @@ def test_bad_vectorized_arguments():
         rb.start_episodes(frames, np.array([0, 1]))
     with pytest.raises(ValueError, match="envs lists env 1 twice"):
         rb.start_episodes(frames[:2], np.array([1, 1]))
+    with pytest.raises(ValueError, match=r"envs must be 1-D, got shape \(1, 2\)"):
+        rb.start_episodes(frames[:2], np.array([[0, 1]]))
+    with pytest.raises(TypeError, match="envs must be a numpy.ndarray of integers, got list"):
+        rb.start_episodes(frames[:2], [0, 1])
     with pytest.raises(IndexError, match="env 3 out of range"):
         rb.start_episodes(frames[:1], np.array([3]))
     rb.start_episodes(frames)
@@ -738,6 +760,8 @@ def test_n_step_one_gives_discount_gamma():
 @pytest.mark.parametrize("kw, exc, msg", [
     (dict(n_step=0), ValueError, "n_step must be positive, got 0"),
     (dict(n_step=2.0), TypeError, "n_step must be an int, got float"),
+    (dict(n_step=1001), ValueError, "n_step must be at most 1000, got 1001"),
+    (dict(gamma=True), TypeError, "gamma must be a number, got bool"),
     (dict(gamma=1.5), ValueError, r"gamma must be in \[0, 1\]"),
     (dict(gamma=float("nan")), ValueError, r"gamma must be in \[0, 1\]"),
     (dict(gamma="0.9"), TypeError, "gamma must be a number"),
