@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -41,38 +42,33 @@ inline std::string ints_str(std::initializer_list<int64_t> v) {
 
 // numpy.number and numpy.bool_, looked up once when _core is imported (module.cpp), so that no
 // per-call check imports numpy.
-struct NumpyScalarTypes {
-  PyTypeObject* number = nullptr;
-  PyTypeObject* bool_ = nullptr;
-};
-inline NumpyScalarTypes& numpy_scalar_types() {
-  static NumpyScalarTypes types;
-  return types;
-}
+inline PyTypeObject* numpy_number = nullptr;
+inline PyTypeObject* numpy_bool = nullptr;
 inline void init_numpy_scalar_types() {
-  py::module_ np = py::module_::import("numpy");
-  const auto type = [&](const char* name) {  // kept for the process's life
-    return reinterpret_cast<PyTypeObject*>(py::object(np.attr(name)).release().ptr());
-  };
-  numpy_scalar_types().number = type("number");
-  numpy_scalar_types().bool_ = type("bool_");
+  py::module_ np = py::module_::import("numpy");  // the references are kept for the process's life
+  numpy_number = reinterpret_cast<PyTypeObject*>(py::object(np.attr("number")).release().ptr());
+  numpy_bool = reinterpret_cast<PyTypeObject*>(py::object(np.attr("bool_")).release().ptr());
 }
 
 // Python ints and integer scalars (numpy.int64, ...); not bools, which are flags, nor floats.
 inline bool is_int(py::handle obj) {
   PyObject* o = obj.ptr();
   if (PyLong_CheckExact(o)) return true;
-  if (PyBool_Check(o) || PyFloat_Check(o) || Py_TYPE(o) == numpy_scalar_types().bool_) return false;
+  if (PyBool_Check(o) || PyFloat_Check(o) || Py_TYPE(o) == numpy_bool) return false;
   return PyLong_Check(o) || PyIndex_Check(o);
 }
 
 inline int64_t int_arg(py::handle obj, const char* name) {
   if (!is_int(obj)) throw py::type_error(std::string(name) + " must be an int, got " + type_name(obj));
-  py::object i = PyLong_Check(obj.ptr()) ? py::reinterpret_borrow<py::object>(obj)
-                                         : py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
-  if (!i) throw py::error_already_set();
+  py::object index;  // the Python int of an integer scalar (numpy.int64, ...)
+  PyObject* i = obj.ptr();
+  if (!PyLong_Check(i)) {
+    index = py::reinterpret_steal<py::object>(PyNumber_Index(i));
+    if (!index) throw py::error_already_set();
+    i = index.ptr();
+  }
   int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  const long long v = PyLong_AsLongLongAndOverflow(i, &overflow);
   if (overflow) throw py::value_error(std::string(name) + " out of range: " + std::string(py::str(i)));
   if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
   return v;
@@ -82,7 +78,7 @@ inline int64_t int_arg(py::handle obj, const char* name) {
 inline double number_arg(py::handle obj, const char* name) {
   PyObject* o = obj.ptr();
   if (PyFloat_CheckExact(o)) return PyFloat_AS_DOUBLE(o);
-  if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o) || PyObject_TypeCheck(o, numpy_scalar_types().number)))
+  if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o) || PyObject_TypeCheck(o, numpy_number)))
     throw py::type_error(std::string(name) + " must be a number, got " + type_name(obj));
   const double v = PyFloat_AsDouble(o);
   if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
@@ -94,7 +90,7 @@ inline bool flag_arg(py::handle obj, const char* name) {
   PyObject* o = obj.ptr();
   if (o == Py_True) return true;
   if (o == Py_False) return false;
-  if (Py_TYPE(o) == numpy_scalar_types().bool_) return PyObject_IsTrue(o) == 1;
+  if (Py_TYPE(o) == numpy_bool) return PyObject_IsTrue(o) == 1;
   throw py::type_error(std::string(name) + " must be a bool, got " + type_name(obj));
 }
 
@@ -150,24 +146,15 @@ inline int type_num(const ArrayStruct* a) { return py::detail::array_descriptor_
 inline char dtype_kind(const ArrayStruct* a) { return py::detail::array_descriptor_proxy(a->descr)->kind; }
 inline std::string dtype_str(const ArrayStruct* a) { return py::str(py::handle(a->descr)); }
 
-// Whether an array's elements are exactly T (numpy's type number, in this machine's byte order).
+// Whether an array's elements are exactly T: T's own type number in this machine's byte order
+// (numpy writes that '=', or '|' for single bytes), else numpy's own test, under which int64 is
+// also 'longlong' where that is 8 bytes.
 template <typename T>
 bool holds(const ArrayStruct* a) {
-  using api = py::detail::npy_api;
-  const int t = type_num(a);
-  bool ok;
-  if constexpr (std::is_same_v<T, uint8_t>) ok = t == api::NPY_UBYTE_;
-  else if constexpr (std::is_same_v<T, bool>) ok = t == api::NPY_BOOL_;
-  else if constexpr (std::is_same_v<T, float>) ok = t == api::NPY_FLOAT_;
-  else if constexpr (std::is_same_v<T, double>) ok = t == api::NPY_DOUBLE_;
-  else if constexpr (std::is_same_v<T, int64_t>) ok = t == api::NPY_INT64_ || (t == api::NPY_LONGLONG_ && sizeof(long long) == 8);
-  else static_assert(sizeof(T) == 0, "no numpy type for T");
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  constexpr char kSwapped = '>';
-#else
-  constexpr char kSwapped = '<';
-#endif
-  return ok && py::detail::array_descriptor_proxy(a->descr)->byteorder != kSwapped;
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  if (d->type_num == py::detail::npy_format_descriptor<T>::value && (d->byteorder == '=' || d->byteorder == '|'))
+    return true;
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a->descr, py::dtype::of<T>().ptr());
 }
 
 template <typename T>
@@ -215,27 +202,22 @@ T* out_array(py::handle obj, const char* name, const Shape& shape) {
   return out_array<T>(obj, name, shape.data(), shape.size());
 }
 
-// A 1-D array of n values of the given numpy kinds ("iu", "iuf", "b"), converted to T within them.
+// A 1-D array of n values (any n when n < 0) of the given numpy kinds ("iu", "iuf", "b"), converted
+// to T within them.
 template <typename T>
 using Vec = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 template <typename T>
-Vec<T> vector_arg(py::handle obj, const char* name, py::ssize_t n, const char* kinds, const char* what) {
+Vec<T> vector_arg(py::handle obj, const char* name, const char* kinds, const char* what, py::ssize_t n = -1) {
   const ArrayStruct* a = ndarray_arg(obj, name, what);
-  if (std::string(kinds).find(dtype_kind(a)) == std::string::npos)
+  if (!std::strchr(kinds, dtype_kind(a)))
     throw py::type_error(std::string(name) + " must be an array of " + what + ", got dtype " + dtype_str(a));
-  check_shape(a, name, &n, 1);
+  if (n < 0 && a->nd != 1)
+    throw py::value_error(std::string(name) + " must be 1-D, got shape " + shape_str(a->dimensions, size_t(a->nd)));
+  if (n >= 0) check_shape(a, name, &n, 1);
   Vec<T> v = Vec<T>::ensure(obj);  // the kind check above keeps this cast within ints, or within numbers
   if (!v) throw py::error_already_set();
   return v;
-}
-
-// A 1-D array of any length n of the given kinds (n comes back).
-template <typename T>
-Vec<T> vector_arg(py::handle obj, const char* name, const char* kinds, const char* what) {
-  const ArrayStruct* a = ndarray_arg(obj, name, what);
-  if (a->nd != 1) throw py::value_error(std::string(name) + " must be 1-D, got shape " + shape_str(a->dimensions, size_t(a->nd)));
-  return vector_arg<T>(obj, name, a->dimensions[0], kinds, what);
 }
 
 // ---- the GIL ------------------------------------------------------------------------------------

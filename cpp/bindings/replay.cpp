@@ -125,10 +125,6 @@ struct BoundStore {
   }
 };
 
-const char* const kConstructorDoc =
-    "FrameStore(capacity, frame_shape, stack, num_envs, seed, pad_first, storage_path, n_step, gamma, alpha=None)\n\n"
-    "Arguments as dqnfast.ReplayBuffer checks them (use that class); alpha: a prioritized store.";
-
 std::unique_ptr<BoundStore> make_store(uint64_t capacity, const std::vector<uint64_t>& frame_shape, uint32_t stack,
                                        uint32_t num_envs, uint64_t seed, bool pad_first, py::handle storage_path,
                                        uint32_t n_step, double gamma, std::optional<double> alpha) {
@@ -171,7 +167,7 @@ void bind_replay(py::module_& m) {
   cls.attr("MAX_N_STEP") = FrameStore::kMaxNStep;
   cls.def(py::init(&make_store), py::arg("capacity"), py::arg("frame_shape"), py::arg("stack"), py::arg("num_envs"),
           py::arg("seed"), py::arg("pad_first"), py::arg("storage_path"), py::arg("n_step"), py::arg("gamma"),
-          py::arg("alpha") = py::none(), kConstructorDoc)
+          py::arg("alpha") = py::none(), "Arguments as dqnfast.ReplayBuffer checks them; alpha: prioritized.")
       .def_property_readonly("capacity", [](const BoundStore& b) { return b.store->capacity(); })
       .def_property_readonly("frame_shape", [](const BoundStore& b) { return py::tuple(py::cast(b.frame_shape)); })
       .def_property_readonly("stack", [](const BoundStore& b) { return b.store->stack(); })
@@ -225,11 +221,11 @@ void bind_replay(py::module_& m) {
              py::handle truncated, py::handle envs) {
             const std::vector<uint32_t> ids = b.envs_arg(envs);
             const auto n = py::ssize_t(ids.size());
-            const auto act = vector_arg<int64_t>(actions, "actions", n, "iu", "integers");
-            const auto rew = vector_arg<float>(rewards, "rewards", n, "iuf", "numbers");
-            const auto term = vector_arg<bool>(terminated, "terminated", n, "b", "bools");
+            const auto act = vector_arg<int64_t>(actions, "actions", "iu", "integers", n);
+            const auto rew = vector_arg<float>(rewards, "rewards", "iuf", "numbers", n);
+            const auto term = vector_arg<bool>(terminated, "terminated", "b", "bools", n);
             Vec<bool> trunc;
-            if (!truncated.is_none()) trunc = vector_arg<bool>(truncated, "truncated", n, "b", "bools");
+            if (!truncated.is_none()) trunc = vector_arg<bool>(truncated, "truncated", "b", "bools", n);
             const py::array f = in_array(next_frames, "next_frames", b.batched(n, b.frame_shape));
             std::vector<StepRecord> steps(static_cast<size_t>(n));
             for (py::ssize_t i = 0; i < n; ++i)
@@ -272,8 +268,6 @@ void bind_replay(py::module_& m) {
              NoGil nogil;
              b.store->sample_slots(size_t(batch_size), os, ns, o);
            })
-      .def_property_readonly("prioritized",
-                             [](const BoundStore& b) { return dynamic_cast<PrioritizedStore*>(b.store.get()) != nullptr; })
       .def_property_readonly("alpha", [](const BoundStore& b) { return b.per("alpha")->alpha(); })
       .def_property_readonly("max_priority", [](const BoundStore& b) { return b.per("max_priority")->max_priority(); },
                              "The largest priority set so far (new transitions get it); starts at 1.")
@@ -337,9 +331,7 @@ void bind_replay(py::module_& m) {
                NoGil nogil;
                v = b.store->valid_indices();
              }
-             py::array_t<int64_t> out(py::ssize_t(v.size()));
-             std::copy(v.begin(), v.end(), out.mutable_data());
-             return out;
+             return py::array_t<int64_t>(py::ssize_t(v.size()), reinterpret_cast<const int64_t*>(v.data()));
            },
            "Sorted indices of every sampleable transition (a scan of the store: for tests and tools).")
       .def(
@@ -362,17 +354,10 @@ void bind_replay(py::module_& m) {
               NoGil nogil;
               h = FrameStore::read_snapshot_header(p);
             }
-            py::tuple shape(h.dims.size());
-            for (size_t i = 0; i < h.dims.size(); ++i) shape[i] = py::int_(h.dims[i]);
-            py::dict d;
-            d["capacity"] = h.capacity;
-            d["frame_shape"] = shape;
-            d["stack"] = h.stack;
-            d["num_envs"] = h.num_envs;
-            d["seed"] = h.seed;
-            d["pad"] = h.pad_first ? "first" : "zero";
-            d["n_step"] = h.n_step;
-            d["gamma"] = h.gamma();
+            using namespace py::literals;
+            py::dict d("capacity"_a = h.capacity, "frame_shape"_a = py::tuple(py::cast(h.dims)), "stack"_a = h.stack,
+                       "num_envs"_a = h.num_envs, "seed"_a = h.seed, "pad"_a = h.pad_first ? "first" : "zero",
+                       "n_step"_a = h.n_step, "gamma"_a = h.gamma());
             if (h.kind == 1) d["alpha"] = h.alpha();
             return d;
           },
