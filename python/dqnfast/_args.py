@@ -16,6 +16,8 @@ import numpy as np
 
 def integer(name: str, value: object) -> int:
     """An int or a numpy integer, as an int; not a bool (those are flags) nor a float."""
+    if type(value) is int:  # the usual case, first: sample() checks its batch size on every call
+        return value
     if isinstance(value, (bool, np.bool_)) or not hasattr(type(value), "__index__"):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     return operator.index(value)
@@ -32,6 +34,8 @@ def positive_int(name: str, value: object, at_most: Optional[int] = None) -> int
 
 def number(name: str, value: object) -> float:
     """An int, float or numpy number, as a float; not a bool."""
+    if type(value) is float or type(value) is int:  # the usual cases, first (beta, on every prioritized sample)
+        return float(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     return float(value)
