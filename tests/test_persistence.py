@@ -43,6 +43,18 @@ def assert_same_state(a: ReplayBuffer, b: ReplayBuffer) -> None:
             np.testing.assert_array_equal(a.stacked(e), b.stacked(e))
 
 
+@pytest.mark.parametrize("seed", [2**63, 2**64 - 1])
+def test_buffers_with_seeds_above_int64_reload(tmp_path, seed):
+    # Seeds are 64-bit unsigned: half of the random seeds of unseeded buffers are >= 2**63, and
+    # load() passes a snapshot's seed back to the constructor.
+    rb, _ = driven(seed=seed, n=50)
+    assert rb.seed == seed
+    rb.save(tmp_path / "rb")
+    loaded = ReplayBuffer.load(tmp_path / "rb")
+    assert_same_state(rb, loaded)
+    assert_batches_equal(rb.sample(8), loaded.sample(8))
+
+
 @pytest.mark.parametrize("pad, n_step", [("zero", 1), ("first", 1), ("zero", 3)])
 @pytest.mark.parametrize("n", [0, 7, 500])  # empty, partly filled, wrapped around
 def test_load_restores_everything_and_continues_identically(tmp_path, pad, n_step, n):

@@ -78,10 +78,10 @@ def test_shared_frames_batches_equal_the_standard_layout(pad):
 def test_n_step_prioritized_buffers_refuse_shared_batches():
     rb = PrioritizedReplayBuffer(60, SHAPE, stack=2, seed=0, n_step=2)
     StreamDriver(1, SHAPE, seed=1).run([rb], 40)
-    with pytest.raises(ValueError, match="shared_frames=True needs n_step == 1"):
+    with pytest.raises(ValueError, match=r"a shared-frames batch needs n_step == 1 .*this buffer has n_step 2"):
         rb.empty_prioritized_batch(4, shared_frames=True)
     out = empty_prioritized_batch(4, 2, SHAPE, shared_frames=True)
-    with pytest.raises(ValueError, match="shared-frames batch .* needs n_step == 1"):
+    with pytest.raises(ValueError, match=r"a shared-frames batch needs n_step == 1 .*this buffer has n_step 2"):
         rb.sample(4, out=out)
 
 
@@ -203,6 +203,8 @@ def test_concurrent_adds_while_sampling_and_updating():
     (lambda rb: rb.update_priorities(np.array([1.5]), np.array([1.0])), TypeError, "index must be an array of integers"),
     (lambda rb: rb.sample(4, beta=-1.0), ValueError, "beta must be finite and >= 0"),
     (lambda rb: rb.sample(4, beta="x"), TypeError, "beta must be a number"),
+    (lambda rb: rb.sample(4, beta=float("inf")), ValueError, "beta must be finite and >= 0"),
+    (lambda rb: rb.update_priorities(np.array([[1]]), np.array([1.0])), ValueError, r"index must be 1-D, got shape \(1, 1\)"),
     (lambda rb: rb.sample(0), ValueError, "batch_size must be positive"),
 ])
 def test_bad_input(call, exc, msg):
@@ -215,6 +217,9 @@ def test_bad_input(call, exc, msg):
 def test_bad_construction_and_uniform_buffers_refuse_priority_calls():
     with pytest.raises(ValueError, match="alpha must be finite and >= 0"):
         PrioritizedReplayBuffer(50, SHAPE, alpha=-0.5)
+    with pytest.raises(TypeError, match="alpha must be a number, got NoneType"):
+        PrioritizedReplayBuffer(50, SHAPE, alpha=None)
+    assert PrioritizedReplayBuffer(50, SHAPE, alpha=np.float32(0.5)).alpha == 0.5  # numpy numbers are numbers
     with pytest.raises(TypeError, match="update_priorities needs a PrioritizedReplayBuffer"):
         ReplayBuffer(50, SHAPE).update_priorities(np.array([1]), np.array([1.0]))
     with pytest.raises(ValueError, match="no sampleable transition"):

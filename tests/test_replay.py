@@ -373,6 +373,8 @@ def test_sample_into_rejects_wrong_arrays():
     out = rb.empty_batch(8)
     with pytest.raises(TypeError, match="reward must have dtype float32"):
         rb.sample(8, out=out._replace(reward=np.empty(8, np.float64)))
+    with pytest.raises(TypeError, match="action must have dtype int64, got >i8"):  # not this machine's byte order
+        rb.sample(8, out=out._replace(action=np.empty(8, ">i8")))
     with pytest.raises(ValueError, match=r"obs must have shape \(8, 4, 6, 5\)"):
         rb.sample(8, out=out._replace(obs=np.empty((8, 4, 5, 6), np.uint8)))
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -495,12 +497,12 @@ def test_n_step_buffers_refuse_shared_batches():
     rb = ReplayBuffer(100, SHAPE, stack=2, seed=0, n_step=3)
     ref = PyReplayBuffer(100, SHAPE, stack=2, seed=0, n_step=3)
     StreamDriver(1, SHAPE, seed=1).run([rb, ref], 60)
-    with pytest.raises(ValueError, match="shared_frames=True needs n_step == 1"):
+    with pytest.raises(ValueError, match=r"a shared-frames batch needs n_step == 1 .*this buffer has n_step 3"):
         rb.empty_batch(4, shared_frames=True)
     out = empty_batch(4, 2, SHAPE, shared_frames=True)
     for call in (lambda: rb.sample(4, out=out), lambda: rb.gather(rb.valid_indices()[:4], out=out),
                  lambda: ref.sample(4, out=out), lambda: ref.gather(ref.valid_indices()[:4], out=out)):
-        with pytest.raises(ValueError, match="shared-frames batch .* needs n_step == 1"):
+        with pytest.raises(ValueError, match="shared-frames batch.* needs n_step == 1"):  # the core's, the reference's
             call()
     assert_batches_equal(rb.sample(4), ref.sample(4))  # neither refused call drew anything
 
@@ -585,11 +587,17 @@ def test_non_contiguous_frames_are_stored_by_value():
         (dict(capacity=100, frame_shape=(84, 0)), ValueError, "frame_shape entries must be positive"),
         (dict(capacity=100, frame_shape=()), ValueError, "at least one dimension"),
         (dict(capacity=100, frame_shape=84), TypeError, "frame_shape must be a tuple"),
-        (dict(capacity=100.0), TypeError, "capacity must be an integer"),
+        (dict(capacity=100.0), TypeError, "capacity must be an int, got float"),
         (dict(capacity=8, stack=4, num_envs=2), ValueError, r"capacity must be at least num_envs \* \(stack \+ 1\)"),
         (dict(capacity=100, pad="edge"), ValueError, "pad must be 'zero' or 'first', got 'edge'"),
         (dict(capacity=100, pad=None), TypeError, "pad must be 'zero' or 'first'"),
         (dict(capacity=10**15), MemoryError, "cannot allocate a replay buffer of capacity"),
+        (dict(capacity=True), TypeError, "capacity must be an int, got bool"),
+        (dict(capacity=100, stack=1025), ValueError, "stack must be at most 1024, got 1025"),
+        (dict(capacity=100, seed=-1), ValueError, r"seed must be in \[0, 2\*\*64\), got -1"),
+        (dict(capacity=100, seed=2**64), ValueError, r"seed must be in \[0, 2\*\*64\)"),
+        (dict(capacity=100, seed=1.0), TypeError, "seed must be an int, got float"),
+        (dict(capacity=100, frame_shape=(2**21, 2**20)), ValueError, "frame_shape .* is too large"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, exc, msg):
@@ -615,7 +623,7 @@ def test_bad_add_and_start_arguments():
     with pytest.raises(ValueError, match="no frame yet"):
         rb.stacked(1)
     rb.start_episode(good)
-    with pytest.raises(TypeError, match="action must be an integer, got float"):
+    with pytest.raises(TypeError, match="action must be an int, got float"):
         rb.add(1.5, 0.0, good, False)
     with pytest.raises(TypeError, match="reward must be a number, got str"):
         rb.add(1, "1", good, False)
@@ -623,6 +631,16 @@ def test_bad_add_and_start_arguments():
         rb.add(1, 0.0, good, 1)
     with pytest.raises(ValueError, match=r"next_frame must have shape"):
         rb.add(1, 0.0, np.zeros(16, np.uint8), False)
+    with pytest.raises(TypeError, match="action must be an int, got bool"):  # a flag is not an action
+        rb.add(True, 0.0, good, False)
+    with pytest.raises(TypeError, match="reward must be a number, got bool"):
+        rb.add(1, True, good, False)
+    with pytest.raises(TypeError, match="truncated must be a bool, got float"):
+        rb.add(1, 0.0, good, False, 0.0)
+    with pytest.raises(TypeError, match="env must be an int, got float"):
+        rb.add(1, 0.0, good, False, env=0.0)
+    with pytest.raises(ValueError, match="action out of range"):
+        rb.add(2**70, 0.0, good, False)
     assert rb.writes == 1  # nothing was written by the failed calls
     rb.add(np.int64(1), np.float32(0.5), good, np.bool_(True))  # numpy scalars are fine
     with pytest.raises(ValueError, match="add\\(\\) before start_episode"):
@@ -636,6 +654,10 @@ def test_bad_vectorized_arguments():
         rb.start_episodes(frames, np.array([0, 1]))
     with pytest.raises(ValueError, match="envs lists env 1 twice"):
         rb.start_episodes(frames[:2], np.array([1, 1]))
+    with pytest.raises(ValueError, match=r"envs must be 1-D, got shape \(1, 2\)"):
+        rb.start_episodes(frames[:2], np.array([[0, 1]]))
+    with pytest.raises(TypeError, match="envs must be a numpy.ndarray of integers, got list"):
+        rb.start_episodes(frames[:2], [0, 1])
     with pytest.raises(IndexError, match="env 3 out of range"):
         rb.start_episodes(frames[:1], np.array([3]))
     rb.start_episodes(frames)
@@ -736,8 +758,10 @@ def test_n_step_one_gives_discount_gamma():
 
 
 @pytest.mark.parametrize("kw, exc, msg", [
-    (dict(n_step=0), ValueError, "n_step must be >= 1"),
-    (dict(n_step=2.0), TypeError, "n_step must be an integer"),
+    (dict(n_step=0), ValueError, "n_step must be positive, got 0"),
+    (dict(n_step=2.0), TypeError, "n_step must be an int, got float"),
+    (dict(n_step=1001), ValueError, "n_step must be at most 1000, got 1001"),
+    (dict(gamma=True), TypeError, "gamma must be a number, got bool"),
     (dict(gamma=1.5), ValueError, r"gamma must be in \[0, 1\]"),
     (dict(gamma=float("nan")), ValueError, r"gamma must be in \[0, 1\]"),
     (dict(gamma="0.9"), TypeError, "gamma must be a number"),

@@ -6,9 +6,12 @@ import numpy as np
 import numpy.typing as npt
 
 class FrameStore:
-    def __init__(self, capacity: int, frame_shape: Sequence[int] = (84, 84), stack: int = 4, num_envs: int = 1,
-                 seed: Optional[int] = None, pad: str = "zero", storage_path: Optional[Union[str, PathLike]] = None,
-                 n_step: int = 1, gamma: float = 0.99, alpha: Optional[float] = None) -> None: ...
+    MAX_STACK: int
+    MAX_N_STEP: int
+    # Arguments as dqnfast.ReplayBuffer checks them (construct that class instead).
+    def __init__(self, capacity: int, frame_shape: Sequence[int], stack: int, num_envs: int, seed: int,
+                 pad_first: bool, storage_path: Optional[Union[str, PathLike]], n_step: int, gamma: float,
+                 alpha: Optional[float] = None) -> None: ...
     @property
     def capacity(self) -> int: ...
     @property
@@ -51,8 +54,6 @@ class FrameStore:
     def _gather_into(self, indices: np.ndarray, out: Tuple[np.ndarray, ...]) -> None: ...
     def _sample_sequences_into(self, batch_size: int, length: int, out: Tuple[np.ndarray, ...]) -> None: ...
     @property
-    def prioritized(self) -> bool: ...
-    @property
     def alpha(self) -> float: ...
     @property
     def max_priority(self) -> float: ...
@@ -63,7 +64,7 @@ class FrameStore:
     def _frames_view(self) -> npt.NDArray[np.uint8]: ...
     def _memcpy_baseline(self, indices: np.ndarray, obs: np.ndarray, next_obs: np.ndarray) -> None: ...
 
-# ---- preprocess (issue 3) ----
+# ---- preprocess and its hooks for tests and benchmarks ----
 def preprocess(
     frame: npt.NDArray[np.uint8],
     *,

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from . import _core
+from ._args import finite_non_negative, positive_int
 from .batch import PrioritizedBatch, empty_prioritized_batch
-from .replay import ReplayBuffer, _batch_size
+from .replay import ReplayBuffer, _store_args
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -23,24 +25,23 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def __init__(self, capacity: int, frame_shape=(84, 84), stack: int = 4, num_envs: int = 1, seed=None,
                  pad: str = "zero", storage_path=None, n_step: int = 1, gamma: float = 0.99, alpha: float = 0.6):
-        if alpha is None:
-            raise TypeError("alpha must be a number, got NoneType")
-        super().__init__(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma, alpha)
+        args = _store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma)
+        # ReplayBuffer.__init__ builds a uniform store; with alpha the native one is prioritized.
+        _core.FrameStore.__init__(self, *args, finite_non_negative("alpha", alpha))
 
     def sample(self, batch_size: int, beta: float = 0.4, out: Optional[PrioritizedBatch] = None) -> PrioritizedBatch:
-        n = _batch_size(batch_size)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-            raise TypeError(f"beta must be a number, got {type(beta).__name__}")
+        n = positive_int("batch_size", batch_size)
+        beta = finite_non_negative("beta", beta)
         if out is None:
             out = empty_prioritized_batch(n, self.stack, self.frame_shape)
-        self._sample_prioritized_into(n, float(beta), out[:8], out.weights)
+        self._sample_prioritized_into(n, beta, out[:8], out.weights)
         return out
 
     def empty_prioritized_batch(self, batch_size: int, shared_frames: bool = False) -> PrioritizedBatch:
         """Arrays to reuse with ``sample(batch_size, beta, out=...)``; ``shared_frames`` as in
         :meth:`ReplayBuffer.empty_batch`."""
-        return empty_prioritized_batch(_batch_size(batch_size), self.stack, self.frame_shape,
-                                       self._shared_ok(shared_frames))
+        return self._fillable(empty_prioritized_batch(positive_int("batch_size", batch_size), self.stack,
+                                                      self.frame_shape, bool(shared_frames)))
 
     def __repr__(self) -> str:
         return (f"PrioritizedReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, "

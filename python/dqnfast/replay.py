@@ -1,22 +1,50 @@
 """`dqnfast.ReplayBuffer`: the native frame-store replay memory."""
 from __future__ import annotations
 
-import operator
-from typing import Optional
+import math
+import secrets
+from typing import Optional, Tuple
 
 import numpy as np
 
 from . import _core
+from ._args import integer, number, positive_int
 from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
 
+_MAX_SEQUENCE_LENGTH = 1_000_000
 
-def _batch_size(batch_size: object) -> int:
-    if isinstance(batch_size, (bool, float)) or not hasattr(batch_size, "__index__"):
-        raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
-    n = operator.index(batch_size)
-    if n <= 0:
-        raise ValueError(f"batch_size must be positive, got {n}")
-    return n
+
+def _store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma) -> Tuple:
+    """The native constructor's arguments (``_core.FrameStore``), each checked here, once per buffer.
+
+    Relations between them (``capacity >= num_envs * (stack + 1)``) are the core's to check, and
+    ``storage_path`` is converted natively, as ``save``'s path is.
+    """
+    capacity = positive_int("capacity", capacity)
+    if not isinstance(frame_shape, (tuple, list)):
+        raise TypeError(f"frame_shape must be a tuple of positive ints, got {type(frame_shape).__name__}")
+    dims = tuple(positive_int("frame_shape entries", d) for d in frame_shape)
+    if not dims:
+        raise ValueError("frame_shape must have at least one dimension")
+    if math.prod(dims) > 2**40:
+        raise ValueError(f"frame_shape {dims} is too large")
+    stack = positive_int("stack", stack, at_most=_core.FrameStore.MAX_STACK)
+    num_envs = positive_int("num_envs", num_envs, at_most=2**32 - 1)
+    if seed is None:
+        seed = secrets.randbits(64)
+    else:
+        seed = integer("seed", seed)
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    if not isinstance(pad, str):
+        raise TypeError(f"pad must be 'zero' or 'first', got {type(pad).__name__}")
+    if pad not in ("zero", "first"):
+        raise ValueError(f"pad must be 'zero' or 'first', got {pad!r}")
+    n_step = positive_int("n_step", n_step, at_most=_core.FrameStore.MAX_N_STEP)
+    gamma = number("gamma", gamma)
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+    return capacity, dims, stack, num_envs, seed, pad == "first", storage_path, n_step, gamma
 
 
 class ReplayBuffer(_core.FrameStore):
@@ -42,9 +70,13 @@ class ReplayBuffer(_core.FrameStore):
       GIL is released while frames are copied.
     """
 
+    def __init__(self, capacity: int, frame_shape=(84, 84), stack: int = 4, num_envs: int = 1, seed=None,
+                 pad: str = "zero", storage_path=None, n_step: int = 1, gamma: float = 0.99):
+        super().__init__(*_store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma))
+
     def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
         """Draw ``batch_size`` transitions; with ``out`` (see :func:`empty_batch`) write into its arrays."""
-        n = _batch_size(batch_size)
+        n = positive_int("batch_size", batch_size)
         if out is None:
             out = empty_batch(n, self.stack, self.frame_shape)
         self._sample_into(n, out)
@@ -57,12 +89,8 @@ class ReplayBuffer(_core.FrameStore):
         still stored) and never crosses an episode start or an env stream; steps before the
         episode's start are masked out.
         """
-        n = _batch_size(batch_size)
-        if isinstance(length, (bool, float)) or not hasattr(length, "__index__"):
-            raise TypeError(f"length must be an int, got {type(length).__name__}")
-        length = operator.index(length)
-        if length <= 0:
-            raise ValueError(f"length must be positive, got {length}")
+        n = positive_int("batch_size", batch_size)
+        length = positive_int("length", length, at_most=_MAX_SEQUENCE_LENGTH)
         if out is None:
             out = empty_sequence_batch(n, length, self.frame_shape)
         self._sample_sequences_into(n, length, out)
@@ -70,10 +98,9 @@ class ReplayBuffer(_core.FrameStore):
 
     def gather(self, indices, out: Optional[Batch] = None) -> Batch:
         """The transitions with these indices (as in ``Batch.index``); IndexError if one is gone."""
-        if not isinstance(indices, np.ndarray):
-            raise TypeError(f"indices must be a numpy.ndarray of integers, got {type(indices).__name__}")
-        if out is None:
-            out = empty_batch(len(indices), self.stack, self.frame_shape)
+        if out is None:  # indices that are not a 1-D integer array: the native call says what is wrong
+            n = len(indices) if isinstance(indices, np.ndarray) and indices.ndim == 1 else 0
+            out = empty_batch(n, self.stack, self.frame_shape)
         self._gather_into(indices, out)
         return out
 
@@ -102,13 +129,15 @@ class ReplayBuffer(_core.FrameStore):
         (B, stack + 1, *frame_shape) array, so sampling writes each frame of a row once (see
         :class:`dqnfast.Batch`).
         """
-        return empty_batch(_batch_size(batch_size), self.stack, self.frame_shape, self._shared_ok(shared_frames))
+        return self._fillable(empty_batch(positive_int("batch_size", batch_size), self.stack, self.frame_shape,
+                                          bool(shared_frames)))
 
-    def _shared_ok(self, shared_frames: bool) -> bool:
-        if shared_frames and self.n_step > 1:
-            raise ValueError(f"shared_frames=True needs n_step == 1 (next_obs is obs shifted by one frame); this "
-                             f"buffer has n_step={self.n_step}, where next_obs is the state n steps later")
-        return bool(shared_frames)
+    def _fillable(self, out):
+        """out, once the native side has accepted its layout for this buffer. Which layouts a buffer
+        may fill is the core's rule (a shared-frames batch needs n_step == 1); gathering no rows
+        into out runs exactly those checks, so this layer does not restate it."""
+        self._gather_into(np.empty(0, np.int64), Batch(*(a[:0] for a in out[:8])))
+        return out
 
     def __repr__(self) -> str:
         return (f"ReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, stack={self.stack}, "
