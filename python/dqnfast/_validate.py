@@ -1,24 +1,55 @@
-"""Argument checks shared by the modules that take counts and Atari env ids (one copy of each).
+"""The Python layer's argument checks, one copy of each: counts, numbers and Atari env ids.
 
-Light on purpose: importing this module imports neither torch nor gymnasium.
+Constructor arguments are checked here once per object rather than natively; per-call arrays and
+the scalars of native calls such as ``add`` are checked natively (``cpp/bindings/args.hpp``), with
+the same wording. Light on purpose: importing this module imports neither torch nor gymnasium.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import operator
-from typing import Any
+from typing import Any, Optional
+
+import numpy as np
 
 
-def positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int when it is an integer (not a bool or a float) of at least ``minimum``;
-    TypeError / ValueError naming ``name`` otherwise."""
-    if isinstance(value, (bool, float)) or not hasattr(value, "__index__"):
+def integer(value: Any, name: str) -> int:
+    """An int or a numpy integer, as an int; not a bool (those are flags) nor a float."""
+    if type(value) is int:  # the usual case, first: sample() checks its batch size on every call
+        return value
+    if isinstance(value, (bool, np.bool_)) or not hasattr(type(value), "__index__"):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    v = operator.index(value)
+    return operator.index(value)
+
+
+def positive_int(value: Any, name: str, minimum: int = 1, at_most: Optional[int] = None) -> int:
+    """``value`` as an int when it is an integer (not a bool or a float) in [minimum, at_most];
+    TypeError / ValueError naming ``name`` otherwise."""
+    v = integer(value, name)
     if v < minimum:
         if minimum in (0, 1):
             raise ValueError(f"{name} must be {'positive' if minimum else 'non-negative'}, got {v}")
         raise ValueError(f"{name} must be at least {minimum}, got {v}")
+    if at_most is not None and v > at_most:
+        raise ValueError(f"{name} must be at most {at_most}, got {v}")
     return v
+
+
+def number(value: Any, name: str) -> float:
+    """An int, float or numpy number, as a float; not a bool."""
+    if type(value) is float or type(value) is int:  # the usual cases, first (beta, on every prioritized sample)
+        return float(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def finite_non_negative(value: Any, name: str) -> float:
+    x = number(value, name)
+    if not (x >= 0.0 and math.isfinite(x)):
+        raise ValueError(f"{name} must be finite and >= 0, got {x}")
+    return x
 
 
 def atari_env_id(env_id: Any) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -35,27 +35,30 @@ class Batch(NamedTuple):
     discount: np.ndarray
 
 
-def empty_batch(batch_size: int, stack: int, frame_shape: Sequence[int], shared_frames: bool = False) -> Batch:
+def empty_batch(batch_size: int, stack: int, frame_shape: Sequence[int], shared_frames: bool = False,
+                alloc: Callable[[Tuple[int, ...], type], np.ndarray] = np.empty) -> Batch:
     """Uninitialised arrays of the right dtypes and shapes for ``sample(..., out=...)``.
 
     ``shared_frames=True``: obs and next_obs are the views [:, :stack] and [:, 1:] of one
     (batch_size, stack + 1, *frame_shape) array (see :class:`Batch`); for n_step == 1 buffers.
+    ``alloc(shape, dtype)`` makes each array (e.g. numpy views of pinned torch memory, as
+    ``DQNLearner.empty_batch`` does); numpy's ``empty`` by default.
     """
     state = (batch_size, stack, *frame_shape)
     if shared_frames:
-        frames = np.empty((batch_size, stack + 1, *frame_shape), np.uint8)
+        frames = alloc((batch_size, stack + 1, *frame_shape), np.uint8)
         obs, next_obs = frames[:, :stack], frames[:, 1:]
     else:
-        obs, next_obs = np.empty(state, np.uint8), np.empty(state, np.uint8)
+        obs, next_obs = alloc(state, np.uint8), alloc(state, np.uint8)
     return Batch(
         obs=obs,
-        action=np.empty(batch_size, np.int64),
-        reward=np.empty(batch_size, np.float32),
+        action=alloc((batch_size,), np.int64),
+        reward=alloc((batch_size,), np.float32),
         next_obs=next_obs,
-        terminated=np.empty(batch_size, np.bool_),
-        truncated=np.empty(batch_size, np.bool_),
-        index=np.empty(batch_size, np.int64),
-        discount=np.empty(batch_size, np.float32),
+        terminated=alloc((batch_size,), np.bool_),
+        truncated=alloc((batch_size,), np.bool_),
+        index=alloc((batch_size,), np.int64),
+        discount=alloc((batch_size,), np.float32),
     )
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import positive_int
-from .batch import Batch, shared_frames
+from .batch import Batch, empty_batch, shared_frames
 from .config import LOSSES, OPTIMIZERS
 
 
@@ -203,22 +203,13 @@ class DQNLearner:
         stack + 1 frames per row instead of 2 * stack, and :meth:`update` moves that one array to
         the device."""
         n = positive_int(batch_size, "batch_size")
-        state = (n, self.stack, *self.frame_shape)
         pin = self.device.type == "cuda"
 
-        def alloc(shape, dtype):
-            t = torch.empty(shape, dtype=dtype)
+        def alloc(shape, dtype) -> np.ndarray:  # numpy views of (pinned, on CUDA) torch memory
+            t = torch.from_numpy(np.empty(0, dtype)).new_empty(shape)
             return (t.pin_memory() if pin else t).numpy()
 
-        if shared_frames:
-            frames = alloc((n, self.stack + 1, *self.frame_shape), torch.uint8)
-            obs, next_obs = frames[:, :self.stack], frames[:, 1:]
-        else:
-            obs, next_obs = alloc(state, torch.uint8), alloc(state, torch.uint8)
-        return Batch(obs=obs, action=alloc((n,), torch.int64), reward=alloc((n,), torch.float32),
-                     next_obs=next_obs, terminated=alloc((n,), torch.bool),
-                     truncated=alloc((n,), torch.bool), index=alloc((n,), torch.int64),
-                     discount=alloc((n,), torch.float32))
+        return empty_batch(n, self.stack, self.frame_shape, bool(shared_frames), alloc=alloc)
 
     def _to_device(self, batch: Batch) -> Tuple[torch.Tensor, ...]:
         if _is_device_batch(batch):  # sampled by a DeviceReplayBuffer: already tensors on a device

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from . import _core
-from ._args import finite_non_negative, positive_int
+from ._validate import finite_non_negative, positive_int
 from .batch import PrioritizedBatch, empty_prioritized_batch
 from .replay import ReplayBuffer, _store_args
 
@@ -27,11 +27,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                  pad: str = "zero", storage_path=None, n_step: int = 1, gamma: float = 0.99, alpha: float = 0.6):
         args = _store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma)
         # ReplayBuffer.__init__ builds a uniform store; with alpha the native one is prioritized.
-        _core.FrameStore.__init__(self, *args, finite_non_negative("alpha", alpha))
+        _core.FrameStore.__init__(self, *args, finite_non_negative(alpha, "alpha"))
 
     def sample(self, batch_size: int, beta: float = 0.4, out: Optional[PrioritizedBatch] = None) -> PrioritizedBatch:
-        n = positive_int("batch_size", batch_size)
-        beta = finite_non_negative("beta", beta)
+        n = positive_int(batch_size, "batch_size")
+        beta = finite_non_negative(beta, "beta")
         if out is None:
             out = empty_prioritized_batch(n, self.stack, self.frame_shape)
         self._sample_prioritized_into(n, beta, out[:8], out.weights)
@@ -40,9 +40,12 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def empty_prioritized_batch(self, batch_size: int, shared_frames: bool = False) -> PrioritizedBatch:
         """Arrays to reuse with ``sample(batch_size, beta, out=...)``; ``shared_frames`` as in
         :meth:`ReplayBuffer.empty_batch`."""
-        return self._fillable(empty_prioritized_batch(positive_int("batch_size", batch_size), self.stack,
+        return self._fillable(empty_prioritized_batch(positive_int(batch_size, "batch_size"), self.stack,
                                                       self.frame_shape, bool(shared_frames)))
 
     def __repr__(self) -> str:
         return (f"PrioritizedReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, "
                 f"stack={self.stack}, num_envs={self.num_envs}, alpha={self.alpha}, len={len(self)})")
+
+
+ReplayBuffer._register_snapshot_kind("prioritized", PrioritizedReplayBuffer)

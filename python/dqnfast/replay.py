@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import math
 import secrets
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._args import integer, number, positive_int
+from ._validate import integer, number, positive_int
 from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
 
 _MAX_SEQUENCE_LENGTH = 1_000_000
@@ -20,32 +20,35 @@ def _store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path,
     Relations between them (``capacity >= num_envs * (stack + 1)``) are the core's to check, and
     ``storage_path`` is converted natively, as ``save``'s path is.
     """
-    capacity = positive_int("capacity", capacity)
+    capacity = positive_int(capacity, "capacity")
     if not isinstance(frame_shape, (tuple, list)):
         raise TypeError(f"frame_shape must be a tuple of positive ints, got {type(frame_shape).__name__}")
-    dims = tuple(positive_int("frame_shape entries", d) for d in frame_shape)
+    dims = tuple(positive_int(d, "frame_shape entries") for d in frame_shape)
     if not dims:
         raise ValueError("frame_shape must have at least one dimension")
     if math.prod(dims) > 2**40:
         raise ValueError(f"frame_shape {dims} is too large")
-    stack = positive_int("stack", stack, at_most=_core.FrameStore.MAX_STACK)
-    num_envs = positive_int("num_envs", num_envs, at_most=2**32 - 1)
+    stack = positive_int(stack, "stack", at_most=_core.FrameStore.MAX_STACK)
+    num_envs = positive_int(num_envs, "num_envs", at_most=2**32 - 1)
     if seed is None:
         seed = secrets.randbits(64)
     else:
-        seed = integer("seed", seed)
+        seed = integer(seed, "seed")
         if not 0 <= seed < 2**64:
             raise ValueError(f"seed must be in [0, 2**64), got {seed}")
     if not isinstance(pad, str):
         raise TypeError(f"pad must be 'zero' or 'first', got {type(pad).__name__}")
     if pad not in ("zero", "first"):
         raise ValueError(f"pad must be 'zero' or 'first', got {pad!r}")
-    n_step = positive_int("n_step", n_step, at_most=_core.FrameStore.MAX_N_STEP)
-    gamma = number("gamma", gamma)
+    n_step = positive_int(n_step, "n_step", at_most=_core.FrameStore.MAX_N_STEP)
+    gamma = number(gamma, "gamma")
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
     return capacity, dims, stack, num_envs, seed, pad == "first", storage_path, n_step, gamma
 
+
+# Snapshot kind -> the class that loads it, filled by the modules defining them (no import cycle).
+_SNAPSHOT_KINDS: Dict[str, type] = {}
 
 class ReplayBuffer(_core.FrameStore):
     """Frame-store experience replay for pixel DQN: each frame stored once, stacks built at sample time.
@@ -76,7 +79,7 @@ class ReplayBuffer(_core.FrameStore):
 
     def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
         """Draw ``batch_size`` transitions; with ``out`` (see :func:`empty_batch`) write into its arrays."""
-        n = positive_int("batch_size", batch_size)
+        n = positive_int(batch_size, "batch_size")
         if out is None:
             out = empty_batch(n, self.stack, self.frame_shape)
         self._sample_into(n, out)
@@ -89,8 +92,8 @@ class ReplayBuffer(_core.FrameStore):
         still stored) and never crosses an episode start or an env stream; steps before the
         episode's start are masked out.
         """
-        n = positive_int("batch_size", batch_size)
-        length = positive_int("length", length, at_most=_MAX_SEQUENCE_LENGTH)
+        n = positive_int(batch_size, "batch_size")
+        length = positive_int(length, "length", at_most=_MAX_SEQUENCE_LENGTH)
         if out is None:
             out = empty_sequence_batch(n, length, self.frame_shape)
         self._sample_sequences_into(n, length, out)
@@ -113,9 +116,7 @@ class ReplayBuffer(_core.FrameStore):
         """
         info = cls._snapshot_info(path)
         if "alpha" in info and not getattr(cls, "_PRIORITIZED", False):
-            from .prioritized import PrioritizedReplayBuffer  # a prioritized snapshot loads as one
-
-            cls = PrioritizedReplayBuffer
+            cls = _SNAPSHOT_KINDS["prioritized"]  # a prioritized snapshot loads as one
         elif "alpha" not in info and getattr(cls, "_PRIORITIZED", False):
             raise ValueError(f"{path!r} holds a uniform ReplayBuffer; load it with ReplayBuffer.load")
         rb = cls(**info, storage_path=storage_path)
@@ -129,7 +130,7 @@ class ReplayBuffer(_core.FrameStore):
         (B, stack + 1, *frame_shape) array, so sampling writes each frame of a row once (see
         :class:`dqnfast.Batch`).
         """
-        return self._fillable(empty_batch(positive_int("batch_size", batch_size), self.stack, self.frame_shape,
+        return self._fillable(empty_batch(positive_int(batch_size, "batch_size"), self.stack, self.frame_shape,
                                           bool(shared_frames)))
 
     def _fillable(self, out):
@@ -138,6 +139,12 @@ class ReplayBuffer(_core.FrameStore):
         into out runs exactly those checks, so this layer does not restate it."""
         self._gather_into(np.empty(0, np.int64), Batch(*(a[:0] for a in out[:8])))
         return out
+
+    @staticmethod
+    def _register_snapshot_kind(kind: str, buffer_class: type) -> None:
+        """Subclasses register the class their snapshots load as (dqnfast.prioritized does), so this
+        module never imports them."""
+        _SNAPSHOT_KINDS[kind] = buffer_class
 
     def __repr__(self) -> str:
         return (f"ReplayBuffer(capacity={self.capacity}, frame_shape={self.frame_shape}, stack={self.stack}, "

@@ -28,7 +28,7 @@ from typing import NamedTuple, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ._args import positive_int
+from ._validate import positive_int
 from .batch import Batch
 from .replay import ReplayBuffer
 
@@ -197,7 +197,7 @@ class DeviceReplayBuffer:
     # ---- sampling --------------------------------------------------------------------------------
     def sample(self, batch_size: int) -> TorchBatch:
         """Draw ``batch_size`` transitions (as ``ReplayBuffer.sample``) and gather them on the device."""
-        n = positive_int("batch_size", batch_size)
+        n = positive_int(batch_size, "batch_size")
         st = self.buffer.stack
         # One host block for all int64 outputs, so slots, actions and indices cross in one copy.
         ints = torch.empty(2 * n * st + 2 * n, dtype=torch.int64, pin_memory=self._cuda)
