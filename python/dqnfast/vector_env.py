@@ -343,20 +343,21 @@ class ProcessVectorEnv(VectorEnv):
         if getattr(self, "closed", True):
             return
         self.closed = True
-        if not terminate:
+        if not terminate and self._waiting:
             try:
-                if self._waiting:
-                    for conn in self._conns:
-                        conn.recv_bytes()
                 for conn in self._conns:
-                    conn.send_bytes(_CLOSE)
+                    conn.recv_bytes()
             except (EOFError, OSError):
                 terminate = True
-        if terminate:
-            for conn in self._conns:
-                conn.close()
+        # Closing our end alone need not wake a worker: a forked worker holds copies of the pipes
+        # made before it. So each is asked to exit, and (terminate) killed if it has not within 1 s.
+        for conn in self._conns:
+            try:
+                conn.send_bytes(_CLOSE)
+            except OSError:
+                pass
         for proc in self._procs:
-            proc.join(timeout=5.0)
+            proc.join(timeout=1.0 if terminate else 30.0)
             if proc.is_alive():
                 proc.terminate()
                 proc.join()

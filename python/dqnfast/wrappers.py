@@ -518,7 +518,8 @@ def make_atari_env(
     if vectorization is None:
         vectorization = "sync" if workers is None else "processes"
     if vectorization not in ("sync", "async", "processes"):
-        raise ValueError(f"vectorization must be 'sync', 'async' or 'processes', got {vectorization!r}")
+        raise ValueError(f"vectorization must be 'sync' or 'async' (gymnasium's vector envs) or 'processes' "
+                         f"(dqnfast's worker processes), got {vectorization!r}")
     if workers is not None:
         if vectorization != "processes":
             raise ValueError(f"workers= is for vectorization='processes' (worker processes), not {vectorization!r}")
