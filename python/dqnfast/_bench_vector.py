@@ -26,11 +26,41 @@ import json
 import os
 import re
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from ._bench_pipeline import _actions, _cpu_name, bench_dqnfast, prefill
+
+
+class Timing(NamedTuple):
+    wall: float  # seconds
+    cpu: Optional[float]  # CPU seconds of this process (all its threads) and the env's worker processes
+
+
+class _Clock:
+    """Wall time and CPU time of a timed loop. CPU time says what a path costs whatever else runs on
+    the machine: on a shared machine the wall time of parallel paths suffers most (a step waits for
+    its slowest worker), the CPU time much less."""
+
+    def __init__(self, pids: Sequence[int] = ()) -> None:
+        self.pids = list(pids)
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+
+    def _cpu(self) -> Optional[float]:
+        total = time.process_time()
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+            except (OSError, ValueError, IndexError):
+                return None
+        return total
+
+    def stop(self) -> Timing:
+        wall, cpu = time.perf_counter() - self.wall, self._cpu()
+        return Timing(wall, None if cpu is None or self.cpu is None else cpu - self.cpu)
 
 
 def _rom_name(env_id: str) -> str:
@@ -43,7 +73,7 @@ def _vector_actions(steps: int, num_envs: int, num_actions: int, seed: int) -> n
     return _actions(steps * num_envs, num_actions, seed).reshape(steps, num_envs)
 
 
-def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, seed: int) -> float:
+def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, seed: int) -> Timing:
     """Seconds for ``steps`` vector steps of ale-py's AtariVectorEnv with its own DQN preprocessing."""
     from ale_py.vector_env import AtariVectorEnv
     env = AtariVectorEnv(_rom_name(env_id), num_envs, num_threads=workers, img_height=frame_size,
@@ -51,11 +81,11 @@ def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: 
                          reward_clipping=True, repeat_action_probability=0.0)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     env.reset(seed=seed)
-    t0 = time.perf_counter()
+    clock = _Clock()
     for a in acts:
         env.send(a)
         env.recv()
-    dt = time.perf_counter() - t0
+    dt = clock.stop()
     env.close()
     return dt
 
@@ -73,7 +103,7 @@ def _samples_due(agent_steps: int, num_envs: int, train_frequency: int) -> int:
 
 
 def bench_ale_full_frames(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, capacity: int,
-                          batch: int, train_frequency: int, seed: int) -> float:
+                          batch: int, train_frequency: int, seed: int) -> Timing:
     """Seconds for the data path on AtariVectorEnv's 210x160 pooled gray screens + dqnfast.preprocess."""
     from ale_py.vector_env import AtariVectorEnv
 
@@ -86,7 +116,7 @@ def bench_ale_full_frames(env_id: str, steps: int, num_envs: int, workers: int, 
     frames = np.empty((num_envs,) + size, np.uint8)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     obs, _ = env.reset(seed=seed)
-    t0 = time.perf_counter()
+    clock = _Clock()
     rb.start_episodes(preprocess(obs[:, 0], size=size, out=frames))
     for t, a in enumerate(acts):
         for i in range(num_envs):
@@ -103,7 +133,7 @@ def bench_ale_full_frames(env_id: str, steps: int, num_envs: int, workers: int, 
             rb.start_episodes(preprocess(obs[ended, 0], size=size), envs=ended)
         else:
             rb.add_batch(a, np.sign(reward), preprocess(obs[:, 0], size=size, out=frames), terminated, truncated)
-    dt = time.perf_counter() - t0
+    dt = clock.stop()
     env.close()
     return dt
 
@@ -115,28 +145,29 @@ def _process_env(env_id: str, num_envs: int, workers: int, frame_size: int, seed
     return env
 
 
-def bench_processes_env(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, seed: int) -> float:
+def bench_processes_env(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int,
+                        seed: int) -> Timing:
     """Seconds for ``steps`` vector steps of make_atari_env(num_envs, workers) alone (no replay)."""
     env = _process_env(env_id, num_envs, workers, frame_size, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     env.reset(seed=seed)
-    t0 = time.perf_counter()
+    clock = _Clock([p.pid for p in env._procs])
     for a in acts:
         env.step(a)
-    dt = time.perf_counter() - t0
+    dt = clock.stop()
     env.close()
     return dt
 
 
 def bench_dqnfast_vector(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, capacity: int,
-                         batch: int, train_frequency: int, seed: int) -> float:
+                         batch: int, train_frequency: int, seed: int) -> Timing:
     """Seconds for ``steps`` vector steps of the dqnfast data path on ``workers`` processes."""
     env = _process_env(env_id, num_envs, workers, frame_size, seed)
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     obs, _ = env.reset(seed=seed)
     next_frames = np.empty_like(obs)
-    t0 = time.perf_counter()
+    clock = _Clock([p.pid for p in env._procs])
     rb.start_episodes(obs)
     for t, a in enumerate(acts):
         for i in range(num_envs):
@@ -154,7 +185,7 @@ def bench_dqnfast_vector(env_id: str, steps: int, num_envs: int, workers: int, f
             rb.start_episodes(obs[ended], envs=ended)
         else:
             rb.add_batch(a, reward, obs, terminated, truncated)
-    dt = time.perf_counter() - t0
+    dt = clock.stop()
     env.close()
     return dt
 
@@ -166,19 +197,24 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
     vsteps = max(1, steps // num_envs)
     agent_steps = vsteps * num_envs
     data_kw = dict(frame_size=frame_size, capacity=capacity, batch=batch, train_frequency=train_frequency, seed=seed)
-    times: Dict[str, List[float]] = {}
+    timings: Dict[str, List[Timing]] = {}
     load_before = os.getloadavg()
     for _ in range(repeats):
         for w in workers:
-            times.setdefault(f"ale_w{w}", []).append(bench_ale(env_id, vsteps, num_envs, w, frame_size, seed))
-            times.setdefault(f"ale_full_frames_w{w}", []).append(
+            timings.setdefault(f"ale_w{w}", []).append(bench_ale(env_id, vsteps, num_envs, w, frame_size, seed))
+            timings.setdefault(f"ale_full_frames_w{w}", []).append(
                 bench_ale_full_frames(env_id, vsteps, num_envs, w, **data_kw))
-            times.setdefault(f"processes_env_w{w}", []).append(
+            timings.setdefault(f"processes_env_w{w}", []).append(
                 bench_processes_env(env_id, vsteps, num_envs, w, frame_size, seed))
-            times.setdefault(f"dqnfast_w{w}", []).append(bench_dqnfast_vector(env_id, vsteps, num_envs, w, **data_kw))
-        times.setdefault("single", []).append(bench_dqnfast(env_id, agent_steps, frame_size, 4, capacity, batch,
-                                                            train_frequency, seed))
+            timings.setdefault(f"dqnfast_w{w}", []).append(
+                bench_dqnfast_vector(env_id, vsteps, num_envs, w, **data_kw))
+        timings.setdefault("single", []).append(Timing(bench_dqnfast(
+            env_id, agent_steps, frame_size, 4, capacity, batch, train_frequency, seed), None))
     load_after = os.getloadavg()
+    times = {k: [t.wall for t in v] for k, v in timings.items()}
+    # CPU microseconds per agent step, the least over the repeats (None where not measured).
+    cpu_us = {k: (1e6 * min(t.cpu for t in v) / agent_steps if all(t.cpu is not None for t in v) else None)
+              for k, v in timings.items()}
     best = {k: min(v) for k, v in times.items()}
     sps = {k: agent_steps / t for k, t in best.items()}
     lo, hi = min(workers), max(workers)
@@ -196,6 +232,7 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
             "frame_size": frame_size, "batch": batch, "train_frequency": train_frequency, "capacity": capacity,
             "repeats": repeats, "machine": f"{_cpu_name()}, {os.cpu_count()} logical CPUs",
             "load_before": load_before, "load_after": load_after, "times": times, "steps_per_s": sps,
+            "cpu_us_per_agent_step": cpu_us,
             "ratios": goals}
 
 
@@ -230,15 +267,16 @@ def main(argv: Sequence[str]) -> int:
     print(f"vector: {args.env_id}, {res['agent_steps']} agent steps on {args.num_envs} envs x best of {args.repeats}, "
           f"batch {args.batch} every {args.train_frequency} agent steps, replay full at {args.capacity} "
           f"({res['machine']}; load average {res['load_before'][0]:.2f} before, {res['load_after'][0]:.2f} after)")
-    print(f"{'path':<62}{'agent steps/s':>14}")
+    print(f"{'path':<62}{'agent steps/s':>14}{'CPU us/step':>13}")
     labels = {"ale_w{}": "ale-py AtariVectorEnv alone, its preprocessing, {} thread(s)",
               "ale_full_frames_w{}": "AtariVectorEnv 210x160 + preprocess + replay, {} thread(s)",
               "processes_env_w{}": "dqnfast ProcessVectorEnv alone, {} process(es)",
               "dqnfast_w{}": "dqnfast data path (ProcessVectorEnv + replay), {} process(es)"}
-    for key, label in labels.items():
-        for w in workers:
-            print(f"{label.format(w):<62}{sps[key.format(w)]:>14.0f}")
-    print(f"{'dqnfast single-env data path (1 env, in process)':<62}{sps['single']:>14.0f}")
+    cpu: Dict[str, Optional[float]] = res["cpu_us_per_agent_step"]  # type: ignore[assignment]
+    rows = [(label.format(w), key.format(w)) for key, label in labels.items() for w in workers]
+    for label, key in rows + [("dqnfast single-env data path (1 env, in process)", "single")]:
+        c = cpu[key]
+        print(f"{label:<62}{sps[key]:>14.0f}{'-' if c is None else f'{c:.0f}':>13}")
     lo, hi = workers[0], workers[-1]
     r: Dict[str, Dict[str, float]] = res["ratios"]  # type: ignore[assignment]
     goals = {f"dqnfast_w{hi}_over_w{lo}": f"data path, {hi} workers over {lo} (goal >= 1.8x)",
