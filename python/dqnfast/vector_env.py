@@ -44,7 +44,10 @@ except ImportError as e:  # pragma: no cover - gymnasium is an optional dependen
 
 __all__ = ["ProcessVectorEnv"]
 
-_STEP, _RESET, _CLOSE, _OK, _ERROR = b"s", b"r", b"c", b"k", b"e"
+_STEP, _RESET, _CLOSE, _ERROR = b"s", b"r", b"c", b"e"
+# A worker answers a step or reset with one byte of flags (so the main process need not scan the
+# arrays on every step), or with _ERROR and a traceback.
+_ENDED, _EPISODE = 1, 2  # some env's episode ended / some env reported episode statistics
 
 
 class _Shared:
@@ -85,10 +88,12 @@ def _worker(conn: Connection, env_fns_pickled: bytes, env_ids: List[int], shared
     try:
         envs = [fn() for fn in cloudpickle.loads(env_fns_pickled)]
         needs_reset = [False] * len(envs)
-        conn.send_bytes(_OK)
+        conn.send_bytes(b"\0")
         while True:
             msg = conn.recv_bytes()
             if msg == _STEP:
+                flags = 0
+                actions = shared.actions.tolist()
                 for k, i in enumerate(env_ids):
                     env = envs[k]
                     if needs_reset[k]:  # NEXT_STEP: this step is the reset
@@ -96,8 +101,9 @@ def _worker(conn: Connection, env_fns_pickled: bytes, env_ids: List[int], shared
                         reward, terminated, truncated = 0.0, False, False
                         needs_reset[k] = False
                     else:
-                        obs, reward, terminated, truncated, info = env.step(shared.actions[i].item())
+                        obs, reward, terminated, truncated, info = env.step(actions[i])
                         if terminated or truncated:
+                            flags |= _ENDED
                             if same_step:
                                 shared.final_obs[i] = obs
                                 obs, reset_info = env.reset()
@@ -109,18 +115,21 @@ def _worker(conn: Connection, env_fns_pickled: bytes, env_ids: List[int], shared
                     shared.rewards[i] = reward
                     shared.terminated[i] = terminated
                     shared.truncated[i] = truncated
-                    _write_episode(shared, i, info)
-                conn.send_bytes(_OK)
+                    if _write_episode(shared, i, info):
+                        flags |= _EPISODE
+                conn.send_bytes(bytes((flags,)))
             elif msg == _RESET:
                 seeds, options, mask = cloudpickle.loads(conn.recv_bytes())
+                flags = 0
                 for k, i in enumerate(env_ids):
                     if mask is not None and not mask[i]:
                         continue
                     obs, info = envs[k].reset(seed=seeds[i], options=options)
                     needs_reset[k] = False
                     shared.obs[i] = obs
-                    _write_episode(shared, i, info)
-                conn.send_bytes(_OK)
+                    if _write_episode(shared, i, info):
+                        flags |= _EPISODE
+                conn.send_bytes(bytes((flags,)))
             elif msg == _CLOSE:
                 break
             else:
@@ -138,13 +147,15 @@ def _worker(conn: Connection, env_fns_pickled: bytes, env_ids: List[int], shared
         conn.close()
 
 
-def _write_episode(shared: _Shared, i: int, info: Dict[str, Any]) -> None:
+def _write_episode(shared: _Shared, i: int, info: Dict[str, Any]) -> bool:
+    """Env i's episode statistics into the shared arrays; whether it has any."""
     episode = info.get("episode")
     shared.done_episode[i] = episode is not None
     if episode is not None:
         shared.episode_r[i] = float(np.asarray(episode["r"]))
         shared.episode_l[i] = int(np.asarray(episode["l"]))
         shared.episode_t[i] = float(np.asarray(episode.get("t", 0.0)))
+    return episode is not None
 
 
 def _index(value: Any, name: str) -> int:
@@ -212,6 +223,7 @@ class ProcessVectorEnv(VectorEnv):
         self.copy = bool(copy)
         self.single_observation_space = obs_space
         self.single_action_space = act_space
+        self._action_range = (int(act_space.start), int(act_space.start) + int(act_space.n))
         self.observation_space = batch_space(obs_space, n)
         self.action_space = batch_space(act_space, n)
         self.closed = False
@@ -238,9 +250,10 @@ class ProcessVectorEnv(VectorEnv):
             self.close(terminate=True)
             raise
 
-    def _collect(self) -> None:
-        """Waits for every worker's answer; a worker's exception is raised here with its traceback."""
-        errors = []
+    def _collect(self) -> int:
+        """Waits for every worker's answer and returns their flags, or-ed; a worker's exception is
+        raised here with its traceback."""
+        errors, flags = [], 0
         for w, conn in enumerate(self._conns):
             try:
                 msg = conn.recv_bytes()
@@ -248,9 +261,12 @@ class ProcessVectorEnv(VectorEnv):
                 msg = _ERROR + f"worker {w} exited (exit code {self._procs[w].exitcode})".encode()
             if msg[:1] == _ERROR:
                 errors.append(f"worker {w}:\n{msg[1:].decode(errors='replace')}")
+            else:
+                flags |= msg[0]
         if errors:
             self.close(terminate=True)
             raise RuntimeError("ProcessVectorEnv: an env failed in a worker process\n" + "\n".join(errors))
+        return flags
 
     def _check_open(self, what: str) -> None:
         if self.closed:
@@ -281,13 +297,14 @@ class ProcessVectorEnv(VectorEnv):
                                  f"{mask.dtype} {mask.shape}")
         payload = cloudpickle.dumps((seeds, options or None, mask))
         sh = self._shared
-        sh.done_episode[...] = False
+        if mask is not None:  # envs not reset report no episode
+            sh.done_episode[~mask] = False
         for conn in self._conns:
             conn.send_bytes(_RESET)
             conn.send_bytes(payload)
-        self._collect()
         info: Dict[str, Any] = {}
-        self._add_episode_info(info)
+        if self._collect() & _EPISODE:
+            self._add_episode_info(info)
         return (sh.obs.copy() if self.copy else sh.obs), info
 
     def step_async(self, actions) -> None:
@@ -299,10 +316,10 @@ class ProcessVectorEnv(VectorEnv):
         if a.shape != (self.num_envs,) or not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
             raise ValueError(f"actions must be {self.num_envs} integers (shape ({self.num_envs},)), got "
                              f"{a.dtype} array of shape {a.shape}")
-        nvec = self.single_action_space.n
-        start = self.single_action_space.start
-        if a.size and (a.min() < start or a.max() >= start + nvec):
-            raise ValueError(f"actions must be in [{start}, {start + nvec}), got {a.tolist()}")
+        values = a.tolist()  # (min and max of a short list are cheaper in Python than in numpy)
+        start, stop = self._action_range
+        if min(values) < start or max(values) >= stop:
+            raise ValueError(f"actions must be in [{start}, {stop}), got {values}")
         self._shared.actions[...] = a
         for conn in self._conns:
             conn.send_bytes(_STEP)
@@ -314,14 +331,14 @@ class ProcessVectorEnv(VectorEnv):
         if not self._waiting:
             raise RuntimeError("ProcessVectorEnv.step_wait: no step_async() is pending")
         self._waiting = False
-        self._collect()
+        flags = self._collect()
         sh = self._shared
         info: Dict[str, Any] = {}
-        done = sh.terminated | sh.truncated
-        if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+        if flags & _ENDED and self.autoreset_mode == AutoresetMode.SAME_STEP:
             info["final_obs"] = sh.final_obs.copy()
-            info["_final_obs"] = done
-        self._add_episode_info(info)
+            info["_final_obs"] = sh.terminated | sh.truncated
+        if flags & _EPISODE:
+            self._add_episode_info(info)
         return ((sh.obs.copy() if self.copy else sh.obs), sh.rewards.copy(), sh.terminated.copy(),
                 sh.truncated.copy(), info)
 
@@ -331,11 +348,10 @@ class ProcessVectorEnv(VectorEnv):
 
     def _add_episode_info(self, info: Dict[str, Any]) -> None:
         sh = self._shared
-        if sh.done_episode.any():
-            mask = sh.done_episode.copy()
-            info["episode"] = {"r": np.where(mask, sh.episode_r, 0.0), "l": np.where(mask, sh.episode_l, 0),
-                               "t": np.where(mask, sh.episode_t, 0.0)}
-            info["_episode"] = mask
+        mask = sh.done_episode.copy()
+        info["episode"] = {"r": np.where(mask, sh.episode_r, 0.0), "l": np.where(mask, sh.episode_l, 0),
+                           "t": np.where(mask, sh.episode_t, 0.0)}
+        info["_episode"] = mask
 
     def close(self, terminate: bool = False) -> None:
         """Stops the workers: lets a pending step finish and asks them to exit, or (``terminate``)
