@@ -496,10 +496,10 @@ def make_atari_env(
     ``seed``: env i's first reset (when given no seed) and its action space use ``seed + i``.
 
     Vectors (``vectorization``): ``"processes"`` (the default when ``workers`` is given) steps the
-    ``num_envs`` envs on ``workers`` worker processes (``1 <= workers <= num_envs``) with frames
-    passed in shared memory: a :class:`dqnfast.vector_env.ProcessVectorEnv` with SAME_STEP
-    autoreset, where env i gives exactly what the single env made with ``seed + i`` gives.
-    ``"sync"`` (the default without ``workers``) and ``"async"`` are gymnasium's
+    ``num_envs`` envs on ``workers`` worker processes (``1 <= workers <= num_envs``; None: one per
+    env) with frames passed in shared memory: a :class:`dqnfast.vector_env.ProcessVectorEnv` with
+    SAME_STEP autoreset, where env i gives exactly what the single env made with ``seed + i``
+    gives. ``"sync"`` (the default without ``workers``) and ``"async"`` are gymnasium's
     ``SyncVectorEnv`` and ``AsyncVectorEnv``.
     """
     env_id = _ale_env_id(env_id)
