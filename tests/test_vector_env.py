@@ -241,3 +241,14 @@ def test_bench_runs_in_tiny_mode(capsys):
         _bench_vector.main(["--workers", "1,3"])
     assert "between 1 and --num-envs" in capsys.readouterr().err
     assert _bench_vector._rom_name("ALE/MsPacman-v5") == "ms_pacman"
+
+
+def test_workers_exit_when_the_main_process_hangs_up():
+    """A worker sees end-of-file when the main process's end of its pipe closes (as when the main
+    process dies), rather than waiting forever: it must not hold a copy of that end itself."""
+    vec = ProcessVectorEnv([lambda: _Boom(0)], workers=1)
+    proc = vec._procs[0]
+    vec._conns[0].close()
+    proc.join(timeout=20)
+    assert not proc.is_alive()
+    vec.closed = True  # (its pipe is gone already)

@@ -82,8 +82,12 @@ class _Shared:
         self.arrays()
 
 
-def _worker(conn: Connection, env_fns_pickled: bytes, env_ids: List[int], shared: _Shared, same_step: bool) -> None:
+def _worker(conn: Connection, main_end: Connection, env_fns_pickled: bytes, env_ids: List[int], shared: _Shared,
+            same_step: bool) -> None:
     """Owns envs ``env_ids``: builds them, then answers step/reset/close messages until closed."""
+    # A forked worker holds a copy of the main process's end of its pipe: closed, so that the worker
+    # sees end-of-file and exits if the main process dies.
+    main_end.close()
     envs: List[gym.Env] = []
     try:
         envs = [fn() for fn in cloudpickle.loads(env_fns_pickled)]
@@ -239,7 +243,7 @@ class ProcessVectorEnv(VectorEnv):
                 ids = list(range(w, n, workers))
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(target=_worker, name=f"dqnfast-env-worker-{w}", daemon=True,
-                                   args=(child, cloudpickle.dumps([env_fns[i] for i in ids]), ids,
+                                   args=(child, parent, cloudpickle.dumps([env_fns[i] for i in ids]), ids,
                                          self._shared, same_step))
                 proc.start()
                 child.close()
