@@ -3,8 +3,8 @@
 Rows, all on the same ``num_envs`` envs taking the same seeded random actions, each with 1 and with
 ``num_envs`` workers (threads for ALE, processes for dqnfast):
 
-- ``ale``: ale-py's ``AtariVectorEnv`` alone, with its own preprocessing (84x84 gray, max-pool,
-  stack of 4, no-op starts, FIRE reset, episodic life, reward clipping), no replay;
+- ``ale``: ale-py's ``AtariVectorEnv`` alone with its default preprocessing (84x84 gray, max-pool,
+  stack of 4, no-op starts, FIRE reset, reward clipping; no episodic life), no replay;
 - ``ale_full_frames``: the other design considered: ``AtariVectorEnv`` returning max-pooled gray
   210x160 screens, ``dqnfast.preprocess`` resizing the batch, then the replay data path below.
   Lacks the DQN resets (the C++ envs of one vector step together, see the README), so it is a
@@ -76,9 +76,11 @@ def _vector_actions(steps: int, num_envs: int, num_actions: int, seed: int) -> n
 def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, seed: int) -> Timing:
     """Seconds for ``steps`` vector steps of ale-py's AtariVectorEnv with its own DQN preprocessing."""
     from ale_py.vector_env import AtariVectorEnv
+    # ale-py's defaults: stack of 4, no-op starts, FIRE reset, reward clipping, no sticky actions and
+    # no episodic life. (Its episodic_life=True resets the whole game at every lost life, see the
+    # README, so it would emulate many more reset frames per agent step than a DQN stack does.)
     env = AtariVectorEnv(_rom_name(env_id), num_envs, num_threads=workers, img_height=frame_size,
-                         img_width=frame_size, stack_num=4, noop_max=30, use_fire_reset=True, episodic_life=True,
-                         reward_clipping=True, repeat_action_probability=0.0)
+                         img_width=frame_size)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     env.reset(seed=seed)
     clock = _Clock()
