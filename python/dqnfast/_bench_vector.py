@@ -270,7 +270,7 @@ def main(argv: Sequence[str]) -> int:
           f"batch {args.batch} every {args.train_frequency} agent steps, replay full at {args.capacity} "
           f"({res['machine']}; load average {res['load_before'][0]:.2f} before, {res['load_after'][0]:.2f} after)")
     print(f"{'path':<62}{'agent steps/s':>14}{'CPU us/step':>13}")
-    labels = {"ale_w{}": "ale-py AtariVectorEnv alone, its preprocessing, {} thread(s)",
+    labels = {"ale_w{}": "ale-py AtariVectorEnv alone, default preprocessing, {} thread(s)",
               "ale_full_frames_w{}": "AtariVectorEnv 210x160 + preprocess + replay, {} thread(s)",
               "processes_env_w{}": "dqnfast ProcessVectorEnv alone, {} process(es)",
               "dqnfast_w{}": "dqnfast data path (ProcessVectorEnv + replay), {} process(es)"}
