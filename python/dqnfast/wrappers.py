@@ -479,9 +479,11 @@ def make_atari_env(
     episodic_life: bool = True,
     clip_rewards: bool = True,
     max_episode_steps: Optional[int] = None,
-    vectorization: str = "sync",
+    vectorization: Optional[str] = None,
+    workers: Optional[int] = None,
 ):
-    """An Atari env for DQN training: one env when ``num_envs == 1``, else a gymnasium vector env.
+    """An Atari env for DQN training: one env when ``num_envs == 1`` and no ``workers``, else a
+    gymnasium vector env.
 
     Wrapping, inside out: the ALE env with ``frameskip=1`` and the given
     ``repeat_action_probability`` (sticky actions; ALE v5 would default to 0.25) ->
@@ -492,6 +494,13 @@ def make_atari_env(
     -> :class:`FireResetEnv` (games whose action 1 is FIRE) -> :class:`ClipRewardEnv`.
 
     ``seed``: env i's first reset (when given no seed) and its action space use ``seed + i``.
+
+    Vectors (``vectorization``): ``"processes"`` (the default when ``workers`` is given) steps the
+    ``num_envs`` envs on ``workers`` worker processes (``1 <= workers <= num_envs``; None: one per
+    env) with frames passed in shared memory: a :class:`dqnfast.vector_env.ProcessVectorEnv` with
+    SAME_STEP autoreset, where env i gives exactly what the single env made with ``seed + i``
+    gives. ``"sync"`` (the default without ``workers``) and ``"async"`` are gymnasium's
+    ``SyncVectorEnv`` and ``AsyncVectorEnv``.
     """
     env_id = _ale_env_id(env_id)
     num_envs = _positive_int(num_envs, "num_envs")
@@ -506,8 +515,18 @@ def make_atari_env(
         raise TypeError(f"repeat_action_probability must be a float, got {type(repeat_action_probability).__name__}")
     if not 0.0 <= repeat_action_probability <= 1.0:
         raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}")
-    if vectorization not in ("sync", "async"):
-        raise ValueError(f"vectorization must be 'sync' or 'async', got {vectorization!r}")
+    if vectorization is None:
+        vectorization = "sync" if workers is None else "processes"
+    if vectorization not in ("sync", "async", "processes"):
+        raise ValueError(f"vectorization must be 'sync' or 'async' (gymnasium's vector envs) or 'processes' "
+                         f"(dqnfast's worker processes), got {vectorization!r}")
+    if workers is not None:
+        if vectorization != "processes":
+            raise ValueError(f"workers= is for vectorization='processes' (worker processes), not {vectorization!r}")
+        workers = _positive_int(workers, "workers")
+        if workers > num_envs:
+            raise ValueError(f"workers must be at most num_envs={num_envs} (each worker steps at least one env), "
+                             f"got {workers}")
     _check_preprocess_args((210, 160, 3), crop, (screen_size, screen_size), interp, gray)
 
     def make_one(index: int):
@@ -532,9 +551,12 @@ def make_atari_env(
 
         return thunk
 
-    if num_envs == 1:
+    if num_envs == 1 and vectorization != "processes":
         return make_one(0)()
     thunks = [make_one(i) for i in range(num_envs)]
+    if vectorization == "processes":
+        from .vector_env import ProcessVectorEnv
+        return ProcessVectorEnv(thunks, workers)
     if vectorization == "async":
         return gym.vector.AsyncVectorEnv(thunks)
     return gym.vector.SyncVectorEnv(thunks)

@@ -1,0 +1,394 @@
+"""`ProcessVectorEnv`: a gymnasium ``VectorEnv`` that steps its envs in worker processes.
+
+Python threads cannot step ALE in parallel (``ale.act`` holds the GIL), so the envs are split
+over ``workers`` processes. Each worker owns a fixed group of envs (env i goes to worker
+``i % workers``), steps them one after the other and writes their observations, rewards and flags
+straight into shared memory; the main process only passes a one-byte message per worker each way.
+No observation is pickled, and the envs are the very single-env stacks that
+``dqnfast.wrappers.make_atari_env`` builds, so env i gives exactly the trajectory the single env
+gives for the same seed and actions, whatever its wrappers do at a reset.
+
+``step_async(actions)`` returns at once and ``step_wait()`` collects the results: the main process
+can sample a replay batch or run a gradient step while the workers emulate.
+
+Autoreset (``metadata["autoreset_mode"]``): ``SAME_STEP`` (default) resets an env inside the step
+where its episode ends; the step returns the new episode's first observation, and
+``info["final_obs"][i]`` (mask ``info["_final_obs"]``) is the episode's real last observation, so
+a replay buffer gets the exact transition and the next episode's start from one step. ``NEXT_STEP``
+(gymnasium's default) returns the last observation and resets on the next step instead, ignoring
+that step's action and returning reward 0.
+
+``info`` holds only what a DQN trainer needs, all as arrays over the envs: ``episode`` (``r``,
+``l``, ``t``; mask ``_episode``) when an env's wrappers reported ``info["episode"]`` on this step
+or on the reset made inside it, and, in SAME_STEP mode, ``final_obs``/``_final_obs`` on steps where
+an episode ended. Other per-env info keys are not carried across processes.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import operator
+import traceback
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+try:
+    import cloudpickle
+    import gymnasium as gym
+    from gymnasium.spaces import Box
+    from gymnasium.vector import AutoresetMode, VectorEnv
+    from gymnasium.vector.utils import batch_space
+except ImportError as e:  # pragma: no cover - gymnasium is an optional dependency
+    raise ImportError('dqnfast.vector_env needs gymnasium: pip install "dqnfast[atari]"') from e
+
+__all__ = ["ProcessVectorEnv"]
+
+_STEP, _RESET, _CLOSE, _ERROR = b"s", b"r", b"c", b"e"
+# A worker answers a step or reset with one byte of flags (so the main process need not scan the
+# arrays on every step), or with _ERROR and a traceback.
+_ENDED, _EPISODE = 1, 2  # some env's episode ended / some env reported episode statistics
+
+
+class _Shared:
+    """The arrays main and workers share: one RawArray each, viewed as numpy arrays."""
+
+    FIELDS = (("actions", np.int64), ("rewards", np.float64), ("terminated", np.bool_),
+              ("truncated", np.bool_), ("done_episode", np.bool_), ("episode_r", np.float64),
+              ("episode_l", np.int64), ("episode_t", np.float64))
+
+    def __init__(self, ctx, num_envs: int, obs_shape: Tuple[int, ...], obs_dtype: np.dtype):
+        self.num_envs, self.obs_shape, self.obs_dtype = num_envs, obs_shape, np.dtype(obs_dtype)
+        obs_bytes = num_envs * int(np.prod(obs_shape, dtype=np.int64)) * self.obs_dtype.itemsize
+        self.raw = {"obs": ctx.RawArray("B", max(obs_bytes, 1)), "final_obs": ctx.RawArray("B", max(obs_bytes, 1))}
+        for name, dtype in self.FIELDS:
+            self.raw[name] = ctx.RawArray("B", num_envs * np.dtype(dtype).itemsize)
+        self.arrays()
+
+    def arrays(self) -> None:
+        n = self.num_envs
+        for name in ("obs", "final_obs"):
+            a = np.frombuffer(self.raw[name], np.uint8)[: n * int(np.prod(self.obs_shape, dtype=np.int64))
+                                                        * self.obs_dtype.itemsize]
+            setattr(self, name, a.view(self.obs_dtype).reshape((n,) + self.obs_shape))
+        for name, dtype in self.FIELDS:
+            setattr(self, name, np.frombuffer(self.raw[name], dtype))
+
+    def __getstate__(self) -> Dict[str, Any]:  # RawArrays travel to the worker at its start
+        return {"raw": self.raw, "num_envs": self.num_envs, "obs_shape": self.obs_shape, "obs_dtype": self.obs_dtype}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.arrays()
+
+
+def _worker(conn: Connection, main_end: Connection, env_fns_pickled: bytes, env_ids: List[int], shared: _Shared,
+            same_step: bool) -> None:
+    """Owns envs ``env_ids``: builds them, then answers step/reset/close messages until closed."""
+    # A forked worker holds a copy of the main process's end of its pipe: closed, so that the worker
+    # sees end-of-file and exits if the main process dies.
+    main_end.close()
+    envs: List[gym.Env] = []
+    try:
+        envs = [fn() for fn in cloudpickle.loads(env_fns_pickled)]
+        needs_reset = [False] * len(envs)
+        conn.send_bytes(b"\0")
+        while True:
+            msg = conn.recv_bytes()
+            if msg == _STEP:
+                flags = 0
+                actions = shared.actions.tolist()
+                for k, i in enumerate(env_ids):
+                    env = envs[k]
+                    if needs_reset[k]:  # NEXT_STEP: this step is the reset
+                        obs, info = env.reset()
+                        reward, terminated, truncated = 0.0, False, False
+                        needs_reset[k] = False
+                    else:
+                        obs, reward, terminated, truncated, info = env.step(actions[i])
+                        if terminated or truncated:
+                            flags |= _ENDED
+                            if same_step:
+                                shared.final_obs[i] = obs
+                                obs, reset_info = env.reset()
+                                # The no-op after a lost life may end the game inside the reset.
+                                info = info if "episode" in info else reset_info
+                            else:
+                                needs_reset[k] = True
+                    shared.obs[i] = obs
+                    shared.rewards[i] = reward
+                    shared.terminated[i] = terminated
+                    shared.truncated[i] = truncated
+                    if _write_episode(shared, i, info):
+                        flags |= _EPISODE
+                conn.send_bytes(bytes((flags,)))
+            elif msg == _RESET:
+                seeds, options, mask = cloudpickle.loads(conn.recv_bytes())
+                flags = 0
+                for k, i in enumerate(env_ids):
+                    if mask is not None and not mask[i]:
+                        continue
+                    obs, info = envs[k].reset(seed=seeds[i], options=options)
+                    needs_reset[k] = False
+                    shared.obs[i] = obs
+                    if _write_episode(shared, i, info):
+                        flags |= _EPISODE
+                conn.send_bytes(bytes((flags,)))
+            elif msg == _CLOSE:
+                break
+            else:
+                raise RuntimeError(f"unknown message {msg!r}")
+    except KeyboardInterrupt:
+        pass
+    except BaseException:
+        try:
+            conn.send_bytes(_ERROR + traceback.format_exc().encode())
+        except OSError:
+            pass
+    finally:
+        for env in envs:
+            env.close()
+        conn.close()
+
+
+def _write_episode(shared: _Shared, i: int, info: Dict[str, Any]) -> bool:
+    """Env i's episode statistics into the shared arrays; whether it has any."""
+    episode = info.get("episode")
+    shared.done_episode[i] = episode is not None
+    if episode is not None:
+        shared.episode_r[i] = float(np.asarray(episode["r"]))
+        shared.episode_l[i] = int(np.asarray(episode["l"]))
+        shared.episode_t[i] = float(np.asarray(episode.get("t", 0.0)))
+    return episode is not None
+
+
+def _index(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return operator.index(value)
+
+
+class ProcessVectorEnv(VectorEnv):
+    """``ProcessVectorEnv(env_fns, workers=None, *, autoreset_mode=SAME_STEP, copy=True, context=None)``
+
+    - ``env_fns``: one callable per env that builds it (pickled with cloudpickle, so closures
+      work). Each env needs a fixed-shape ``Box`` observation space and a ``Discrete`` action
+      space, the same for all envs.
+    - ``workers``: processes to step them on, ``1 <= workers <= len(env_fns)``; None: one per env.
+    - ``copy``: return copies of the observations (default). ``copy=False`` returns views of the
+      shared buffer, valid until the next ``step_async``/``reset``: no copy on the hot path for a
+      caller that stores them at once (``rb.add_batch``).
+    - ``context``: the multiprocessing start method (None: the platform default, as gymnasium's
+      ``AsyncVectorEnv``).
+    """
+
+    def __init__(
+        self,
+        env_fns: Sequence[Callable[[], gym.Env]],
+        workers: Optional[int] = None,
+        *,
+        autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP,
+        copy: bool = True,
+        context: Optional[str] = None,
+    ):
+        env_fns = list(env_fns)
+        if not env_fns or not all(callable(fn) for fn in env_fns):
+            raise ValueError("env_fns must be a non-empty sequence of callables that build one env each")
+        n = len(env_fns)
+        workers = n if workers is None else _index(workers, "workers")
+        if not 1 <= workers <= n:
+            raise ValueError(f"workers must be between 1 and num_envs={n} (each worker steps at least one env), "
+                             f"got {workers}")
+        if not isinstance(autoreset_mode, AutoresetMode):
+            try:
+                autoreset_mode = AutoresetMode(autoreset_mode)
+            except ValueError:
+                raise ValueError(f"autoreset_mode must be AutoresetMode.SAME_STEP or NEXT_STEP, got {autoreset_mode!r}")
+        if autoreset_mode not in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
+            raise ValueError(f"autoreset_mode must be AutoresetMode.SAME_STEP or NEXT_STEP, got {autoreset_mode}")
+
+        # The spaces, from one env built here and closed again (as gymnasium's AsyncVectorEnv does).
+        probe = env_fns[0]()
+        try:
+            obs_space, act_space = probe.observation_space, probe.action_space
+            self.metadata = {**probe.metadata, "autoreset_mode": autoreset_mode}
+            self.render_mode = None
+            self.spec = probe.spec
+        finally:
+            probe.close()
+        if not isinstance(obs_space, Box):
+            raise TypeError(f"ProcessVectorEnv needs a Box observation space, got {type(obs_space).__name__}")
+        if not isinstance(act_space, gym.spaces.Discrete):
+            raise TypeError(f"ProcessVectorEnv needs a Discrete action space, got {type(act_space).__name__}")
+
+        self.num_envs = n
+        self.num_workers = workers
+        self.autoreset_mode = autoreset_mode
+        self.copy = bool(copy)
+        self.single_observation_space = obs_space
+        self.single_action_space = act_space
+        self._action_range = (int(act_space.start), int(act_space.start) + int(act_space.n))
+        self.observation_space = batch_space(obs_space, n)
+        self.action_space = batch_space(act_space, n)
+        self.closed = False
+        self._waiting = False
+        self._conns: List[Connection] = []
+        self._procs: List[Any] = []
+
+        ctx = mp.get_context(context)
+        self._shared = _Shared(ctx, n, tuple(obs_space.shape), obs_space.dtype)
+        same_step = autoreset_mode == AutoresetMode.SAME_STEP
+        try:
+            for w in range(workers):
+                ids = list(range(w, n, workers))
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker, name=f"dqnfast-env-worker-{w}", daemon=True,
+                                   args=(child, parent, cloudpickle.dumps([env_fns[i] for i in ids]), ids,
+                                         self._shared, same_step))
+                proc.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(proc)
+            self._collect()  # each worker has built its envs
+        except BaseException:
+            self.close(terminate=True)
+            raise
+
+    def _collect(self) -> int:
+        """Waits for every worker's answer and returns their flags, or-ed; a worker's exception is
+        raised here with its traceback."""
+        errors, flags = [], 0
+        for w, conn in enumerate(self._conns):
+            try:
+                msg = conn.recv_bytes()
+            except EOFError:
+                msg = _ERROR + f"worker {w} exited (exit code {self._procs[w].exitcode})".encode()
+            if msg[:1] == _ERROR:
+                errors.append(f"worker {w}:\n{msg[1:].decode(errors='replace')}")
+            else:
+                flags |= msg[0]
+        if errors:
+            self.close(terminate=True)
+            raise RuntimeError("ProcessVectorEnv: an env failed in a worker process\n" + "\n".join(errors))
+        return flags
+
+    def _check_open(self, what: str) -> None:
+        if self.closed:
+            raise RuntimeError(f"ProcessVectorEnv.{what}: the env is closed")
+
+    def reset(self, *, seed: Optional[Any] = None, options: Optional[Dict[str, Any]] = None):
+        """Resets all envs (or those in ``options["reset_mask"]``). ``seed``: an int seeds env i with
+        ``seed + i``; a list gives one seed (or None) per env; None keeps each env's own seeding."""
+        self._check_open("reset")
+        if self._waiting:
+            raise RuntimeError("ProcessVectorEnv.reset: call step_wait() for the pending step_async() first")
+        n = self.num_envs
+        if seed is None:
+            seeds: List[Optional[int]] = [None] * n
+        elif isinstance(seed, (list, tuple)):
+            if len(seed) != n:
+                raise ValueError(f"seed must give one seed per env ({n}), got {len(seed)}")
+            seeds = [None if s is None else _index(s, "seed") for s in seed]
+        else:
+            s0 = _index(seed, "seed")
+            seeds = [s0 + i for i in range(n)]
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.dtype != np.bool_ or mask.shape != (n,):
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({n},), got "
+                                 f"{mask.dtype} {mask.shape}")
+        payload = cloudpickle.dumps((seeds, options or None, mask))
+        sh = self._shared
+        if mask is not None:  # envs not reset report no episode
+            sh.done_episode[~mask] = False
+        for conn in self._conns:
+            conn.send_bytes(_RESET)
+            conn.send_bytes(payload)
+        info: Dict[str, Any] = {}
+        if self._collect() & _EPISODE:
+            self._add_episode_info(info)
+        return (sh.obs.copy() if self.copy else sh.obs), info
+
+    def step_async(self, actions) -> None:
+        """Starts a step of every env; the workers emulate while the caller does other work."""
+        self._check_open("step_async")
+        if self._waiting:
+            raise RuntimeError("ProcessVectorEnv.step_async: call step_wait() for the pending step first")
+        a = np.asarray(actions)
+        if a.shape != (self.num_envs,) or not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+            raise ValueError(f"actions must be {self.num_envs} integers (shape ({self.num_envs},)), got "
+                             f"{a.dtype} array of shape {a.shape}")
+        values = a.tolist()  # (min and max of a short list are cheaper in Python than in numpy)
+        start, stop = self._action_range
+        if min(values) < start or max(values) >= stop:
+            raise ValueError(f"actions must be in [{start}, {stop}), got {values}")
+        self._shared.actions[...] = a
+        for conn in self._conns:
+            conn.send_bytes(_STEP)
+        self._waiting = True
+
+    def step_wait(self):
+        """The results of the pending ``step_async``: (obs, rewards, terminated, truncated, info)."""
+        self._check_open("step_wait")
+        if not self._waiting:
+            raise RuntimeError("ProcessVectorEnv.step_wait: no step_async() is pending")
+        self._waiting = False
+        flags = self._collect()
+        sh = self._shared
+        info: Dict[str, Any] = {}
+        if flags & _ENDED and self.autoreset_mode == AutoresetMode.SAME_STEP:
+            info["final_obs"] = sh.final_obs.copy()
+            info["_final_obs"] = sh.terminated | sh.truncated
+        if flags & _EPISODE:
+            self._add_episode_info(info)
+        return ((sh.obs.copy() if self.copy else sh.obs), sh.rewards.copy(), sh.terminated.copy(),
+                sh.truncated.copy(), info)
+
+    def step(self, actions):
+        self.step_async(actions)
+        return self.step_wait()
+
+    def _add_episode_info(self, info: Dict[str, Any]) -> None:
+        sh = self._shared
+        mask = sh.done_episode.copy()
+        info["episode"] = {"r": np.where(mask, sh.episode_r, 0.0), "l": np.where(mask, sh.episode_l, 0),
+                           "t": np.where(mask, sh.episode_t, 0.0)}
+        info["_episode"] = mask
+
+    def close(self, terminate: bool = False) -> None:
+        """Stops the workers: lets a pending step finish and asks them to exit, or (``terminate``)
+        hangs up on them, which ends their wait at once, and kills any that linger."""
+        if getattr(self, "closed", True):
+            return
+        self.closed = True
+        if not terminate and self._waiting:
+            try:
+                for conn in self._conns:
+                    conn.recv_bytes()
+            except (EOFError, OSError):
+                terminate = True
+        # Closing our end alone need not wake a worker: a forked worker holds copies of the pipes
+        # made before it. So each is asked to exit, and (terminate) killed if it has not within 1 s.
+        for conn in self._conns:
+            try:
+                conn.send_bytes(_CLOSE)
+            except OSError:
+                pass
+        for proc in self._procs:
+            proc.join(timeout=1.0 if terminate else 30.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+        for conn in self._conns:
+            conn.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close(terminate=True)
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"ProcessVectorEnv(num_envs={self.num_envs}, workers={self.num_workers})"

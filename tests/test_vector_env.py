@@ -1,0 +1,254 @@
+"""ProcessVectorEnv and make_atari_env(num_envs, workers): env i must give exactly what the single env
+with seed + i gives for the same actions, every DQN wrapper included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+gym = pytest.importorskip("gymnasium")
+pytest.importorskip("ale_py")
+
+from gymnasium.vector import AutoresetMode  # noqa: E402
+
+from dqnfast import _bench_vector  # noqa: E402
+from dqnfast.vector_env import ProcessVectorEnv  # noqa: E402
+from dqnfast.wrappers import make_atari_env  # noqa: E402
+
+
+def lockstep(vec, singles, steps, action_seed=0):
+    """Steps the vector env and the single envs with the same random actions; every observation,
+    reward, flag, final frame and episode statistic must be equal. Returns counts of what happened."""
+    n = len(singles)
+    obs, info = vec.reset()
+    for i, env in enumerate(singles):
+        o, _ = env.reset()
+        assert np.array_equal(obs[i], o)
+    rng = np.random.default_rng(action_seed)
+    seen = {"terminated": 0, "truncated": 0, "episodes": 0, "life_losses": 0}
+    for t in range(steps):
+        actions = rng.integers(vec.single_action_space.n, size=n)
+        obs, reward, terminated, truncated, info = vec.step(actions)
+        for i, env in enumerate(singles):
+            o, r, term, trunc, step_info = env.step(int(actions[i]))
+            assert (r, term, trunc) == (reward[i], terminated[i], truncated[i]), (t, i)
+            ep = step_info.get("episode")
+            if term or trunc:
+                seen["terminated" if term else "truncated"] += 1
+                assert info["_final_obs"][i] and np.array_equal(info["final_obs"][i], o), (t, i)
+                o, reset_info = env.reset()
+                ep = ep or reset_info.get("episode")  # the no-op after a lost life can end the game
+                seen["life_losses"] += ep is None
+            else:
+                assert "_final_obs" not in info or not info["_final_obs"][i]
+            assert np.array_equal(obs[i], o), (t, i)
+            if ep is None:
+                assert "_episode" not in info or not info["_episode"][i]
+            else:
+                seen["episodes"] += 1
+                assert info["_episode"][i], (t, i)
+                assert (info["episode"]["r"][i], info["episode"]["l"][i]) == (ep["r"], ep["l"]), (t, i)
+    return seen
+
+
+@pytest.mark.parametrize("kw", [
+    dict(noop_max=0),  # the issue's deterministic setting
+    dict(),  # no-op starts: the same RNG draws, since each worker runs the single-env stack itself
+    dict(repeat_action_probability=0.25, max_episode_steps=60),  # sticky actions, truncation
+])
+def test_each_env_matches_the_single_env_with_its_seed(kw):
+    vec = make_atari_env(num_envs=3, workers=2, seed=7, **kw)
+    singles = [make_atari_env(seed=7 + i, **kw) for i in range(3)]
+    try:
+        seen = lockstep(vec, singles, steps=260)
+    finally:
+        vec.close()
+    # Real games ended, lives were lost (episodic life + FIRE reset), episodes were reported.
+    assert seen["terminated"] >= 3 and seen["episodes"] >= 1 and seen["life_losses"] >= 3
+    if "max_episode_steps" in kw:
+        assert seen["truncated"] >= 1
+
+
+def test_vector_env_contract():
+    vec = make_atari_env(num_envs=2, workers=2, seed=0)
+    try:
+        assert isinstance(vec, gym.vector.VectorEnv) and isinstance(vec, ProcessVectorEnv)
+        assert vec.num_envs == 2 and vec.num_workers == 2
+        assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+        assert vec.single_observation_space.shape == (84, 84) and vec.observation_space.shape == (2, 84, 84)
+        assert vec.single_action_space.n == 4
+        obs, info = vec.reset(seed=[3, None])
+        assert obs.shape == (2, 84, 84) and obs.dtype == np.uint8 and info == {}
+        a = np.array([1, 2])
+        vec.step_async(a)
+        with pytest.raises(RuntimeError, match="call step_wait"):
+            vec.step_async(a)
+        with pytest.raises(RuntimeError, match="call step_wait"):
+            vec.reset()
+        obs2, reward, term, trunc, _ = vec.step_wait()
+        assert reward.dtype == np.float64 and term.dtype == trunc.dtype == np.bool_
+        with pytest.raises(RuntimeError, match="no step_async"):
+            vec.step_wait()
+        # copy=False: the shared frames themselves, overwritten by the next step.
+        vec.copy = False
+        o1 = vec.step(a)[0]
+        o2 = vec.step(a)[0]
+        assert np.shares_memory(o1, o2) and not np.shares_memory(obs2, o1)
+    finally:
+        vec.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        vec.step(np.array([0, 0]))
+    vec.close()  # twice is fine
+
+
+def test_reset_seeds_and_mask():
+    # (Without episodic life, so that a reset mid-game is a real reset, not the next life.)
+    vec = make_atari_env(num_envs=2, workers=1, seed=0, episodic_life=False)
+    single = make_atari_env(seed=0, episodic_life=False)
+    try:
+        obs, _ = vec.reset(seed=11)  # env i gets 11 + i
+        assert np.array_equal(obs[1], make_atari_env(seed=12, episodic_life=False).reset()[0])
+        for _ in range(10):
+            obs, *_ = vec.step(np.array([3, 3]))
+        before = obs.copy()
+        obs, _ = vec.reset(seed=[5, None], options={"reset_mask": np.array([True, False])})
+        assert np.array_equal(obs[0], single.reset(seed=5)[0]) and np.array_equal(obs[1], before[1])
+        with pytest.raises(ValueError, match="reset_mask"):
+            vec.reset(options={"reset_mask": np.array([1, 0])})
+        with pytest.raises(ValueError, match="one seed per env"):
+            vec.reset(seed=[1])
+        with pytest.raises(TypeError, match="seed must be an int"):
+            vec.reset(seed=1.5)
+    finally:
+        vec.close()
+
+
+def test_next_step_autoreset():
+    kw = dict(noop_max=0, max_episode_steps=5)
+    vec = ProcessVectorEnv([lambda: make_atari_env(seed=1, **kw)], autoreset_mode="NextStep")
+    single = make_atari_env(seed=1, **kw)
+    try:
+        assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+        vec.reset()
+        single.reset()
+        tr = False
+        while not tr:  # FIRE reset's two steps count: the 3rd step truncates
+            obs, reward, term, trunc, info = vec.step(np.array([0]))
+            o, r, _, tr, _ = single.step(0)
+            assert trunc[0] == tr and np.array_equal(obs[0], o) and "final_obs" not in info
+        obs, reward, term, trunc, info = vec.step(np.array([3]))  # the reset: action ignored
+        assert np.array_equal(obs[0], single.reset()[0]) and reward[0] == 0 and not term[0] and not trunc[0]
+    finally:
+        vec.close()
+
+
+@pytest.mark.parametrize("kw,exc,msg", [
+    (dict(num_envs=2, workers=0), ValueError, "workers must be at least 1"),
+    (dict(num_envs=2, workers=3), ValueError, "workers must be at most num_envs=2"),
+    (dict(num_envs=2, workers=1.0), TypeError, "workers must be an int"),
+    (dict(num_envs=2, workers=2, vectorization="async"), ValueError, "workers= is for vectorization='processes'"),
+    (dict(num_envs=2, vectorization="threads"), ValueError, "'processes'"),
+])
+def test_make_atari_env_worker_args(kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        make_atari_env(**kw)
+
+
+def test_one_env_on_one_worker_is_still_a_vector_env():
+    vec = make_atari_env(num_envs=1, workers=1, seed=0)
+    try:
+        assert isinstance(vec, ProcessVectorEnv) and vec.reset()[0].shape == (1, 84, 84)
+    finally:
+        vec.close()
+    assert not isinstance(make_atari_env(num_envs=1, vectorization="async"), gym.vector.VectorEnv)  # as before
+
+
+def test_bad_actions_are_refused():
+    vec = make_atari_env(num_envs=2, workers=1, seed=0)
+    try:
+        vec.reset()
+        with pytest.raises(ValueError, match=r"shape \(2,\)"):
+            vec.step(np.array([0, 1, 2]))
+        with pytest.raises(ValueError, match="integers"):
+            vec.step(np.array([0.5, 1.0]))
+        with pytest.raises(ValueError, match=r"in \[0, 4\)"):
+            vec.step(np.array([0, 4]))
+        assert vec.step(np.array([0, 1]))[0].shape == (2, 84, 84)  # still usable
+    finally:
+        vec.close()
+
+
+class _Boom(gym.Env):
+    """Raises in step ``fail_at`` (or in its constructor when fail_at is None)."""
+
+    observation_space = gym.spaces.Box(0, 255, (2, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, fail_at, in_worker_only=False):
+        import multiprocessing
+        if fail_at is None and (not in_worker_only or multiprocessing.parent_process() is not None):
+            raise ValueError("boom in constructor")
+        self.fail_at, self.t = fail_at, 0
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros((2, 3), np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == self.fail_at:
+            raise ValueError(f"boom at step {self.t}")
+        return np.full((2, 3), self.t, np.uint8), 1.0, False, False, {}
+
+
+def test_worker_errors_are_raised_with_their_traceback():
+    vec = ProcessVectorEnv([lambda: _Boom(3), lambda: _Boom(0)], workers=2)
+    vec.reset()
+    vec.step(np.array([0, 1]))
+    obs = vec.step(np.array([0, 1]))[0]
+    assert (obs == 2).all()
+    with pytest.raises(RuntimeError, match="(?s)worker 0.*boom at step 3"):
+        vec.step(np.array([0, 1]))
+    assert vec.closed
+    with pytest.raises(RuntimeError, match="(?s)worker 1.*boom in constructor"):
+        ProcessVectorEnv([lambda: _Boom(0), lambda: _Boom(None, in_worker_only=True)], workers=2)
+
+
+def test_constructor_checks():
+    with pytest.raises(ValueError, match="non-empty sequence of callables"):
+        ProcessVectorEnv([])
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        ProcessVectorEnv([lambda: _Boom(0)], autoreset_mode="Disabled")
+    with pytest.raises(TypeError, match="Discrete action space"):
+        ProcessVectorEnv([lambda: gym.make("Pendulum-v1")])
+
+
+def test_spawned_workers():
+    """The envs travel to spawned workers too (macOS and Windows start processes that way)."""
+    vec = ProcessVectorEnv([lambda: make_atari_env(seed=2, noop_max=0)], context="spawn")
+    try:
+        obs, _ = vec.reset()
+        assert np.array_equal(obs[0], make_atari_env(seed=2, noop_max=0).reset()[0])
+    finally:
+        vec.close()
+
+
+def test_bench_runs_in_tiny_mode(capsys):
+    """`dqnfast bench vector` end to end on a few steps, so the code cannot rot (timings not checked)."""
+    assert _bench_vector.main(["--steps", "16", "--repeats", "1", "--capacity", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "AtariVectorEnv alone" in out and "dqnfast data path" in out and "goal >= 1.8x" in out
+    with pytest.raises(SystemExit):
+        _bench_vector.main(["--workers", "1,3"])
+    assert "between 1 and --num-envs" in capsys.readouterr().err
+    assert _bench_vector._rom_name("ALE/MsPacman-v5") == "ms_pacman"
+
+
+def test_workers_exit_when_the_main_process_hangs_up():
+    """A worker sees end-of-file when the main process's end of its pipe closes (as when the main
+    process dies), rather than waiting forever: it must not hold a copy of that end itself."""
+    vec = ProcessVectorEnv([lambda: _Boom(0)], workers=1)
+    proc = vec._procs[0]
+    vec._conns[0].close()
+    proc.join(timeout=20)
+    assert not proc.is_alive()
+    vec.closed = True  # (its pipe is gone already)
