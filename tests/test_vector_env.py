@@ -142,7 +142,7 @@ def test_next_step_autoreset():
 
 
 @pytest.mark.parametrize("kw,exc,msg", [
-    (dict(num_envs=2, workers=0), ValueError, "workers must be at least 1"),
+    (dict(num_envs=2, workers=0), ValueError, "workers must be positive"),
     (dict(num_envs=2, workers=3), ValueError, "workers must be at most num_envs=2"),
     (dict(num_envs=2, workers=1.0), TypeError, "workers must be an int"),
     (dict(num_envs=2, workers=2, vectorization="async"), ValueError, "workers= is for vectorization='processes'"),

@@ -18,6 +18,7 @@ from typing import Any, Dict, Optional, Sequence, SupportsFloat, Tuple, Union
 import numpy as np
 
 from . import _core
+from ._validate import atari_env_id, positive_int
 from .preprocess import preprocess
 
 try:
@@ -32,15 +33,6 @@ __all__ = ["AtariPreprocessing", "ClipRewardEnv", "EpisodicLifeEnv", "FireResetE
 def _check_preprocess_args(screen: Tuple[int, ...], crop, size: Tuple[int, int], interp: str, gray: str) -> None:
     """Fail at construction, with preprocess's own messages, rather than on the first step."""
     preprocess(np.zeros(screen, np.uint8), crop=crop, size=size, interp=interp, gray=gray)
-
-
-def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    v = operator.index(value)
-    if v < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {v}")
-    return v
 
 
 class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -445,24 +437,6 @@ class _SeedFirstReset(gym.Wrapper):
         return self.env.reset(seed=seed, options=options)
 
 
-def _ale_env_id(env_id: Any) -> str:
-    if not isinstance(env_id, str):
-        raise TypeError(f"env_id must be a str such as 'ALE/Breakout-v5', got {type(env_id).__name__}")
-    try:
-        import ale_py
-    except ImportError as e:
-        raise ImportError('make_atari_env needs ale-py: pip install "dqnfast[atari]"') from e
-    gym.register_envs(ale_py)
-    if env_id not in gym.registry:
-        near = [k for k in gym.registry if k.lower().startswith(env_id.split("-")[0].lower())][:3]
-        raise ValueError(f"unknown env id {env_id!r}" + (f"; did you mean one of {near}?" if near else
-                                                        "; Atari ids look like 'ALE/Breakout-v5'"))
-    entry = gym.spec(env_id).entry_point
-    if not (isinstance(entry, str) and entry.startswith("ale_py")):
-        raise ValueError(f"{env_id!r} is not an Atari (ALE) environment")
-    return env_id
-
-
 def make_atari_env(
     env_id: str = "ALE/Breakout-v5",
     *,
@@ -502,15 +476,15 @@ def make_atari_env(
     gives. ``"sync"`` (the default without ``workers``) and ``"async"`` are gymnasium's
     ``SyncVectorEnv`` and ``AsyncVectorEnv``.
     """
-    env_id = _ale_env_id(env_id)
-    num_envs = _positive_int(num_envs, "num_envs")
+    env_id = atari_env_id(env_id)
+    num_envs = positive_int(num_envs, "num_envs")
     if seed is not None:
-        seed = _positive_int(seed, "seed", minimum=0)
-    noop_max = _positive_int(noop_max, "noop_max", minimum=0)
-    frame_skip = _positive_int(frame_skip, "frame_skip")
-    screen_size = _positive_int(screen_size, "screen_size")
+        seed = positive_int(seed, "seed", minimum=0)
+    noop_max = positive_int(noop_max, "noop_max", minimum=0)
+    frame_skip = positive_int(frame_skip, "frame_skip")
+    screen_size = positive_int(screen_size, "screen_size")
     if max_episode_steps is not None:
-        max_episode_steps = _positive_int(max_episode_steps, "max_episode_steps")
+        max_episode_steps = positive_int(max_episode_steps, "max_episode_steps")
     if isinstance(repeat_action_probability, bool) or not isinstance(repeat_action_probability, (int, float)):
         raise TypeError(f"repeat_action_probability must be a float, got {type(repeat_action_probability).__name__}")
     if not 0.0 <= repeat_action_probability <= 1.0:
@@ -523,7 +497,7 @@ def make_atari_env(
     if workers is not None:
         if vectorization != "processes":
             raise ValueError(f"workers= is for vectorization='processes' (worker processes), not {vectorization!r}")
-        workers = _positive_int(workers, "workers")
+        workers = positive_int(workers, "workers")
         if workers > num_envs:
             raise ValueError(f"workers must be at most num_envs={num_envs} (each worker steps at least one env), "
                              f"got {workers}")
