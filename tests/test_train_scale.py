@@ -155,3 +155,43 @@ def test_course_preset_follows_the_notebook(tmp_path):
         assert np.mean(obs == expected) > 0.99
     finally:
         env.close()
+
+
+def test_env_workers_feed_the_replay_and_keep_the_update_ratio(tmp_path):
+    """Two envs on two worker processes: the learner's updates run while the workers emulate, and
+    the run ends with the configured number of updates and an exact replay."""
+    cfg = tiny(tmp_path, total_steps=600, num_envs=2, env_workers=2)
+    trainer = Trainer(cfg, "demo")
+    assert trainer.actor.overlaps and type(trainer.env).__name__ == "ProcessVectorEnv"
+    summary = trainer.run()
+    assert summary["global_step"] == 600
+    assert summary["updates"] == (600 - 100) // 4
+    rb = trainer.rb
+    assert len(rb) == len(rb.valid_indices()) > 0
+    starts = rb.writes - 600  # every write that is not a step started an episode, at least one per env
+    assert starts >= 2
+
+
+def test_a_dead_env_worker_stops_the_run_with_a_checkpoint(tmp_path):
+    """A worker killed mid-run: a clear error naming the worker and the checkpoint, the checkpoint
+    holds the steps completed before, and its replay has no half-written step."""
+    from dqnfast import ReplayBuffer
+    from dqnfast.vector_env import EnvWorkerError
+    cfg = tiny(tmp_path, total_steps=10_000, num_envs=2, env_workers=2, learning_starts=40)
+    trainer = Trainer(cfg, "demo")
+    send, calls = trainer.actor.send, [0]
+
+    def send_then_kill(epsilon):
+        calls[0] += 1
+        send(epsilon)
+        if calls[0] == 60:  # dies while stepping: its step never completes
+            os.kill(trainer.env._procs[1].pid, signal.SIGKILL)
+
+    trainer.actor.send = send_then_kill
+    with pytest.raises(EnvWorkerError, match=r"worker 1[\s\S]*checkpoint .*checkpoint\.pt"):
+        trainer.run()
+    state = ckpt.load_training_checkpoint(str(Path(cfg.run_dir) / "run" / "checkpoint.pt"))
+    assert state["counters"]["global_step"] == 59 * 2  # the steps that completed
+    rb = ReplayBuffer.load(str(Path(cfg.run_dir) / "run" / state["replay"]))
+    assert len(rb) == len(rb.valid_indices()) > 0
+    assert rb.writes - 59 * 2 >= 2  # whole steps plus episode starts: nothing of the 60th step

@@ -41,6 +41,8 @@ class TrainConfig:
     """agent steps to train for, summed over environments (one agent step = `frame_skip` frames; 10M steps = 40M frames)"""
     num_envs: int = 1
     """environments stepped together (actions chosen in one batched forward pass)"""
+    env_workers: int = 0
+    """worker processes stepping the environments in parallel (1..num_envs, env i on worker i % W); 0 steps them in the trainer's process"""
 
     # --- preprocessing (dqnfast.wrappers.make_atari_env) -----------------------------------------
     frame_size: int = 84
@@ -169,7 +171,7 @@ class TrainConfig:
         if self.burn_in < 0 or (self.recurrent and self.burn_in >= self.sequence_length):
             raise ValueError(f"burn_in must be in [0, sequence_length), got {self.burn_in}")
         for name in ("noop_max", "learning_starts", "exploration_steps", "eval_episodes", "checkpoint_interval",
-                     "torch_threads", "seed"):
+                     "torch_threads", "seed", "env_workers"):
             positive_int(getattr(self, name), name, minimum=0)
         if not self.env_id:
             raise ValueError("env_id must be a non-empty string")
@@ -194,6 +196,9 @@ class TrainConfig:
         for name in ("start_epsilon", "end_epsilon", "eval_epsilon"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.env_workers > self.num_envs:
+            raise ValueError(f"env_workers must be at most num_envs={self.num_envs} (each worker steps at least one "
+                             f"env), got {self.env_workers}")
         if self.buffer_size < self.num_envs * (self.stack + 1):
             raise ValueError(f"buffer_size must be at least num_envs * (stack + 1) = {self.num_envs * (self.stack + 1)}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):

@@ -42,7 +42,11 @@ try:
 except ImportError as e:  # pragma: no cover - gymnasium is an optional dependency
     raise ImportError('dqnfast.vector_env needs gymnasium: pip install "dqnfast[atari]"') from e
 
-__all__ = ["ProcessVectorEnv"]
+__all__ = ["EnvWorkerError", "ProcessVectorEnv"]
+
+
+class EnvWorkerError(RuntimeError):
+    """An env failed in a worker process, or a worker process died; the vector env is closed."""
 
 _STEP, _RESET, _CLOSE, _ERROR = b"s", b"r", b"c", b"e"
 # A worker answers a step or reset with one byte of flags (so the main process need not scan the
@@ -261,7 +265,8 @@ class ProcessVectorEnv(VectorEnv):
         for w, conn in enumerate(self._conns):
             try:
                 msg = conn.recv_bytes()
-            except EOFError:
+            except (EOFError, OSError):  # the worker died: its end of the pipe is closed or reset
+                self._procs[w].join(timeout=5)
                 msg = _ERROR + f"worker {w} exited (exit code {self._procs[w].exitcode})".encode()
             if msg[:1] == _ERROR:
                 errors.append(f"worker {w}:\n{msg[1:].decode(errors='replace')}")
@@ -269,7 +274,7 @@ class ProcessVectorEnv(VectorEnv):
                 flags |= msg[0]
         if errors:
             self.close(terminate=True)
-            raise RuntimeError("ProcessVectorEnv: an env failed in a worker process\n" + "\n".join(errors))
+            raise EnvWorkerError("ProcessVectorEnv: an env failed in a worker process\n" + "\n".join(errors))
         return flags
 
     def _check_open(self, what: str) -> None:
@@ -325,8 +330,14 @@ class ProcessVectorEnv(VectorEnv):
         if min(values) < start or max(values) >= stop:
             raise ValueError(f"actions must be in [{start}, {stop}), got {values}")
         self._shared.actions[...] = a
-        for conn in self._conns:
-            conn.send_bytes(_STEP)
+        for w, conn in enumerate(self._conns):
+            try:
+                conn.send_bytes(_STEP)
+            except OSError as e:  # the worker is gone (its end of the pipe is closed)
+                code = self._procs[w].exitcode
+                self.close(terminate=True)
+                raise EnvWorkerError(f"ProcessVectorEnv: worker {w} exited (exit code {code}) before a step "
+                                     f"could be sent to it ({type(e).__name__})") from e
         self._waiting = True
 
     def step_wait(self):

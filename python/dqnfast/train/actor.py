@@ -34,11 +34,18 @@ class Actor:
     The replay is also the frame stacker: ``rb.stacked(env)`` is the state each env acts on. Works
     with one gymnasium env or a vector env (either autoreset mode). A stateful policy (DRQN's LSTM)
     has an ``episode_started(env)`` hook, called at every episode start of each env.
+
+    ``step`` is ``send`` then ``receive``. With a vector env that steps in the background
+    (``step_async``/``step_wait``, e.g. :class:`dqnfast.vector_env.ProcessVectorEnv`), the caller may
+    learn between the two while the env workers emulate; nothing reaches the replay before
+    ``receive`` has the whole step, so a failing env leaves no half-written step behind.
     """
 
     def __init__(self, env, rb, policy: Policy, num_envs: int) -> None:
         self.env, self.rb, self.policy, self.num_envs = env, rb, policy, num_envs
-        self.vector = hasattr(env, "num_envs") and num_envs > 1
+        self.vector = hasattr(env, "single_action_space")  # a gymnasium VectorEnv (even of one env)
+        self.overlaps = self.vector and hasattr(env, "step_async") and hasattr(env, "step_wait")
+        self._sent: Optional[Tuple[np.ndarray, Any]] = None
         mode = str(getattr(env, "metadata", {}).get("autoreset_mode", "NextStep"))
         self.same_step = "same" in mode.lower()
         self.pending_start = np.zeros(num_envs, bool)
@@ -60,15 +67,47 @@ class Actor:
 
     def step(self, epsilon: float) -> Finished:
         """One agent step of every env; returns the real games that ended."""
+        self.send(epsilon)
+        return self.receive()
+
+    def send(self, epsilon: float) -> None:
+        """Acts for every env and hands the actions to the env (in the background where it can)."""
+        if self._sent is not None:
+            raise RuntimeError("Actor.send: the previous step was not received yet")
         rb = self.rb
         for i in range(self.num_envs):
             rb.stacked(i, out=self.states[i])
         actions = np.asarray(self.policy(self.states, epsilon), dtype=np.int64)
-        if self.vector:
-            obs, rewards, terms, truncs, info = self.env.step(actions)
+        if self.overlaps:
+            self.env.step_async(actions)
+            self._sent = (actions, None)
+        elif self.vector:
+            self._sent = (actions, self.env.step(actions))
         else:
             o, r, t, tr, info = self.env.step(int(actions[0]))
-            obs, rewards, terms, truncs = o[None], (r,), (t,), (tr,)
+            self._sent = (actions, (o[None], (r,), (t,), (tr,), info))
+
+    def receive(self) -> Finished:
+        """Waits for the step sent, writes its transitions to the replay; the real games that ended."""
+        if self._sent is None:
+            raise RuntimeError("Actor.receive: no step was sent")
+        actions, result = self._sent
+        self._sent = None
+        obs, rewards, terms, truncs, info = self.env.step_wait() if result is None else result
+        rb = self.rb
+        if self.vector and self.same_step:  # every env in one add_batch: its transitions end at final_obs
+            terms, truncs = np.asarray(terms, bool), np.asarray(truncs, bool)
+            ended = np.flatnonzero(terms | truncs)
+            next_frames = obs
+            if ended.size:
+                next_frames = np.array(obs)
+                next_frames[ended] = np.asarray(info["final_obs"])[ended]
+            rb.add_batch(actions, np.asarray(rewards, np.float32), next_frames, terms, truncs)
+            if ended.size:
+                rb.start_episodes(np.ascontiguousarray(np.asarray(obs)[ended]), envs=ended)
+                for i in ended:
+                    self._started(int(i))
+            return episode_stats(info, self.num_envs, True)
         for i in range(self.num_envs):
             if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
                 rb.start_episode(obs[i], i)
@@ -89,6 +128,16 @@ class Actor:
                 else:
                     self.pending_start[i] = True
         return episode_stats(info, self.num_envs, self.vector)
+
+    def abandon(self) -> None:
+        """Drops a step still in flight (the run is stopping): it is collected from the env but not
+        written to the replay, so the replay holds exactly the steps the run counted."""
+        sent, self._sent = self._sent, None
+        if sent is not None and sent[1] is None:
+            try:
+                self.env.step_wait()
+            except Exception:  # the env failed: there is nothing left to collect
+                pass
 
 
 class ActorThread:

@@ -134,6 +134,7 @@ def parse_config(argv: Sequence[str]) -> Tuple[TrainConfig, str, Optional[str], 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from ..vector_env import EnvWorkerError
     from .trainer import Trainer
 
     cfg, preset_name, resume, state = parse_config(sys.argv[1:] if argv is None else argv)
@@ -146,7 +147,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     c = trainer.global_step
     print(f"dqnfast train: {cfg.env_id}, preset {preset_name}, {cfg.total_steps} steps"
           f"{f' (resuming at {c})' if c else ''}, device {trainer.learner.device}, run dir {trainer.run_dir}", flush=True)
-    summary = trainer.run()
+    try:
+        summary = trainer.run()
+    except EnvWorkerError as e:  # already checkpointed by the trainer
+        print(f"dqnfast train: error: an env worker failed: {e}", file=sys.stderr)
+        return 1
     print(f"done: {summary['global_step']} steps, {summary['updates']} updates, {summary['episodes']} games in "
           f"{summary['wall_time_s']:.0f} s ({summary['sps']:.0f} steps/s); checkpoint {summary['checkpoint']}")
     if trainer.recent_returns:

@@ -18,6 +18,7 @@ from ..envs import make_env
 from ..evaluate import evaluate_learner
 from ..recurrent import build_learner, make_policy
 from ..replay import ReplayBuffer
+from ..vector_env import EnvWorkerError
 from .actor import Actor, ActorThread, Finished, NetworkCopy
 from .checkpoints import CheckpointWriter, load_replay, restore_rng_state
 from .learning import LearnerLoop
@@ -58,7 +59,7 @@ class Trainer:
         # environment: a new seed per resume so a resumed run does not replay the same games
         env_seed = cfg.seed + 1_000_003 * self.resumes
         self.env = make_env(cfg, num_envs=cfg.num_envs, seed=env_seed)
-        space = self.env.single_action_space if cfg.num_envs > 1 else self.env.action_space
+        space = getattr(self.env, "single_action_space", self.env.action_space)
         self.num_actions = int(space.n)
         if state and int(state["num_actions"]) != self.num_actions:
             raise ValueError(f"checkpoint has {state['num_actions']} actions, {cfg.env_id} has {self.num_actions}")
@@ -164,6 +165,12 @@ class Trainer:
         except KeyboardInterrupt as e:
             interrupted, terminated = True, isinstance(e, Terminated)
             progress.write(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: writing a checkpoint")
+        except EnvWorkerError as e:  # the replay holds only whole steps: keep them, then say what happened
+            progress.close()
+            path = self.save_checkpoint()
+            self.log.close()
+            raise EnvWorkerError(f"{e}\nThe run stopped at agent step {self.global_step}; checkpoint {path} "
+                                 f"(continue with --resume {path})") from e
         finally:
             restore_sigterm()
             progress.close()
@@ -202,16 +209,30 @@ class Trainer:
             self.actor.step(eps)  # refill games are not logged: they are not part of the step count
 
     def _run_sync(self, progress: Progress) -> None:
+        """Act, step, add, learn. With env workers the learner's due updates run while the workers
+        emulate the next step (the policy then acts one step behind the newest updates; the
+        number of updates per agent step is unchanged)."""
         cfg = self.cfg
-        while self.global_step < cfg.total_steps and not self._out_of_time():
-            epsilon = epsilon_at(cfg, self.global_step)
-            finished = self.actor.step(epsilon)
-            self.global_step += cfg.num_envs
-            self._record_episodes(finished, self.global_step, epsilon)
-            while self.learning.due(self.global_step):
+        overlap = self.actor.overlaps
+        try:
+            while self.global_step < cfg.total_steps and not self._out_of_time():
+                epsilon = epsilon_at(cfg, self.global_step)
+                self.actor.send(epsilon)
+                if overlap:
+                    while self.learning.due(self.global_step):
+                        self._learn_once()
+                finished = self.actor.receive()
+                self.global_step += cfg.num_envs
+                self._record_episodes(finished, self.global_step, epsilon)
+                if not overlap:
+                    while self.learning.due(self.global_step):
+                        self._learn_once()
+                self._maybe_checkpoint()
+                self._progress(progress)
+            while self.learning.due(self.global_step):  # the last step's updates
                 self._learn_once()
-            self._maybe_checkpoint()
-            self._progress(progress)
+        finally:
+            self.actor.abandon()  # a step in flight when the run stops is not counted nor stored
 
     def _run_async(self, progress: Progress, max_lead: int = 4) -> None:
         """Actor thread: act, step the envs, add to the replay. This thread: sample + update.
