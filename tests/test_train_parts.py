@@ -320,7 +320,7 @@ def _field_value(f: dataclasses.Field):
         return choices[f.name]
     if HINTS[f.name] is float:
         return "0.5", 0.5
-    return {"frame_size": ("40", 40), "buffer_size": ("5000", 5000), "burn_in": ("0", 0),
+    return {"frame_size": ("40", 40), "buffer_size": ("5000", 5000), "burn_in": ("0", 0), "env_workers": ("1", 1),
             "sequence_length": ("6", 6)}.get(f.name, ("3", 3))
 
 
