@@ -2,6 +2,7 @@
 between the sessions that are lent a GPU."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -30,4 +31,10 @@ def test_device_check_smoke_runs_every_step_on_cpu(tmp_path):
     times = [v for (step, fig), v in figures.items() if step == "update_step" and isinstance(v, float)]
     assert len(times) == 2 and all(t > 0 for t in times)  # eager and compiled (no CUDA graph on CPU)
     assert all(v > 0 for (step, _), v in figures.items() if step == "replay_sample")
+    if importlib.util.find_spec("ale_py") and importlib.util.find_spec("gymnasium"):
+        assert steps["data_path"]["status"] == steps["train"]["status"] == "ok"
+        rates = [v for (step, _), v in figures.items() if step == "data_path"]
+        assert len(rates) == 2 and all(r > 0 for r in rates)  # 1 and 2 workers
+        assert figures[("train", "agent steps in the time box")] > 0
+        assert ("train", "evaluation, 1 real games") in figures
     assert result["table"] in r.stdout  # the table printed at the end is the one written

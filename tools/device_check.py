@@ -230,29 +230,80 @@ def step_replay_sample(c: Check) -> None:
               "µs/call", f"on {dev.type}")
 
 
-def step_data_path(c: Check) -> None:
+def _needs_atari() -> None:
     try:
         import ale_py  # noqa: F401
         import gymnasium  # noqa: F401
     except ImportError as e:
         raise SkipStep(f"needs gymnasium and ale-py ({e.name} missing): carry their wheels") from None
-    import inspect
 
-    from dqnfast.wrappers import make_atari_env
-    if "workers" not in inspect.signature(make_atari_env).parameters:
-        raise SkipStep("this build has no parallel env stepping (make_atari_env(workers=...))")
-    raise SkipStep("data path timing not wired yet")
+
+def step_data_path(c: Check) -> None:
+    """The parallel data path (ProcessVectorEnv + add_batch + acting states + one sample(32) per 4
+    agent steps), with W = 1, 2, 4, ... worker processes on as many envs as there are cores."""
+    _needs_atari()
+    from dqnfast._bench_vector import bench_dqnfast_vector
+    cores = os.cpu_count() or 1
+    num_envs = 2 if c.smoke else cores
+    steps = 200 if c.smoke else 20_000
+    workers = [w for w in (1, 2, 4, 8, 16, 32, 64) if w <= num_envs]
+    if workers[-1] != num_envs:
+        workers.append(num_envs)
+    rates: Dict[int, float] = {}
+    for w in workers:
+        t = bench_dqnfast_vector("ALE/Breakout-v5", steps // num_envs, num_envs, w, 84, 20_000, 32, 4, 0)
+        rates[w] = (steps // num_envs) * num_envs / t.wall
+        c.row("data_path", f"{num_envs} envs on {w} worker(s)", rates[w], "agent steps/s",
+              f"{rates[w] / rates[workers[0]]:.2f}x 1 worker")
+
+
+def _train_summary(text: str) -> Dict[str, float]:
+    """The figures `dqnfast train` prints at its end."""
+    out: Dict[str, float] = {}
+    m = re.search(r"done: (\d+) steps, (\d+) updates, (\d+) games in (\d+) s \((\d+) steps/s\)", text)
+    if m:
+        out.update(steps=float(m[1]), updates=float(m[2]), games=float(m[3]), seconds=float(m[4]), sps=float(m[5]))
+    m = re.search(r"evaluation \((\d+) games, epsilon [\d.]+\): ([-\d.]+) \+- ([\d.]+)", text)
+    if m:
+        out.update(eval_games=float(m[1]), eval_mean=float(m[2]), eval_std=float(m[3]))
+    return out
 
 
 def step_train(c: Check, seconds: float) -> None:
-    raise SkipStep("the time-boxed training run needs the parallel trainer")
+    """A time-boxed Breakout run of the ``gpu`` preset (its 16 env workers capped at the core count),
+    then the trainer's own evaluation on the real game score."""
+    _needs_atari()
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="dqnfast-train-") as runs:
+        if c.smoke:
+            args = ["--preset", "demo", "--frame-size", "36", "--buffer-size", "4000", "--batch-size", "8",
+                    "--learning-starts", "200", "--total-steps", "100000", "--num-envs", "2", "--env-workers", "2",
+                    "--eval-episodes", "1", "--torch-threads", "1", "--device", "cpu"]
+        else:
+            workers = min(16, cores)
+            args = ["--preset", "gpu", "--num-envs", str(max(16, workers)), "--env-workers", str(workers),
+                    "--eval-episodes", "5"]
+        args += ["--max-seconds", str(seconds), "--run-dir", runs, "--run-name", "check", "--no-progress",
+                 "--no-tensorboard"]
+        r = subprocess.run([sys.executable, "-m", "dqnfast.train", *args], capture_output=True, text=True)
+        print(r.stdout[-3000:], r.stderr[-3000:], sep="\n")
+        if r.returncode != 0:
+            raise RuntimeError(f"dqnfast train exited {r.returncode}")
+    s = _train_summary(r.stdout)
+    if "sps" not in s:
+        raise RuntimeError("dqnfast train printed no summary")
+    c.row("train", "agent steps in the time box", s["steps"], "", f"{s['seconds']:.0f} s, {s['updates']:.0f} updates")
+    c.row("train", "agent steps/s with learning", s["sps"], "steps/s", "goal >= 10,000 on the GPU box")
+    if "eval_mean" in s:
+        c.row("train", f"evaluation, {s['eval_games']:.0f} real games", s["eval_mean"], "score",
+              f"+- {s['eval_std']:.1f}; goal >= 100 after 10 min (this box: {seconds:.0f} s)")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="the same steps on CPU with tiny sizes, in a few minutes")
     p.add_argument("--no-build", action="store_true", help="skip building; use the dqnfast already importable")
-    p.add_argument("--train-seconds", type=float, default=300.0, help="wall-clock budget of the training run")
+    p.add_argument("--train-seconds", type=float, default=270.0, help="wall-clock budget of the training run")
     p.add_argument("--json", default=None, help="where to write the figures (default: $OUT or . / device_check.json)")
     args = p.parse_args(argv)
     if args.smoke:
@@ -269,7 +320,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         c.run("update_step", step_update)
         c.run("replay_sample", step_replay_sample)
         c.run("data_path", step_data_path)
-        c.run("train", lambda c: step_train(c, 20.0 if args.smoke else args.train_seconds))
+        c.run("train", lambda c: step_train(c, 15.0 if args.smoke else args.train_seconds))
     total = time.perf_counter() - t0
     c.row("total", "wall clock", total, "s", "goal < 540 s on the GPU machine")
     table = c.table()

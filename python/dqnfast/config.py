@@ -19,7 +19,7 @@ Interpolation = Literal["nearest", "area"]
 Gray = Literal["luma", "mean"]
 Loss = Literal["huber", "mse"]
 Optimizer = Literal["adam", "rmsprop"]
-PresetName = Literal["demo", "nature", "course"]
+PresetName = Literal["demo", "nature", "course", "gpu"]
 UpdateMode = Literal["auto", "eager", "compile", "graph"]
 ReplayDevice = Literal["cpu", "cuda"]
 
@@ -281,6 +281,25 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         eval_episodes=5,
         checkpoint_interval=25_000,
         torch_threads=1,              # one core learns, the other runs the emulator (and stays usable)
+    ),
+    # A GPU box (one GPU, 16 cores): 16 envs on 16 worker processes, an actor thread beside the
+    # learner, the update as one CUDA graph (update_mode auto). Nature's replay ratio (a batch of 32
+    # every 4 agent steps) with the faster-learning choices of the demo preset. Not yet measured on
+    # a GPU: tools/device_check.py trains it for a few minutes and reports speed and score.
+    "gpu": dict(
+        num_envs=16,
+        env_workers=16,
+        async_actor=True,
+        n_step=3,
+        optimizer="adam",
+        learning_rate=1e-4,
+        target_update_interval=2_000,  # = 8,000 agent steps
+        learning_starts=20_000,
+        exploration_steps=250_000,
+        end_epsilon=0.01,
+        double_dqn=True,
+        actor_sync_interval=4,        # the actor's network copy follows every 4 updates
+        checkpoint_interval=1_000_000,
     ),
     # The course notebook this project grew from, where it is explicit; Nature where it is silent.
     "course": dict(
