@@ -53,7 +53,9 @@ class PrioritizedStore : public FrameStore {
       }
       if (!done) prob[b] = fallback(rng, o);  // rare: almost all the mass sits on unsampleable slots
     }
-    const double n = double(size());
+    // N of the weights' (N P(i))^-beta: the sampleable count. Under concurrent writers it can read 0
+    // for a moment although rows were just drawn (a tiny store being lapped); 1 keeps weights finite.
+    const double n = double(std::max<uint64_t>(size(), 1));
     double max_w = 0.0;
     for (size_t b = 0; b < batch; ++b) max_w = std::max(max_w, std::pow(n * prob[b], -beta));
     for (size_t b = 0; b < batch; ++b) weights[b] = float(std::pow(n * prob[b], -beta) / max_w);
@@ -140,7 +142,10 @@ class PrioritizedStore : public FrameStore {
         throw std::invalid_argument("cannot sample: no sampleable transition has a positive priority");
       const double u = rng.uniform() * sum;
       const size_t k = std::min(size_t(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin()), cand.size() - 1);
-      if (read_transition(cand[k], o)) return (cum[k] - (k ? cum[k - 1] : 0.0)) / tree_.total();
+      // P(i) = leaf / total (as the draws above); the candidates' sum stands in only if concurrent
+      // writers emptied the tree since the scan, so the probability stays positive
+      const double total = tree_.total();
+      if (read_transition(cand[k], o)) return (cum[k] - (k ? cum[k - 1] : 0.0)) / (total > 0.0 ? total : sum);
     }
     throw std::runtime_error("cannot sample: concurrent writers overwrote every transition drawn");
   }
