@@ -28,10 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from distributed_checks import check_replay_exact  # noqa: E402
 
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer  # noqa: E402
-from dqnfast.distributed import ActorPool, Ingestor, ensure_token_auth  # noqa: E402
+from dqnfast.distributed import ActorPool, Ingestor, StopOnSignals, ensure_token_auth  # noqa: E402
 from dqnfast.distributed.fake_env import counting_env_fn  # noqa: E402
 
-SHAPE = (42, 42)
+SHAPE = (36, 36)
 K = 3
 
 
@@ -108,36 +108,49 @@ def scenario_cluster(report: dict) -> None:
         goal = ing.stats().transitions + n
         wait_for(lambda: (ing.check(), ing.stats().transitions >= goal)[1], what, timeout)
 
-    progress(1500, "first transitions")
-    stages["steady"] = check_replay_exact(rb, K)
+    t_stage = [time.perf_counter()]
 
-    # 1. the actor's process dies: Ray restarts it, ingest goes on with a new incarnation
-    pid = ray.get(pool.actors[0].pid.remote())
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: ing.stats().restarts >= 1, "actor 0 restarted after SIGKILL")
-    progress(600, "transitions after the restart")
-    stages["after_sigkill"] = check_replay_exact(rb, K)
-    # 2. killed through Ray, restart allowed
-    ray.kill(pool.actors[0], no_restart=False)
-    wait_for(lambda: ing.stats().restarts >= 2, "actor 0 restarted after ray.kill")
-    progress(600, "transitions after ray.kill")
-    stages["after_ray_kill"] = check_replay_exact(rb, K)
-    # 3. the worker node is lost: actor 1 cannot run anywhere, actor 0 keeps the learner fed
-    lost_before = ing.stats().lost_chunks
-    cluster.remove_node(worker)
-    wait_for(lambda: ing.stats().lost_chunks > lost_before, "actor 1's requests failing")
-    progress(600, "transitions with the worker node gone")
-    stages["node_lost"] = check_replay_exact(rb, K)
-    # ...and a replacement node brings actor 1 back
-    restarts = ing.stats().restarts
-    cluster.add_node(num_cpus=2, resources={"worker": 100}, node_ip_address="127.0.0.1")
-    wait_for(lambda: ing.stats().restarts > restarts, "actor 1 restarted on the new node", timeout=120)
-    progress(600, "transitions after the new node joined")
-    sampler.stop.set()
-    sampler.join()
-    ing.stop()
-    pool.stop()
-    stages["node_replaced"] = check_replay_exact(rb, K)
+    def stage(name: str) -> None:
+        stages[name] = {**check_replay_exact(rb, K, quiescent=False),
+                        "seconds": round(time.perf_counter() - t_stage[0], 2)}
+        t_stage[0] = time.perf_counter()
+
+    try:
+        wait_for(lambda: (ing.check(), ing.actors_heard == 2)[1], "chunks from both actors")
+        progress(300, "first transitions")
+        stage("steady")
+
+        # 1. the actor's process dies: Ray restarts it, ingest goes on with a new incarnation
+        pid = ray.get(pool.actors[0].pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: ing.stats().restarts >= 1, "actor 0 restarted after SIGKILL")
+        progress(300, "transitions after the restart")
+        stage("after_sigkill")
+        # 2. killed through Ray, restart allowed
+        ray.kill(pool.actors[0], no_restart=False)
+        wait_for(lambda: ing.stats().restarts >= 2, "actor 0 restarted after ray.kill")
+        progress(300, "transitions after ray.kill")
+        stage("after_ray_kill")
+        # 3. the worker node is lost: actor 1 cannot run anywhere, actor 0 keeps the learner fed
+        lost_before = ing.stats().lost_chunks
+        cluster.remove_node(worker)
+        wait_for(lambda: ing.stats().lost_chunks > lost_before, "actor 1's requests failing")
+        progress(300, "transitions with the worker node gone")
+        stage("node_lost")
+        # ...and a replacement node brings actor 1 back
+        restarts = ing.stats().restarts
+        cluster.add_node(num_cpus=2, resources={"worker": 100}, node_ip_address="127.0.0.1")
+        wait_for(lambda: ing.stats().restarts > restarts, "actor 1 restarted on the new node", timeout=120)
+        progress(300, "transitions after the new node joined")
+    finally:  # a failure above must not leave the ingest thread writing while the process exits
+        sampler.stop.set()
+        sampler.join()
+        try:
+            ing.stop()
+        finally:
+            pool.stop()
+    stage("node_replaced")
+    stages["final"] = check_replay_exact(rb, K)  # quiescent: len == validity scan
     s = ing.stats()
     report.update(stages=stages, stats={k: v for k, v in vars(s).items() if k != "episode_returns"},
                   samples=sampler.count, sampler_error=repr(sampler.error) if sampler.error else None,
@@ -174,6 +187,8 @@ def prioritized_check() -> dict:
     pool.start()
     version = pool.publish_weights(net.state_dict())
     ing = Ingestor(pool, rb).start()
+    wait_for(lambda: (ing.check(), ing.actors_heard == 2)[1],
+             "prioritized chunks from both actors")
     wait_for(lambda: (ing.check(), ing.stats().transitions >= 300)[1], "prioritized transitions")
     ing.stop()
     pool.stop()
@@ -192,21 +207,21 @@ def prioritized_check() -> dict:
 
 def scenario_sigterm(report: dict, run_dir: str) -> None:
     """Feed until SIGTERM; then stop the actors and write the checkpoint (the replay)."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     pool = ActorPool("local", 2, K, counting_env_fn(4, 30, SHAPE), frame_shape=SHAPE, rounds_per_chunk=16,
                      num_cpus=2, num_cpus_per_actor=0.5)
     rb = ReplayBuffer(100_000, SHAPE, num_envs=pool.num_streams)
-    with pool:
+    with pool, StopOnSignals() as stop:  # after ray.init, which installs its own SIGTERM handler
         with Ingestor(pool, rb) as ing:
             wait_for(lambda: (ing.check(), ing.stats().transitions >= 200)[1], "first transitions")
             print("INGESTING", flush=True)
             while not stop.wait(0.05):
                 ing.check()
+        report["signals"] = list(stop.received)
+    import ray
+
     path = os.path.join(run_dir, "replay.ckpt")
     rb.save(path)
-    report.update(checkpoint=path, transitions=ing.stats().transitions, ray_shut_down=not __import__("ray").is_initialized())
+    report.update(checkpoint=path, transitions=ing.stats().transitions, ray_shut_down=not ray.is_initialized())
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""`dqnfast bench {replay,preprocess,pipeline,all}`: print benchmark tables.
+"""`dqnfast bench {replay,preprocess,pipeline,ray,all}`: print benchmark tables.
 
 Each group lives in its own module (`_bench_<group>.py`) exposing `main(argv) -> int`.
 """
@@ -8,7 +8,7 @@ import importlib
 import sys
 from typing import List
 
-GROUPS = ("replay", "preprocess", "pipeline")
+GROUPS = ("replay", "preprocess", "pipeline", "ray")
 
 
 def main(argv: List[str]) -> int:

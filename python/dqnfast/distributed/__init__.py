@@ -9,11 +9,13 @@ Importing this package does not import Ray; starting a pool does (ImportError wi
 command when it is missing).
 """
 from .actor import EnvActor
+from .atari import AtariEnvFn
 from .chunk import ChunkBuilder, ChunkWriter
 from .connect import INSTALL_HINT, connect, ensure_token_auth, require_ray
 from .epsilon import apex_epsilons
 from .ingest import IngestStats, Ingestor
 from .pool import ActorPool
+from .signals import StopOnSignals
 
-__all__ = ["ActorPool", "ChunkBuilder", "ChunkWriter", "EnvActor", "INSTALL_HINT", "IngestStats", "Ingestor",
+__all__ = ["ActorPool", "AtariEnvFn", "ChunkBuilder", "ChunkWriter", "EnvActor", "INSTALL_HINT", "IngestStats", "Ingestor", "StopOnSignals",
            "apex_epsilons", "connect", "ensure_token_auth", "require_ray"]

@@ -74,7 +74,8 @@ def connect(address: Optional[str], *, dashboard: bool = False, num_cpus: Option
         raise RuntimeError("Ray is already initialised in this process; pass address=None to use it")
     ensure_token_auth()
     if address == "local":
-        ray.init(include_dashboard=dashboard, num_cpus=num_cpus, _node_ip_address="127.0.0.1",
+        # address="local": always a new Ray, never one that another run left on this machine
+        ray.init(address="local", include_dashboard=dashboard, num_cpus=num_cpus, _node_ip_address="127.0.0.1",
                  logging_level=logging.WARNING, log_to_driver=True)
         return True
     if address != "auto" and ":" not in address:

@@ -101,6 +101,11 @@ class Ingestor:
             raise RuntimeError(f"ingest stopped: {self.error!r}") from self.error
 
     @property
+    def actors_heard(self) -> int:
+        """How many actors have delivered at least one chunk into the replay."""
+        return sum(i is not None for i in self._incarnation)
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
