@@ -191,12 +191,19 @@ def test_pool_arguments_are_checked():
 
 
 # ---- Ray, inside a private network namespace --------------------------------------------------
+def _tool(name: str):
+    """A system tool by PATH, or in the sbin folders root's PATH may lack."""
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}", f"/usr/bin/{name}")
+                                       if os.access(p, os.X_OK)), None)
+
+
 def _netns_run(scenario: str, out: Path, timeout: float):
     pytest.importorskip("ray", reason='Ray is not installed (pip install "dqnfast[ray]")')
-    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+    unshare, ip = _tool("unshare"), _tool("ip")
+    if os.geteuid() != 0 or unshare is None or ip is None:
         pytest.skip("needs root with unshare and ip, to run Ray in its own network namespace")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "python"), os.environ.get("PYTHONPATH", "")])}
-    cmd = ["unshare", "-n", "sh", "-c", f'ip link set lo up && exec "{sys.executable}" "{HERE / "ray_netns_run.py"}" '
+    cmd = [unshare, "-n", "sh", "-c", f'"{ip}" link set lo up && exec "{sys.executable}" "{HERE / "ray_netns_run.py"}" '
            f'{scenario} "{out}"']
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), timeout
 

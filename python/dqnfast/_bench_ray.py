@@ -40,6 +40,28 @@ def _median_sample_us(rb: Any, seconds: float, stop: Optional[threading.Event] =
     return {"median_us": float(np.median(a)), "p90_us": float(np.percentile(a, 90)), "calls": len(a)}
 
 
+def _learner_ceiling(pool: Any, capacity: int, chunks_per_actor: int = 32) -> Dict[str, float]:
+    """Transitions/s the learner side can take: chunks made first and left in the object store, then
+    fetched (ray.get, zero-copy) and written into a fresh replay as fast as the learner goes, so the
+    figure does not depend on how many cores the actors got."""
+    import ray
+
+    from . import ReplayBuffer
+    from .distributed import ChunkWriter
+
+    refs = [pool.actors[a].collect.remote(None, -1, True)
+            for a in range(pool.num_actors)]  # each actor's first chunk starts all its episodes
+    refs += [pool.actors[a].collect.remote(None, -1, False)
+             for _ in range(chunks_per_actor - 1) for a in range(pool.num_actors)]
+    ray.wait(refs, num_returns=len(refs), fetch_local=True)
+    rb = ReplayBuffer(capacity, (84, 84), num_envs=pool.num_streams)
+    writer = ChunkWriter(rb, pool.num_actors, pool.envs_per_actor)
+    t0 = time.perf_counter()
+    n = sum(writer.write(ray.get(r)) for r in refs)
+    dt = time.perf_counter() - t0
+    return {"transitions": n, "seconds": dt, "rate": n / dt, "chunks": len(refs)}
+
+
 def _run(env_fn: Any, actors: int, envs_per_actor: int, seconds: float, rounds: int, capacity: int,
          measure_sampling: bool) -> Dict[str, Any]:
     from . import ReplayBuffer
@@ -58,15 +80,18 @@ def _run(env_fn: Any, actors: int, envs_per_actor: int, seconds: float, rounds: 
                 raise RuntimeError("actors did not deliver within 300 s")
             time.sleep(0.01)
         s0, w0 = ing.stats(), time.perf_counter()
-        if measure_sampling:
-            res["sample_ingesting"] = _median_sample_us(rb, seconds)
-        else:
-            time.sleep(seconds)
+        time.sleep(seconds)
         s1, w1 = ing.stats(), time.perf_counter()
-        ing.stop()
         res.update(transitions=s1.transitions - s0.transitions, seconds=w1 - w0,
-                   rate=(s1.transitions - s0.transitions) / (w1 - w0), lost_chunks=s1.lost_chunks,
-                   chunks=s1.chunks - s0.chunks)
+                   rate=(s1.transitions - s0.transitions) / (w1 - w0), chunks=s1.chunks - s0.chunks)
+        if measure_sampling:  # the learner samples in a loop meanwhile: how fast does ingest go then?
+            res["sample_ingesting"] = _median_sample_us(rb, seconds)
+            s2, w2 = ing.stats(), time.perf_counter()
+            res["rate_while_sampling"] = (s2.transitions - s1.transitions) / (w2 - w1)
+        ing.stop()
+        res["lost_chunks"] = ing.stats().lost_chunks
+        if measure_sampling:
+            res["learner_ceiling"] = _learner_ceiling(pool, capacity)
         if measure_sampling:
             res["sample_idle"] = _median_sample_us(rb, min(seconds, 3.0))
             res["sample_ratio"] = res["sample_ingesting"]["median_us"] / res["sample_idle"]["median_us"]
@@ -133,8 +158,14 @@ def main(argv: List[str]) -> int:
             continue
         print(f"  ingest, {name:8s}: {r['rate']:10,.0f} transitions/s  ({r['transitions']:,} in {r['seconds']:.1f} s, "
               f"{r['chunks']} chunks, {r['lost_chunks']} lost)")
+        if "rate_while_sampling" in r:
+            print(f"  ingest, {name:8s}: {r['rate_while_sampling']:10,.0f} transitions/s while the learner samples "
+                  f"in a loop")
     if "fake" in results:
         f = results["fake"]
+        c = f["learner_ceiling"]
+        print(f"  learner side alone (chunks already in the object store): {c['rate']:10,.0f} transitions/s "
+              f"({c['transitions']:,} in {c['seconds']:.2f} s)  (goal >= 50,000)")
         print(f"  sample(32) while ingesting: {f['sample_ingesting']['median_us']:.1f} us median "
               f"(p90 {f['sample_ingesting']['p90_us']:.1f}), idle {f['sample_idle']['median_us']:.1f} us: "
               f"{f['sample_ratio']:.2f}x  (goal <= 1.2x)")
