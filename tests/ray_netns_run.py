@@ -158,9 +158,34 @@ def scenario_cluster(report: dict) -> None:
     assert sampler.error is None, sampler.error
     assert len(rb) == s.transitions, (len(rb), s.transitions)  # nothing overwritten: every step ingested is there
 
+    report["init_error_surfaced"] = init_error_surfaced()
     report["prioritized"] = prioritized_check()
     ray.shutdown()
     cluster.shutdown()
+
+
+def failing_env_fn(actor_index, num_envs, seed):
+    raise RuntimeError("no such game")
+
+
+def init_error_surfaced() -> str:
+    """An actor whose constructor raises is an error for the learner, not a fault to retry forever."""
+    pool = ActorPool(None, 1, 2, failing_env_fn, frame_shape=SHAPE, num_cpus_per_actor=0.5).start()
+    ing = Ingestor(pool, ReplayBuffer(1000, SHAPE, num_envs=2)).start()
+    try:
+        wait_for(lambda: ing.error is not None, "the constructor's error")
+        try:
+            ing.check()
+        except RuntimeError as e:
+            assert "no such game" in str(e.__cause__), e.__cause__
+            return f"{type(e.__cause__).__name__} raised by check(), from the constructor's 'no such game'"
+        raise AssertionError("check() did not raise")
+    finally:
+        try:
+            ing.stop()
+        except RuntimeError:  # the same error again
+            pass
+        pool.stop()
 
 
 def tiny_net():

@@ -251,6 +251,11 @@ def test_a_lost_worker_node_does_not_stop_the_learner(cluster_report):
 
 
 @pytest.mark.slow
+def test_an_actor_constructor_error_reaches_the_learner(cluster_report):
+    assert "no such game" in cluster_report["init_error_surfaced"]
+
+
+@pytest.mark.slow
 def test_initial_priorities_come_from_the_published_weights(cluster_report):
     pr = cluster_report["prioritized"]
     assert pr["weights_version"] == 0 and pr["max_rel_err"] < 1e-3 and pr["actors"] == 2

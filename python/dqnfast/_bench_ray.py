@@ -96,7 +96,8 @@ def _run(env_fn: Any, actors: int, envs_per_actor: int, seconds: float, rounds: 
             res["sample_idle"] = _median_sample_us(rb, min(seconds, 3.0))
             res["sample_ratio"] = res["sample_ingesting"]["median_us"] / res["sample_idle"]["median_us"]
     finally:
-        pool.actors and pool.stop()
+        if pool.actors:
+            pool.stop()
     return res
 
 
@@ -112,7 +113,7 @@ def main(argv: List[str]) -> int:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args(argv)
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError:
         from .distributed import INSTALL_HINT
 
@@ -139,8 +140,6 @@ def main(argv: List[str]) -> int:
                 results["breakout"] = {"error": f"{type(e).__name__}: {e}"}
     finally:
         if owns:
-            import ray
-
             ray.shutdown()
     results["load_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     results["agent_steps_vs_trainer"] = "needs the trainer's --ray mode (not wired yet)"

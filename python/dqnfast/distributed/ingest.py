@@ -42,7 +42,7 @@ class Ingestor:
     it, and the restarted actor begins new episodes in all its envs, which ends the old episodes of
     its streams in the replay). A chunk that follows a gap in its actor's sequence is dropped and
     the actor asked to restart its episodes, so no transition ever joins frames across a gap. Any
-    other error (the env or the replay raising) stops the thread; ``check()`` re-raises it on the
+    other error (the env, its constructor or the replay raising) stops the thread; ``check()`` re-raises it on the
     caller's thread, and ``stop()`` does too.
     """
 
@@ -161,6 +161,8 @@ class Ingestor:
             chunk = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
                 ray.exceptions.ObjectLostError) as e:
+            if getattr(e, "actor_init_failed", False):
+                raise  # the actor's constructor raised (env_fn, net_fn): a bug to report, not a fault to ride out
             self._lost(a, e)
             return
         self._failures[a] = 0
