@@ -42,9 +42,9 @@ def test_apex_epsilons():
         apex_epsilons(2.0)
 
 
-def _actors(n, k, min_len=3, max_len=9, rounds=10, **kw):
+def _actors(n, k, min_len=3, max_len=9, rounds=10, seed=1, **kw):
     return [EnvActor(i, k, counting_env_fn(min_len, max_len, SHAPE), apex_epsilons(n)[i], frame_shape=SHAPE,
-                     rounds_per_chunk=rounds, seed=1, **kw) for i in range(n)]
+                     rounds_per_chunk=rounds, seed=seed, **kw) for i in range(n)]
 
 
 def test_chunks_from_actors_are_exact_per_stream():
@@ -174,6 +174,58 @@ def test_prioritized_actor_sends_td_errors():
     want = np.abs(b.reward + 0.9 * (1 - b.terminated) * qn.max(1) - q[np.arange(len(idx)), b.action])
     got = np.array([rb._leaf(int(i) % rb.capacity) for i in idx])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+class _FakePool:
+    """What an Ingestor reads of its pool, without Ray: its chunks are handed to _ingest directly."""
+
+    def __init__(self, num_actors, envs_per_actor):
+        self.actors = [None] * num_actors
+        self.num_actors, self.envs_per_actor, self.num_streams = num_actors, envs_per_actor, num_actors * envs_per_actor
+        self.prioritized, self.frame_shape, self.stack, self.pad = False, SHAPE, 4, "zero"
+
+    def weights(self):
+        return -1, None
+
+
+def test_ingestor_drops_a_chunk_after_a_gap_and_resyncs():
+    from dqnfast.distributed import Ingestor
+
+    (actor,) = _actors(1, 2)
+    rb = ReplayBuffer(10_000, SHAPE, num_envs=2)
+    ing = Ingestor(_FakePool(1, 2), rb)
+    ing._ingest(0, actor.collect())
+    actor.collect()  # its reply was lost, but the actor ran it: the next chunk follows a gap
+    ing._ingest(0, actor.collect())
+    assert ing.stats().dropped_chunks == 1 and ing._resync[0]  # the next request asks for new episodes
+    ing._ingest(0, actor.collect())  # a request already queued before the drop: dropped too
+    ing._ingest(0, actor.collect(restart_episodes=ing._resync[0]))
+    s = ing.stats()
+    assert (s.chunks, s.dropped_chunks, s.restarts) == (2, 2, 0) and not ing._resync[0]
+    assert len(rb) == s.transitions == 2 * 10 * 2
+    check_replay_exact(rb, 2)
+    # a restarted actor (a new incarnation; under Ray its seed is salted) opens with new episodes
+    # everywhere: written, and counted as a restart
+    (again,) = _actors(1, 2, seed=2)
+    ing._ingest(0, again.collect())
+    assert ing.stats().restarts == 1
+    check_replay_exact(rb, 2)
+
+
+@pytest.mark.atari
+def test_breakout_actor_chunks_go_into_the_replay():
+    pytest.importorskip("ale_py")
+    from dqnfast.distributed import AtariEnvFn
+
+    actor = EnvActor(0, 2, AtariEnvFn("ALE/Breakout-v5", max_episode_steps=20), 0.5, rounds_per_chunk=25)
+    assert not actor.same_step  # gymnasium's SyncVectorEnv: NEXT_STEP autoreset
+    rb = ReplayBuffer(1_000, num_envs=2)
+    writer = ChunkWriter(rb, 1, 2)
+    steps = writer.write(actor.collect()) + writer.write(actor.collect())
+    assert steps == len(rb) == len(rb.valid_indices()) > 0
+    assert steps < 2 * 25 * 2  # episodes ended (20 agent steps at most) and the resets took a round
+    b = rb.sample(16)
+    assert b.obs.shape == (16, 4, 84, 84) and b.obs.any()
 
 
 def test_pool_arguments_are_checked():
