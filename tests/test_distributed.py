@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dqnfast
 from distributed_checks import check_replay_exact
 from dqnfast import ReplayBuffer
 from dqnfast.distributed import ActorPool, ChunkWriter, EnvActor, apex_epsilons
@@ -254,7 +255,9 @@ def _netns_run(scenario: str, out: Path, timeout: float):
     unshare, ip = _tool("unshare"), _tool("ip")
     if os.geteuid() != 0 or unshare is None or ip is None:
         pytest.skip("needs root with unshare and ip, to run Ray in its own network namespace")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "python"), os.environ.get("PYTHONPATH", "")])}
+    # the dqnfast this test imported (the source tree with an in-place build, or an installed one)
+    where = str(Path(dqnfast.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH")) if p)}
     cmd = [unshare, "-n", "sh", "-c", f'"{ip}" link set lo up && exec "{sys.executable}" "{HERE / "ray_netns_run.py"}" '
            f'{scenario} "{out}"']
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), timeout
