@@ -259,6 +259,18 @@ def main() -> int:
     try:
         if scenario == "cluster":
             scenario_cluster(report)
+        elif scenario == "bench":  # `dqnfast bench ray`, tiny: it runs and reports every figure
+            import contextlib
+            import io
+
+            from dqnfast import _bench_ray
+
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                rc = _bench_ray.main(["--actors", "2", "--envs-per-actor", "2", "--seconds", "1", "--rounds", "8",
+                                      "--capacity", "20000", "--env", "fake", "--json"])
+            assert rc == 0, rc
+            report["bench"] = json.loads(buf.getvalue())
         elif scenario == "sigterm":
             scenario_sigterm(report, os.path.dirname(os.path.abspath(out)))
         else:

@@ -335,3 +335,14 @@ def test_sigterm_stops_the_actors_and_writes_a_checkpoint(tmp_path):
     rb = ReplayBuffer.load(report["checkpoint"])
     assert len(rb) == report["transitions"] > 0
     check_replay_exact(rb, 3)
+
+
+@pytest.mark.slow
+def test_bench_ray_reports_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    proc, timeout = _netns_run("bench", out, 300)
+    output, _ = proc.communicate(timeout=timeout)
+    fake = _report(out, output)["bench"]["fake"]
+    assert fake["rate"] > 0 and fake["rate_while_sampling"] > 0 and fake["lost_chunks"] == 0
+    assert fake["learner_ceiling"]["transitions"] == 2 * 32 * 8 * 2  # 32 chunks per actor, 8 rounds x 2 envs
+    assert fake["sample_idle"]["calls"] > 0 and fake["sample_ratio"] > 0
