@@ -56,7 +56,8 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         try:
-            out = self.rb.empty_batch(32) if not self.rb.prioritized else self.rb.empty_prioritized_batch(32)
+            per = isinstance(self.rb, PrioritizedReplayBuffer)
+            out = self.rb.empty_prioritized_batch(32) if per else self.rb.empty_batch(32)
             while not self.stop.is_set():
                 if len(self.rb):
                     self.rb.sample(32, out=out)
@@ -234,8 +235,7 @@ def scenario_sigterm(report: dict, run_dir: str) -> None:
     """Feed until SIGTERM; then stop the actors and write the checkpoint (the replay)."""
     pool = ActorPool("local", 2, K, counting_env_fn(4, 30, SHAPE), frame_shape=SHAPE, rounds_per_chunk=16,
                      num_cpus=2, num_cpus_per_actor=0.5)
-    # an explicit seed: ReplayBuffer.load cannot yet restore a random seed >= 2**63 (OverflowError)
-    rb = ReplayBuffer(100_000, SHAPE, num_envs=pool.num_streams, seed=1)
+    rb = ReplayBuffer(100_000, SHAPE, num_envs=pool.num_streams)
     with pool, StopOnSignals() as stop:  # after ray.init, which installs its own SIGTERM handler
         with Ingestor(pool, rb) as ing:
             wait_for(lambda: (ing.check(), ing.stats().transitions >= 200)[1], "first transitions")

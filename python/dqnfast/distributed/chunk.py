@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..prioritized import PrioritizedReplayBuffer
+
 Chunk = Dict[str, Any]
 
 
@@ -125,7 +127,7 @@ class ChunkWriter:
         self.replay = replay
         self.num_actors, self.envs_per_actor = num_actors, envs_per_actor
         self.frame_shape = tuple(replay.frame_shape)
-        self.prioritized = bool(getattr(replay, "prioritized", False))
+        self.prioritized = isinstance(replay, PrioritizedReplayBuffer)
         self.active = np.array([replay.episode_active(s) for s in range(replay.num_envs)], bool)
 
     def check(self, chunk: Chunk) -> np.ndarray:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
+from ..prioritized import PrioritizedReplayBuffer
 from .chunk import ChunkWriter, starts_all_envs
 from .connect import require_ray
 from .pool import ActorPool
@@ -50,9 +51,10 @@ class Ingestor:
                  keep_returns: int = 1000) -> None:
         if not pool.actors:
             raise ValueError("start the pool before creating its Ingestor")
-        if pool.prioritized != bool(getattr(replay, "prioritized", False)):
+        per = isinstance(replay, PrioritizedReplayBuffer)
+        if pool.prioritized != per:
             raise ValueError(f"pool prioritized={pool.prioritized} but the replay is "
-                             f"{'prioritized' if getattr(replay, 'prioritized', False) else 'uniform'}")
+                             f"{'a PrioritizedReplayBuffer' if per else 'uniform'}")
         if tuple(replay.frame_shape) != pool.frame_shape or replay.stack != pool.stack or replay.pad != pool.pad:
             raise ValueError(f"the replay's frame_shape/stack/pad {tuple(replay.frame_shape)}/{replay.stack}/"
                              f"{replay.pad} differ from the pool's {pool.frame_shape}/{pool.stack}/{pool.pad}")
