@@ -1,0 +1,290 @@
+"""Ray scenarios for tests/test_distributed.py, run inside a private network namespace.
+
+    unshare -n sh -c 'ip link set lo up && python tests/ray_netns_run.py SCENARIO OUT.json'
+
+``cluster``: one local 2-node cluster (head + worker, token authentication, no dashboard): a
+client with a wrong token is refused; two actors ingest while the learner samples; actor 0's
+process is killed, then actor 0 is killed through Ray; the worker node (actor 1's) is removed
+and later replaced; a prioritized pool checks the initial priorities against the learner's own
+network. The replay is checked exact after each stage. ``sigterm``: a single-node local Ray feeds
+a replay until SIGTERM, then stops the actors and saves the replay as the checkpoint.
+Writes a JSON report to OUT.json; assertions fail the run (exit status 1).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from distributed_checks import check_replay_exact  # noqa: E402
+
+from dqnfast import PrioritizedReplayBuffer, ReplayBuffer  # noqa: E402
+from dqnfast.distributed import ActorPool, Ingestor, StopOnSignals, ensure_token_auth  # noqa: E402
+from dqnfast.distributed.fake_env import counting_env_fn  # noqa: E402
+
+SHAPE = (36, 36)
+K = 3
+
+
+def only_loopback() -> bool:
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+def wait_for(cond, what: str, timeout: float = 60.0) -> None:
+    t0 = time.perf_counter()
+    while not cond():
+        if time.perf_counter() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Sampler(threading.Thread):
+    """The learner's side: sample(32) in a loop while the ingestor writes."""
+
+    def __init__(self, rb) -> None:
+        super().__init__(daemon=True)
+        self.rb, self.stop, self.count, self.error = rb, threading.Event(), 0, None
+
+    def run(self) -> None:
+        try:
+            per = isinstance(self.rb, PrioritizedReplayBuffer)
+            out = self.rb.empty_prioritized_batch(32) if per else self.rb.empty_batch(32)
+            while not self.stop.is_set():
+                if len(self.rb):
+                    self.rb.sample(32, out=out)
+                    self.count += 1
+                else:
+                    time.sleep(0.001)
+        except BaseException as e:
+            self.error = e
+
+
+def wrong_token_refused(address: str) -> bool:
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}
+    code = ("import ray, sys\n"
+            "try:\n ray.init(address=sys.argv[1], logging_level='ERROR'); print('CONNECTED')\n"
+            "except Exception as e: print('REFUSED', type(e).__name__)\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, address], env=env, capture_output=True, text=True,
+                             timeout=60).stdout
+    except subprocess.TimeoutExpired:
+        return True  # never got in
+    return "CONNECTED" not in out
+
+
+def scenario_cluster(report: dict) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ensure_token_auth()
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    t0 = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args=dict(
+        num_cpus=2, resources={"head": 100}, include_dashboard=False, node_ip_address="127.0.0.1"))
+    worker = cluster.add_node(num_cpus=2, resources={"worker": 100}, node_ip_address="127.0.0.1")
+    ray.init(address=cluster.address, logging_level="WARNING")
+    report["cluster_start_s"] = time.perf_counter() - t0
+    report["nodes"] = sum(n["Alive"] for n in ray.nodes())
+    report["wrong_token_refused"] = wrong_token_refused(cluster.address)
+
+    pool = ActorPool(None, 2, K, counting_env_fn(4, 30, SHAPE), frame_shape=SHAPE, rounds_per_chunk=16, seed=5,
+                     num_cpus_per_actor=0.5, actor_options=[{"resources": {"head": 1}}, {"resources": {"worker": 1}}])
+    rb = ReplayBuffer(200_000, SHAPE, num_envs=pool.num_streams)
+    pool.start()
+    ing = Ingestor(pool, rb).start()
+    sampler = Sampler(rb)
+    sampler.start()
+    stages = {}
+
+    def progress(n: int, what: str, timeout: float = 90.0) -> None:
+        goal = ing.stats().transitions + n
+        wait_for(lambda: (ing.check(), ing.stats().transitions >= goal)[1], what, timeout)
+
+    t_stage = [time.perf_counter()]
+
+    def stage(name: str) -> None:
+        stages[name] = {**check_replay_exact(rb, K, quiescent=False),
+                        "seconds": round(time.perf_counter() - t_stage[0], 2)}
+        t_stage[0] = time.perf_counter()
+
+    try:
+        wait_for(lambda: (ing.check(), ing.actors_heard == 2)[1], "chunks from both actors")
+        progress(300, "first transitions")
+        stage("steady")
+
+        # 1. the actor's process dies: Ray restarts it, ingest goes on with a new incarnation
+        pid = ray.get(pool.actors[0].pid.remote())
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: ing.stats().restarts >= 1, "actor 0 restarted after SIGKILL")
+        progress(300, "transitions after the restart")
+        stage("after_sigkill")
+        # 2. killed through Ray, restart allowed
+        ray.kill(pool.actors[0], no_restart=False)
+        wait_for(lambda: ing.stats().restarts >= 2, "actor 0 restarted after ray.kill")
+        progress(300, "transitions after ray.kill")
+        stage("after_ray_kill")
+        # 3. the worker node is lost: actor 1 cannot run anywhere, actor 0 keeps the learner fed
+        lost_before = ing.stats().lost_chunks
+        cluster.remove_node(worker)
+        wait_for(lambda: ing.stats().lost_chunks > lost_before, "actor 1's requests failing")
+        progress(300, "transitions with the worker node gone")
+        stage("node_lost")
+        # ...and a replacement node brings actor 1 back
+        restarts = ing.stats().restarts
+        cluster.add_node(num_cpus=2, resources={"worker": 100}, node_ip_address="127.0.0.1")
+        wait_for(lambda: ing.stats().restarts > restarts, "actor 1 restarted on the new node", timeout=120)
+        progress(300, "transitions after the new node joined")
+    finally:  # a failure above must not leave the ingest thread writing while the process exits
+        sampler.stop.set()
+        sampler.join()
+        try:
+            ing.stop()
+        finally:
+            pool.stop()
+    stage("node_replaced")
+    stages["final"] = check_replay_exact(rb, K)  # quiescent: len == validity scan
+    s = ing.stats()
+    report.update(stages=stages, stats={k: v for k, v in vars(s).items() if k != "episode_returns"},
+                  samples=sampler.count, sampler_error=repr(sampler.error) if sampler.error else None,
+                  len=len(rb), valid=int(len(rb.valid_indices())))
+    assert sampler.error is None, sampler.error
+    assert len(rb) == s.transitions, (len(rb), s.transitions)  # nothing overwritten: every step ingested is there
+
+    report["init_error_surfaced"] = init_error_surfaced()
+    report["prioritized"] = prioritized_check()
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def failing_env_fn(actor_index, num_envs, seed):
+    raise RuntimeError("no such game")
+
+
+def init_error_surfaced() -> str:
+    """An actor whose constructor raises is an error for the learner, not a fault to retry forever."""
+    pool = ActorPool(None, 1, 2, failing_env_fn, frame_shape=SHAPE, num_cpus_per_actor=0.5).start()
+    ing = Ingestor(pool, ReplayBuffer(1000, SHAPE, num_envs=2)).start()
+    try:
+        wait_for(lambda: ing.error is not None, "the constructor's error")
+        try:
+            ing.check()
+        except RuntimeError as e:
+            assert "no such game" in str(e.__cause__), e.__cause__
+            return f"{type(e.__cause__).__name__} raised by check(), from the constructor's 'no such game'"
+        raise AssertionError("check() did not raise")
+    finally:
+        try:
+            ing.stop()
+        except RuntimeError:  # the same error again
+            pass
+        pool.stop()
+
+
+def tiny_net():
+    from dqnfast.learner import QNetwork
+
+    import torch
+
+    torch.manual_seed(0)
+    return QNetwork(4, 4, SHAPE)
+
+
+def prioritized_check() -> dict:
+    """Initial priorities arrive with the transitions and equal |TD error| under the published weights."""
+    import torch
+
+    torch.set_num_threads(1)
+    pool = ActorPool(None, 2, 2, counting_env_fn(4, 12, SHAPE), net_fn=tiny_net, prioritized=True,
+                     frame_shape=SHAPE, rounds_per_chunk=8, gamma=0.9, num_cpus_per_actor=0.5)
+    rb = PrioritizedReplayBuffer(50_000, SHAPE, num_envs=pool.num_streams, alpha=1.0, gamma=0.9)
+    net = tiny_net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # differ from the actors' initial weights
+    pool.start()
+    version = pool.publish_weights(net.state_dict())
+    ing = Ingestor(pool, rb).start()
+    wait_for(lambda: (ing.check(), ing.actors_heard == 2)[1],
+             "prioritized chunks from both actors")
+    wait_for(lambda: (ing.check(), ing.stats().transitions >= 300)[1], "prioritized transitions")
+    ing.stop()
+    pool.stop()
+    exact = check_replay_exact(rb, 2)
+    idx = rb.valid_indices()
+    b = rb.gather(idx)
+    with torch.no_grad():
+        q = net(torch.from_numpy(b.obs)).numpy()
+        qn = net(torch.from_numpy(b.next_obs)).numpy()
+    want = np.abs(b.reward + 0.9 * (1 - b.terminated) * qn.max(1) - q[np.arange(len(idx)), b.action])
+    got = np.array([rb._leaf(int(i) % rb.capacity) for i in idx])
+    err = float(np.max(np.abs(got - want) / (np.abs(want) + 1e-3)))
+    assert err < 1e-3, f"initial priorities differ from the TD errors under weights v{version}: rel err {err}"
+    return {**exact, "max_rel_err": err, "weights_version": version}
+
+
+def scenario_sigterm(report: dict, run_dir: str) -> None:
+    """Feed until SIGTERM; then stop the actors and write the checkpoint (the replay)."""
+    pool = ActorPool("local", 2, K, counting_env_fn(4, 30, SHAPE), frame_shape=SHAPE, rounds_per_chunk=16,
+                     num_cpus=2, num_cpus_per_actor=0.5)
+    rb = ReplayBuffer(100_000, SHAPE, num_envs=pool.num_streams)
+    with pool, StopOnSignals() as stop:  # after ray.init, which installs its own SIGTERM handler
+        with Ingestor(pool, rb) as ing:
+            wait_for(lambda: (ing.check(), ing.stats().transitions >= 200)[1], "first transitions")
+            print("INGESTING", flush=True)
+            while not stop.wait(0.05):
+                ing.check()
+        report["signals"] = list(stop.received)
+    import ray
+
+    path = os.path.join(run_dir, "replay.ckpt")
+    rb.save(path)
+    report.update(checkpoint=path, transitions=ing.stats().transitions, ray_shut_down=not ray.is_initialized())
+
+
+def main() -> int:
+    scenario, out = sys.argv[1], sys.argv[2]
+    if not only_loopback():
+        print("refusing to run: start me inside a private network namespace (unshare -n)", file=sys.stderr)
+        return 2
+    report: dict = {"scenario": scenario}
+    try:
+        if scenario == "cluster":
+            scenario_cluster(report)
+        elif scenario == "bench":  # `dqnfast bench ray`, tiny: it runs and reports every figure
+            import contextlib
+            import io
+
+            from dqnfast import _bench_ray
+
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                rc = _bench_ray.main(["--actors", "2", "--envs-per-actor", "2", "--seconds", "1", "--rounds", "8",
+                                      "--capacity", "20000", "--env", "fake", "--json"])
+            assert rc == 0, rc
+            report["bench"] = json.loads(buf.getvalue())
+        elif scenario == "sigterm":
+            scenario_sigterm(report, os.path.dirname(os.path.abspath(out)))
+        else:
+            raise SystemExit(f"unknown scenario {scenario!r}")
+        report["ok"] = True
+    except BaseException as e:
+        import traceback
+
+        report["ok"] = False
+        report["error"] = "".join(traceback.format_exception(e))
+    with open(out, "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
