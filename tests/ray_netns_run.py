@@ -250,6 +250,24 @@ def scenario_sigterm(report: dict, run_dir: str) -> None:
     report.update(checkpoint=path, transitions=ing.stats().transitions, ray_shut_down=not ray.is_initialized())
 
 
+def scenario_train(report: dict, run_dir: str) -> None:
+    """`dqnfast train --ray local`: 2 actors x 2 Breakout envs feed the learner's replay; the run
+    ends with its checkpoint, learning curve and evaluation like any other."""
+    from dqnfast import checkpoint as ckpt
+    from dqnfast.train import main as train_main
+
+    rc = train_main(["--ray", "local", "--ray-actors", "2", "--envs-per-actor", "2", "--total-steps", "1500",
+                     "--frame-size", "36", "--buffer-size", "5000", "--batch-size", "8", "--learning-starts", "300",
+                     "--ray-weights-interval", "20", "--eval-episodes", "1", "--no-progress", "--no-tensorboard",
+                     "--torch-threads", "1", "--device", "cpu", "--checkpoint-interval", "1000", "--log-interval", "10",
+                     "--run-dir", run_dir, "--run-name", "ray"])
+    assert rc == 0, rc
+    state = ckpt.load_training_checkpoint(os.path.join(run_dir, "ray", "checkpoint.pt"))
+    rb = ReplayBuffer.load(os.path.join(run_dir, "ray", state["replay"]))
+    report.update(counters=state["counters"], replay_len=len(rb), replay_valid=len(rb.valid_indices()),
+                  replay_streams=rb.num_envs, replay_writes=rb.writes)
+
+
 def main() -> int:
     scenario, out = sys.argv[1], sys.argv[2]
     if not only_loopback():
@@ -273,6 +291,8 @@ def main() -> int:
             report["bench"] = json.loads(buf.getvalue())
         elif scenario == "sigterm":
             scenario_sigterm(report, os.path.dirname(os.path.abspath(out)))
+        elif scenario == "train":
+            scenario_train(report, os.path.dirname(os.path.abspath(out)))
         else:
             raise SystemExit(f"unknown scenario {scenario!r}")
         report["ok"] = True

@@ -346,3 +346,19 @@ def test_bench_ray_reports_every_figure(tmp_path):
     assert fake["rate"] > 0 and fake["rate_while_sampling"] > 0 and fake["lost_chunks"] == 0
     assert fake["learner_ceiling"]["transitions"] == 2 * 32 * 8 * 2  # 32 chunks per actor, 8 rounds x 2 envs
     assert fake["sample_idle"]["calls"] > 0 and fake["sample_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_train_with_ray_actors_feeds_the_learner(tmp_path):
+    """`dqnfast train --ray local --ray-actors 2 --envs-per-actor 2` (in a network namespace): the
+    actors' steps reach the replay, one stream per actor env, the learner keeps to (at most) the
+    configured updates per step, and the run ends with a checkpoint whose replay is exact."""
+    out = tmp_path / "train.json"
+    proc, timeout = _netns_run("train", out, 600)
+    output, _ = proc.communicate(timeout=timeout)
+    report = _report(out, output)
+    c = report["counters"]
+    assert c["global_step"] >= 1500
+    assert 0 < c["updates"] <= (c["global_step"] - 300) // 4
+    assert report["replay_streams"] == 4
+    assert report["replay_len"] == report["replay_valid"] > 0

@@ -195,3 +195,20 @@ def test_a_dead_env_worker_stops_the_run_with_a_checkpoint(tmp_path):
     rb = ReplayBuffer.load(str(Path(cfg.run_dir) / "run" / state["replay"]))
     assert len(rb) == len(rb.valid_indices()) > 0
     assert rb.writes - 59 * 2 >= 2  # whole steps plus episode starts: nothing of the 60th step
+
+
+def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    import sys as _sys
+    monkeypatch.setitem(_sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    from dqnfast.train import main
+    rc = main(["--ray", "local", "--run-dir", str(tmp_path), "--no-progress", "--device", "cpu"])
+    assert rc == 2
+    assert 'pip install "dqnfast[ray]"' in capsys.readouterr().err
+
+
+def test_ray_option_is_checked_with_the_rest(tmp_path):
+    with pytest.raises(ValueError, match="ray must be local, auto or HOST:PORT"):
+        tiny(tmp_path, ray="somewhere")
+    with pytest.raises(ValueError, match="cannot be combined"):
+        tiny(tmp_path, ray="local", async_actor=True)
+    assert tiny(tmp_path, ray="auto", ray_actors=3, envs_per_actor=5).replay_streams == 15

@@ -135,6 +135,14 @@ class TrainConfig:
     """step the environments in an actor thread beside the learner (same updates per step, more steps/s)"""
     actor_sync_interval: int = 1
     """gradient steps between refreshes of the async actor's copy of the online network"""
+    ray: str = ""
+    """run the actors on Ray: local (start Ray here) | auto (join this machine's cluster) | HOST:PORT; empty: no Ray"""
+    ray_actors: int = 2
+    """Ray actors (Ape-X: actor i explores with epsilon 0.4^(1 + 7 i / (N - 1)) instead of the schedule)"""
+    envs_per_actor: int = 4
+    """envs each Ray actor steps; the replay has ray_actors * envs_per_actor streams"""
+    ray_weights_interval: int = 100
+    """gradient steps between weight broadcasts to the Ray actors (through Ray's object store)"""
     replay_device: ReplayDevice = "cpu"
     """where sampled batches are assembled: cpu (the native buffer) | cuda (frames mirrored on the GPU, DeviceReplayBuffer)"""
     max_seconds: float = 0.0
@@ -162,7 +170,7 @@ class TrainConfig:
             _check_type(f.name, getattr(self, f.name), hints[f.name])
         for name in ("total_steps", "num_envs", "frame_size", "stack", "frame_skip", "buffer_size", "batch_size",
                      "train_frequency", "n_step", "target_update_interval", "log_interval", "sequence_length",
-                     "lstm_hidden", "actor_sync_interval"):
+                     "lstm_hidden", "actor_sync_interval", "ray_actors", "envs_per_actor", "ray_weights_interval"):
             positive_int(getattr(self, name), name)
         if self.recurrent and self.async_actor:
             raise ValueError("recurrent cannot be combined with async_actor (the actor's LSTM state is not shared yet)")
@@ -207,6 +215,11 @@ class TrainConfig:
             raise ValueError(f"update_mode {self.update_mode!r} is for the DQN update; recurrent uses eager")
         if self.recurrent and self.replay_device != "cpu":
             raise ValueError("replay_device cuda samples transitions; recurrent samples sequences: use replay_device cpu")
+        if self.ray and (self.recurrent or self.async_actor or self.env_workers or self.replay_device != "cpu"):
+            raise ValueError("ray runs the actors on Ray: it cannot be combined with recurrent, async_actor, "
+                             "env_workers or replay_device cuda")
+        if self.ray and self.ray not in ("local", "auto") and ":" not in self.ray:
+            raise ValueError(f"ray must be local, auto or HOST:PORT, got {self.ray!r}")
         if self.bf16 and self.update_mode == "eager":
             raise ValueError("bf16 needs update_mode compile, graph or auto")
         if not self.max_seconds >= 0:
@@ -224,6 +237,11 @@ class TrainConfig:
         if values.get("crop") is not None:
             values["crop"] = tuple(values["crop"])
         return cls(**values)
+
+    @property
+    def replay_streams(self) -> int:
+        """Env streams of the replay: one per env, or per Ray actor env with ``ray``."""
+        return self.ray_actors * self.envs_per_actor if self.ray else self.num_envs
 
     @property
     def replay_stack(self) -> int:

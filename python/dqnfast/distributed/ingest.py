@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
 
 from ..prioritized import PrioritizedReplayBuffer
 from .chunk import ChunkWriter, starts_all_envs
@@ -24,6 +25,7 @@ class IngestStats:
     restarts: int = 0  # actor incarnations replaced by new ones (Ray restarted the actor)
     seconds: float = 0.0  # since start()
     last_failure: str = ""  # the latest lost request's error, for logs
+    episodes: int = 0  # real games the actors reported as ended (their returns: episode_returns)
     episode_returns: List[float] = field(default_factory=list)  # recent real returns reported by the envs
 
     @property
@@ -66,6 +68,7 @@ class Ingestor:
         self._stats = IngestStats()
         self._returns: Deque[float] = collections.deque(maxlen=keep_returns)
         self._lock = threading.Lock()
+        self._write = threading.Lock()  # held while a chunk is written: paused() keeps the replay still
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._t0 = 0.0
@@ -96,6 +99,13 @@ class Ingestor:
         if self._t0:
             s.seconds = time.perf_counter() - self._t0
         return s
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No chunk is written while the block runs (e.g. the replay is saved); chunks that arrive
+        meanwhile wait in the object store."""
+        with self._write:
+            yield
 
     def check(self) -> None:
         """Re-raise the error that stopped the ingest thread, if any."""
@@ -204,7 +214,8 @@ class Ingestor:
                 self._stats.dropped_chunks += 1
             self._resync[a] = True
             return
-        steps = self.writer.write(chunk)
+        with self._write:
+            steps = self.writer.write(chunk)
         self._resync[a] = False
         self._expect[a] = (inc, seq + 1)
         with self._lock:
@@ -212,5 +223,7 @@ class Ingestor:
                 self._stats.restarts += 1
             self._stats.chunks += 1
             self._stats.transitions += steps
-            self._returns.extend(meta.get("episode_returns", ()))
+            returns = list(meta.get("episode_returns", ()))
+            self._returns.extend(returns)
+            self._stats.episodes += len(returns)
         self._incarnation[a] = inc

@@ -51,7 +51,7 @@ def load_replay(run_dir: str, name: Optional[str], cfg: TrainConfig) -> Optional
         print(f"dqnfast train: replay snapshot {path} is missing; the replay will be refilled", file=sys.stderr)
         return None
     rb = ReplayBuffer.load(path)
-    expected = ((cfg.frame_size, cfg.frame_size), cfg.replay_stack, cfg.num_envs, cfg.n_step)
+    expected = ((cfg.frame_size, cfg.frame_size), cfg.replay_stack, cfg.replay_streams, cfg.n_step)
     if (tuple(rb.frame_shape), rb.stack, rb.num_envs, rb.n_step) != expected:
         raise ValueError(f"replay snapshot {path} does not match the run's config "
                          f"(frame_shape, stack, num_envs, n_step) = {expected}")

@@ -57,10 +57,22 @@ class Trainer:
         os.makedirs(run_dir, exist_ok=True)
 
         # environment: a new seed per resume so a resumed run does not replay the same games
+        if cfg.ray:  # say how to install Ray before any work, not from deep inside the run
+            from ..distributed import require_ray
+            try:
+                require_ray()
+            except ImportError as e:
+                raise ValueError(f"--ray needs Ray: {e}") from None
         env_seed = cfg.seed + 1_000_003 * self.resumes
-        self.env = make_env(cfg, num_envs=cfg.num_envs, seed=env_seed)
+        self.env_seed = env_seed
+        # with Ray the envs live on the actors; one env here says how many actions the game has
+        self.env = make_env(cfg.replace(env_workers=0) if cfg.ray else cfg, num_envs=1 if cfg.ray else cfg.num_envs,
+                            seed=env_seed)
         space = getattr(self.env, "single_action_space", self.env.action_space)
         self.num_actions = int(space.n)
+        if cfg.ray:
+            self.env.close()
+            self.env = None
         if state and int(state["num_actions"]) != self.num_actions:
             raise ValueError(f"checkpoint has {state['num_actions']} actions, {cfg.env_id} has {self.num_actions}")
 
@@ -73,7 +85,7 @@ class Trainer:
         self.replay_restored = rb is not None
         if rb is None:
             rb = ReplayBuffer(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.replay_stack,
-                              num_envs=cfg.num_envs, seed=cfg.seed + 7919 * self.resumes,
+                              num_envs=cfg.replay_streams, seed=cfg.seed + 7919 * self.resumes,
                               n_step=cfg.n_step, gamma=cfg.gamma)
         if cfg.replay_device != "cpu":  # frames mirrored on the GPU: batches never cross as pixels
             from ..torch_replay import DeviceReplayBuffer
@@ -83,8 +95,10 @@ class Trainer:
                                  f"{self.learner.device} (device {cfg.device!r})")
         self.rb = rb
         self.learning = LearnerLoop(cfg, self.learner, rb)
-        self.actor = Actor(self.env, rb, make_policy(self.learner), cfg.num_envs)
-        self.actor.reset(env_seed)
+        self.actor: Optional[Actor] = None
+        if not cfg.ray:
+            self.actor = Actor(self.env, rb, make_policy(self.learner), cfg.num_envs)
+            self.actor.reset(env_seed)
 
         self.checkpoints = CheckpointWriter(run_dir, cfg, self.global_step,
                                             replay_file=state.get("replay") if (state and self.replay_restored) else None)
@@ -155,10 +169,13 @@ class Trainer:
         interrupted, terminated = False, False
         restore_sigterm = _sigterm_as_interrupt()
         try:
-            if self.global_step > 0 and not self.replay_restored:
+            if self.global_step > 0 and not self.replay_restored and not cfg.ray:
                 self._refill_replay(progress)
             self._t_start, step_start = time.perf_counter(), self.global_step
-            if cfg.async_actor:
+            if cfg.ray:
+                from .ray_loop import run_with_ray
+                run_with_ray(self, progress)
+            elif cfg.async_actor:
                 self._run_async(progress)
             else:
                 self._run_sync(progress)
@@ -194,7 +211,8 @@ class Trainer:
                 self.log.scalar("eval/mean_return", float(np.mean(returns)), self.global_step)
                 self.log.scalar("eval/std_return", float(np.std(returns)), self.global_step)
         self.log.close()
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
         return summary
 
     def _refill_replay(self, progress: Progress) -> None:

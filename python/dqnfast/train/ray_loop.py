@@ -1,0 +1,71 @@
+"""The learner's loop when the actors run on Ray (``dqnfast train --ray ADDRESS``), Ape-X style.
+
+``--ray-actors N`` Ray actors each step ``--envs-per-actor K`` envs and act epsilon-greedily with
+their own epsilon (``0.4^(1 + 7 i / (N - 1))``), sending whole chunks of steps; an
+:class:`~dqnfast.distributed.Ingestor` thread writes them into the replay (one stream per actor
+env) while this loop samples and learns. The actors' network follows the learner's through Ray's
+object store every ``--ray-weights-interval`` updates. Agent steps are those that reached the
+replay; the learner keeps to the configured updates per agent step when it can, and falls
+behind (never ahead) when the actors make steps faster than it learns. Progress, logs,
+checkpoints (with the ingest paused) and the final evaluation are the trainer's own.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import TYPE_CHECKING
+
+from ..distributed import ActorPool, AtariEnvFn, Ingestor, apex_epsilons
+from ..learner import QNetwork
+from .progress import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Trainer
+
+
+def actor_pool(trainer: "Trainer") -> ActorPool:
+    """The pool a config describes: the trainer's env settings, the learner's network."""
+    cfg = trainer.cfg
+    env_fn = AtariEnvFn(cfg.env_id, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, screen_size=cfg.frame_size,
+                        crop=cfg.crop, interp=cfg.interp, gray=cfg.gray, fire_reset=cfg.fire_reset,
+                        episodic_life=cfg.episodic_life, clip_rewards=cfg.clip_rewards)
+    net_fn = functools.partial(QNetwork, trainer.num_actions, cfg.stack, (cfg.frame_size, cfg.frame_size))
+    return ActorPool(cfg.ray, cfg.ray_actors, cfg.envs_per_actor, env_fn, net_fn=net_fn, seed=trainer.env_seed,
+                     gamma=cfg.gamma, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack,
+                     epsilons=apex_epsilons(cfg.ray_actors))
+
+
+def run_with_ray(trainer: "Trainer", progress: Progress) -> None:
+    cfg, learner = trainer.cfg, trainer.learner
+    base = trainer.global_step  # steps of earlier runs (resume)
+    with actor_pool(trainer) as pool:
+        # ray.init installed its own SIGTERM handler (it exits): put the trainer's back (checkpoint first)
+        from .trainer import _sigterm_as_interrupt
+        restore_sigterm = _sigterm_as_interrupt()
+        pool.publish_weights(learner.q_network.state_dict())
+        ingest = Ingestor(pool, trainer.rb).start()
+        episodes_seen = 0
+        try:
+            while trainer.global_step < cfg.total_steps and not trainer._out_of_time():
+                ingest.check()
+                stats = ingest.stats()
+                trainer.global_step = base + stats.transitions
+                new = stats.episodes - episodes_seen
+                if new > 0:  # (episode_returns keeps the latest ones)
+                    returns = stats.episode_returns[-new:]
+                    trainer._record_episodes([(r, 0) for r in returns], trainer.global_step, float("nan"))
+                    episodes_seen = stats.episodes
+                if trainer.learning.due(trainer.global_step):
+                    trainer._learn_once()
+                    if learner.updates % cfg.ray_weights_interval == 0:
+                        pool.publish_weights(learner.q_network.state_dict())
+                else:
+                    time.sleep(0.002)  # waiting for the actors' next chunk
+                if trainer.checkpoints.due(trainer.global_step):
+                    with ingest.paused():  # rb.save needs a still replay
+                        trainer._maybe_checkpoint()
+                trainer._progress(progress)
+        finally:
+            ingest.stop()
+            trainer.global_step = base + ingest.stats().transitions
+            restore_sigterm()
