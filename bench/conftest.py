@@ -1,8 +1,4 @@
 import os
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # frames.py, streams.py
 
 # Benchmarks default to a capacity that fills in seconds; DQNFAST_BENCH_CAPACITY=1000000 for the
 # README's figures (or run `dqnfast bench replay`, which defaults to 1M).

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import CAPACITY
 from dqnfast import ReplayBuffer
-from dqnfast._bench_replay import fill
+from dqnfast.benchmarks.replay import fill
 
 torch = pytest.importorskip("torch")
 from dqnfast.torch_replay import DeviceReplayBuffer  # noqa: E402

@@ -16,18 +16,18 @@ pytest.importorskip("gymnasium")
 pytest.importorskip("ale_py")
 pytest.importorskip("dqnfast.wrappers")
 
-from dqnfast import _bench_pipeline  # noqa: E402
+from dqnfast.benchmarks import pipeline as pipeline_bench  # noqa: E402
 
 
 def test_pipeline_table(capsys):
-    assert _bench_pipeline.main(["--steps", "1500", "--repeats", "2"]) == 0
+    assert pipeline_bench.main(["--steps", "1500", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     print(out)
     assert "raw ALE" in out and "dqnfast" in out and "CleanRL-style" in out
 
 
 def test_pipeline_ratios():
-    res = _bench_pipeline.run(steps=2000, repeats=3)
+    res = pipeline_bench.run(steps=2000, repeats=3)
     ratio = res["time_per_step_over_raw_ale"]
     print(res)
     assert ratio["raw_ale"] == 1.0
@@ -40,5 +40,5 @@ def test_pipeline_ratios():
 
 def test_bad_arguments_are_refused(capsys):
     with pytest.raises(SystemExit):
-        _bench_pipeline.main(["--steps", "-1"])
+        pipeline_bench.main(["--steps", "-1"])
     assert "--steps must be positive" in capsys.readouterr().err

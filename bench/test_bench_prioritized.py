@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer
-from dqnfast._bench_replay import fill
+from dqnfast.benchmarks.replay import fill
 
 SHAPE = (84, 84)
 CAP = 20_000

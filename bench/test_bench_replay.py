@@ -7,8 +7,8 @@ import pytest
 
 from conftest import CAPACITY
 from dqnfast import ReplayBuffer
-from dqnfast._bench_replay import fill
-from dqnfast.reference import PyReplayBuffer
+from dqnfast.benchmarks.replay import fill
+from dqnfast.replay_reference import PyReplayBuffer
 
 SHAPE = (84, 84)
 

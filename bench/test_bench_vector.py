@@ -17,18 +17,18 @@ import pytest
 pytest.importorskip("gymnasium")
 pytest.importorskip("ale_py")
 
-from dqnfast import _bench_vector  # noqa: E402
+from dqnfast.benchmarks import vector as vector_bench  # noqa: E402
 
 
 def test_vector_table(capsys):
-    assert _bench_vector.main(["--steps", "2000", "--repeats", "2"]) == 0
+    assert vector_bench.main(["--steps", "2000", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     print(out)
     assert "AtariVectorEnv alone" in out and "dqnfast data path" in out
 
 
 def test_vector_goals():
-    res = _bench_vector.run(steps=4000, repeats=3)
+    res = vector_bench.run(steps=4000, repeats=3)
     print(res["steps_per_s"], res["ratios"], res["load_before"], res["load_after"])
     ratios = res["ratios"]
     assert all(v > 0 for v in res["steps_per_s"].values())

@@ -281,11 +281,11 @@ def main() -> int:
             import contextlib
             import io
 
-            from dqnfast import _bench_ray
+            from dqnfast.benchmarks import ray_ingest as ray_bench
 
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
-                rc = _bench_ray.main(["--actors", "2", "--envs-per-actor", "2", "--seconds", "1", "--rounds", "8",
+                rc = ray_bench.main(["--actors", "2", "--envs-per-actor", "2", "--seconds", "1", "--rounds", "8",
                                       "--capacity", "20000", "--env", "fake", "--json"])
             assert rc == 0, rc
             report["bench"] = json.loads(buf.getvalue())

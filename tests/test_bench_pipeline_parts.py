@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("gymnasium")
 pytest.importorskip("ale_py")
 
-from dqnfast import _bench_pipeline as bp  # noqa: E402
+from dqnfast.benchmarks import pipeline as bp  # noqa: E402
 from dqnfast.replay import ReplayBuffer  # noqa: E402
 
 pytestmark = pytest.mark.atari
@@ -15,7 +15,7 @@ BREAKOUT = "ALE/Breakout-v5"
 
 
 def test_raw_ale_replays_a_paths_emulation_exactly():
-    emu = bp.record_emulation(lambda: bp._dqnfast_env(BREAKOUT, 84, 4, seed=0), steps=120, seed=0)
+    emu = bp.record_emulation(lambda: bp.dqnfast_env(BREAKOUT, 84, 4, seed=0), steps=120, seed=0)
     acts = [op for op in emu.ops if op is not None]
     # Agent steps of 4 frames, plus the protocol's own frames (no-ops, FIRE after each reset).
     assert len(acts) >= 4 * 120 and None in emu.setup

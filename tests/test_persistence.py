@@ -108,6 +108,7 @@ def test_a_crash_mid_save_never_loses_the_previous_snapshot(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
     rb = ReplayBuffer.load(path)  # the last complete snapshot, intact
     assert rb.writes >= 29001 and len(rb) == len(rb.valid_indices())
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import dqnfast
 from dqnfast import _core
-from dqnfast.preprocess_ref import area_weights, preprocess_ref
+from dqnfast.preprocess_reference import area_weights, preprocess_ref
 
 cv2 = pytest.importorskip("cv2")
 
@@ -301,7 +301,7 @@ def test_simd_controls():
                 _core._set_simd(level)
     assert _core._set_simd("auto") == SUPPORTED[-1]
     assert dqnfast.preprocess.__module__ == "dqnfast._core"
-    from dqnfast.preprocess import simd_level
+    from dqnfast.preprocessing import simd_level
 
     assert simd_level() == SUPPORTED[-1]
 

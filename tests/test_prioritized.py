@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer
 from dqnfast.batch import empty_prioritized_batch
-from dqnfast.reference import PyPrioritizedReplayBuffer
+from dqnfast.replay_reference import PyPrioritizedReplayBuffer
 from frames import make_frame
 from stats import assert_matches, sample_counts
 from streams import StreamDriver

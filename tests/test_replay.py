@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dqnfast import Batch, ReplayBuffer, empty_batch
 from dqnfast.batch import shared_frames
-from dqnfast.reference import PyReplayBuffer
+from dqnfast.replay_reference import PyReplayBuffer
 from frames import check_stack, decode, make_frame
 from stats import assert_matches, sample_counts
 from streams import StreamDriver, encode_action, reward_of

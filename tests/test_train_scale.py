@@ -142,7 +142,7 @@ def test_course_preset_follows_the_notebook(tmp_path):
     assert (cfg.optimizer, cfg.gamma, cfg.batch_size, cfg.stack, cfg.end_epsilon) == (
         nature.optimizer, nature.gamma, nature.batch_size, nature.stack, nature.end_epsilon)
     from dqnfast.envs import make_env
-    from dqnfast.preprocess import preprocess
+    from dqnfast.preprocessing import preprocess
     env = make_env(cfg.replace(noop_max=0), num_envs=1, seed=0)
     try:
         obs, _ = env.reset(seed=0)
@@ -183,9 +183,11 @@ def test_a_dead_env_worker_stops_the_run_with_a_checkpoint(tmp_path):
 
     def send_then_kill(epsilon):
         calls[0] += 1
+        if calls[0] == 60:  # the worker dies: the 60th step never completes
+            worker = trainer.env._procs[1]
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.join(30)
         send(epsilon)
-        if calls[0] == 60:  # dies while stepping: its step never completes
-            os.kill(trainer.env._procs[1].pid, signal.SIGKILL)
 
     trainer.actor.send = send_then_kill
     with pytest.raises(EnvWorkerError, match=r"worker 1[\s\S]*checkpoint .*checkpoint\.pt"):

@@ -10,7 +10,7 @@ pytest.importorskip("ale_py")
 
 from gymnasium.vector import AutoresetMode  # noqa: E402
 
-from dqnfast import _bench_vector  # noqa: E402
+from dqnfast.benchmarks import vector as vector_bench  # noqa: E402
 from dqnfast.vector_env import ProcessVectorEnv  # noqa: E402
 from dqnfast.wrappers import make_atari_env  # noqa: E402
 
@@ -234,13 +234,13 @@ def test_spawned_workers():
 
 def test_bench_runs_in_tiny_mode(capsys):
     """`dqnfast bench vector` end to end on a few steps, so the code cannot rot (timings not checked)."""
-    assert _bench_vector.main(["--steps", "16", "--repeats", "1", "--capacity", "400"]) == 0
+    assert vector_bench.main(["--steps", "16", "--repeats", "1", "--capacity", "400"]) == 0
     out = capsys.readouterr().out
     assert "AtariVectorEnv alone" in out and "dqnfast data path" in out and "goal >= 1.8x" in out
     with pytest.raises(SystemExit):
-        _bench_vector.main(["--workers", "1,3"])
+        vector_bench.main(["--workers", "1,3"])
     assert "between 1 and --num-envs" in capsys.readouterr().err
-    assert _bench_vector._rom_name("ALE/MsPacman-v5") == "ms_pacman"
+    assert vector_bench.rom_name("ALE/MsPacman-v5") == "ms_pacman"
 
 
 def test_workers_exit_when_the_main_process_hangs_up():

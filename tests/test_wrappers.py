@@ -485,7 +485,7 @@ def simd(request):
     ((50, 40), (0, 50, 39, 40), (3, 1)),
 ])
 def test_palette_resizer_matches_numpy(simd, shape, crop, size):
-    from dqnfast.preprocess_ref import nearest_index
+    from dqnfast.preprocess_reference import nearest_index
     rng = np.random.default_rng(list(shape) + list(size))
     table = rng.integers(0, 256, 256).astype(np.uint8)
     screen = rng.integers(0, 256, shape).astype(np.uint8)  # every index, odd ones and >= 128 included

@@ -242,7 +242,7 @@ def step_data_path(c: Check) -> None:
     """The parallel data path (ProcessVectorEnv + add_batch + acting states + one sample(32) per 4
     agent steps), with W = 1, 2, 4, ... worker processes on as many envs as there are cores."""
     _needs_atari()
-    from dqnfast._bench_vector import bench_dqnfast_vector
+    from dqnfast.benchmarks.vector import bench_dqnfast_vector
     cores = os.cpu_count() or 1
     num_envs = 2 if c.smoke else cores
     steps = 200 if c.smoke else 20_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 from . import _core
 from .batch import Batch, PrioritizedBatch, SequenceBatch, empty_batch, empty_sequence_batch
 from .prioritized import PrioritizedReplayBuffer
-from .preprocess import preprocess
+from .preprocessing import preprocess
 from .replay import ReplayBuffer
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _core
 from ._validate import atari_env_id, positive_int
-from .preprocess import preprocess
+from .preprocessing import preprocess
 
 try:
     import gymnasium as gym

@@ -30,7 +30,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from ._bench_pipeline import _actions, _cpu_name, bench_dqnfast, prefill
+from .pipeline import _actions, _cpu_name, bench_dqnfast, prefill
 
 
 class Timing(NamedTuple):
@@ -63,7 +63,7 @@ class _Clock:
         return Timing(wall, None if cpu is None or self.cpu is None else cpu - self.cpu)
 
 
-def _rom_name(env_id: str) -> str:
+def rom_name(env_id: str) -> str:
     """'ALE/MsPacman-v5' -> 'ms_pacman', the ROM name ale-py's AtariVectorEnv takes."""
     name = env_id.split("/")[-1].split("-")[0]
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -79,7 +79,7 @@ def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: 
     # ale-py's defaults: stack of 4, no-op starts, FIRE reset, reward clipping, no sticky actions and
     # no episodic life. (Its episodic_life=True resets the whole game at every lost life, see the
     # README, so it would emulate many more reset frames per agent step than a DQN stack does.)
-    env = AtariVectorEnv(_rom_name(env_id), num_envs, num_threads=workers, img_height=frame_size,
+    env = AtariVectorEnv(rom_name(env_id), num_envs, num_threads=workers, img_height=frame_size,
                          img_width=frame_size)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     env.reset(seed=seed)
@@ -93,7 +93,7 @@ def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: 
 
 
 def _replay(num_envs: int, frame_size: int, capacity: int, batch: int, seed: int):
-    from .replay import ReplayBuffer
+    from ..replay import ReplayBuffer
     rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, num_envs=num_envs, seed=seed)
     prefill(rb)  # stream 0 fills every slot: the timed run sees a full buffer
     return rb, rb.empty_batch(batch, shared_frames=True), np.empty((num_envs, 4, frame_size, frame_size), np.uint8)
@@ -109,8 +109,8 @@ def bench_ale_full_frames(env_id: str, steps: int, num_envs: int, workers: int, 
     """Seconds for the data path on AtariVectorEnv's 210x160 pooled gray screens + dqnfast.preprocess."""
     from ale_py.vector_env import AtariVectorEnv
 
-    from .preprocess import preprocess
-    env = AtariVectorEnv(_rom_name(env_id), num_envs, num_threads=workers, img_height=210, img_width=160,
+    from ..preprocessing import preprocess
+    env = AtariVectorEnv(rom_name(env_id), num_envs, num_threads=workers, img_height=210, img_width=160,
                          stack_num=1, noop_max=0, use_fire_reset=False, episodic_life=False, reward_clipping=False,
                          repeat_action_probability=0.0, autoreset_mode="SameStep")
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
@@ -141,7 +141,7 @@ def bench_ale_full_frames(env_id: str, steps: int, num_envs: int, workers: int, 
 
 
 def _process_env(env_id: str, num_envs: int, workers: int, frame_size: int, seed: int):
-    from .wrappers import make_atari_env
+    from ..wrappers import make_atari_env
     env = make_atari_env(env_id, num_envs=num_envs, workers=workers, seed=seed, screen_size=frame_size)
     env.copy = False  # views of the shared frames: add_batch copies them into the replay at once
     return env

@@ -46,8 +46,8 @@ def _learner_ceiling(pool: Any, capacity: int, chunks_per_actor: int = 32) -> Di
     figure does not depend on how many cores the actors got."""
     import ray
 
-    from . import ReplayBuffer
-    from .distributed import ChunkWriter
+    from .. import ReplayBuffer
+    from ..distributed import ChunkWriter
 
     refs = [pool.actors[a].collect.remote(None, -1, True)
             for a in range(pool.num_actors)]  # each actor's first chunk starts all its episodes
@@ -64,8 +64,8 @@ def _learner_ceiling(pool: Any, capacity: int, chunks_per_actor: int = 32) -> Di
 
 def _run(env_fn: Any, actors: int, envs_per_actor: int, seconds: float, rounds: int, capacity: int,
          measure_sampling: bool) -> Dict[str, Any]:
-    from . import ReplayBuffer
-    from .distributed import ActorPool, Ingestor
+    from .. import ReplayBuffer
+    from ..distributed import ActorPool, Ingestor
 
     pool = ActorPool(None, actors, envs_per_actor, env_fn, rounds_per_chunk=rounds, num_cpus_per_actor=0.01)
     rb = ReplayBuffer(capacity, (84, 84), num_envs=pool.num_streams)
@@ -115,12 +115,12 @@ def main(argv: List[str]) -> int:
     try:
         import ray
     except ImportError:
-        from .distributed import INSTALL_HINT
+        from ..distributed import INSTALL_HINT
 
         print(f"dqnfast bench ray: {INSTALL_HINT}")
         return 0 if argv == [] else 2
-    from .distributed import connect
-    from .distributed.fake_env import counting_env_fn
+    from ..distributed import connect
+    from ..distributed.fake_env import counting_env_fn
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     results: Dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
@@ -131,7 +131,7 @@ def main(argv: List[str]) -> int:
             results["fake"] = _run(counting_env_fn(), args.actors, args.envs_per_actor, args.seconds, args.rounds,
                                    args.capacity, measure_sampling=True)
         if args.env in ("breakout", "both"):
-            from .distributed import AtariEnvFn
+            from ..distributed import AtariEnvFn
 
             try:
                 results["breakout"] = _run(AtariEnvFn("ALE/Breakout-v5"), args.actors, args.envs_per_actor,

@@ -105,8 +105,8 @@ def bench_raw_ale(env_id: str, emulation: Emulation, seed: int) -> float:
     return dt
 
 
-def _dqnfast_env(env_id: str, frame_size: int, frame_skip: int, seed: int, crop=None, interp: str = "nearest"):
-    from .wrappers import make_atari_env
+def dqnfast_env(env_id: str, frame_size: int, frame_skip: int, seed: int, crop=None, interp: str = "nearest"):
+    from ..wrappers import make_atari_env
     return make_atari_env(env_id, seed=seed, screen_size=frame_size, frame_skip=frame_skip, crop=crop, interp=interp)
 
 
@@ -114,7 +114,7 @@ def bench_dqnfast_env(env_id: str, steps: int, frame_size: int, frame_skip: int,
                       interp: str = "nearest") -> float:
     """Seconds for ``steps`` agent steps of ``make_atari_env`` alone (no replay): splits the dqnfast
     path's cost between the env stack and the replay."""
-    env = _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
+    env = dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
     acts = _actions(steps, int(env.action_space.n), seed)
     env.reset(seed=seed)
     t0 = time.perf_counter()
@@ -146,8 +146,8 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     copies run beside the emulator. Uses two cores."""
     import queue
     import threading
-    from .replay import ReplayBuffer
-    env = _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
+    from ..replay import ReplayBuffer
+    env = dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
     rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
     prefill(rb)
     out = rb.empty_batch(batch, shared_frames=True)  # the layout the trainer samples into
@@ -271,7 +271,7 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 5000, frame_size: int = 84
     kw = dict(env_id=env_id, steps=steps, frame_skip=frame_skip, seed=seed)
     data_kw = dict(frame_size=frame_size, capacity=capacity, batch=batch, train_frequency=train_frequency)
     emulation = {  # the dqnfast paths share one emulation (same env stack), the CleanRL ones another
-        "dqnfast": record_emulation(lambda: _dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp), steps, seed),
+        "dqnfast": record_emulation(lambda: dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp), steps, seed),
         "cleanrl": record_emulation(lambda: _cleanrl_env(env_id, frame_size, frame_skip, seed), steps, seed),
     }
     baseline = {"dqnfast_env": "raw_ale", "dqnfast": "raw_ale", "dqnfast_threaded": "raw_ale",

@@ -16,8 +16,8 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from .reference import PyReplayBuffer
-from .replay import ReplayBuffer
+from ..replay_reference import PyReplayBuffer
+from ..replay import ReplayBuffer
 
 STACKED_OBS_BYTES = 28_224  # a stacked-obs buffer storing each 4x84x84 obs once (SB3 optimize_memory_usage)
 
@@ -138,7 +138,7 @@ def bench_save_load(capacity: int, frame_shape, directory: str) -> Dict[str, flo
 
 def bench_prioritized(capacity: int, frame_shape, rounds: int, calls: int) -> Dict[str, float]:
     """Prioritized sample(32) + update_priorities, and save/load, against cpprb when installed."""
-    from .prioritized import PrioritizedReplayBuffer
+    from ..prioritized import PrioritizedReplayBuffer
 
     rng = np.random.default_rng(0)
     rb = PrioritizedReplayBuffer(capacity, frame_shape, seed=0, alpha=0.6)

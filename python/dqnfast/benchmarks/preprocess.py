@@ -11,8 +11,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from .preprocess import preprocess
+from .. import _core
+from ..preprocessing import preprocess
 
 H, W = 210, 160
 
@@ -92,7 +92,7 @@ def env_rows(steps: int, repeat: int) -> List[Tuple[str, float, float]]:
     import ale_py
     import gymnasium as gym
 
-    from .wrappers import AtariPreprocessing
+    from ..wrappers import AtariPreprocessing
 
     gym.register_envs(ale_py)
 

@@ -1,6 +1,6 @@
 """`dqnfast bench {replay,preprocess,pipeline,vector,ray,all}`: print benchmark tables.
 
-Each group lives in its own module (`_bench_<group>.py`) exposing `main(argv) -> int`.
+Each group lives in its own module of this package exposing `main(argv) -> int`.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import List
 GROUPS = ("replay", "preprocess", "pipeline", "vector", "ray")
 # `all` leaves out ray: it starts a Ray cluster, which listens on the network; ask for it by name.
 ALL = ("replay", "preprocess", "pipeline", "vector")
+MODULES = {"ray": "ray_ingest"}  # (a module named ray would read as the ray package)
 
 
 def main(argv: List[str]) -> int:
@@ -23,7 +24,7 @@ def main(argv: List[str]) -> int:
         if g not in GROUPS:
             print(f"dqnfast bench: unknown group {g!r}; choose from {', '.join(GROUPS)}, all", file=sys.stderr)
             return 2
-        rc = importlib.import_module(f"dqnfast._bench_{g}").main(rest)
+        rc = importlib.import_module(f"dqnfast.benchmarks.{MODULES.get(g, g)}").main(rest)
         if rc:
             return int(rc)
     return 0

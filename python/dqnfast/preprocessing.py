@@ -18,7 +18,7 @@
 
 Returns ``out`` or a new array. Bad arguments raise TypeError / ValueError naming the problem.
 Every SIMD path (scalar, AVX2, AVX-512, chosen at run time; ``DQNFAST_SIMD`` caps it) gives the
-same bytes as the numpy statement in :mod:`dqnfast.preprocess_ref`. The GIL is released while
+same bytes as the numpy statement in :mod:`dqnfast.preprocess_reference`. The GIL is released while
 the kernel runs; large batches are split over two threads.
 
 It is a builtin taking its options by keyword only: at about a microsecond per frame the call
