@@ -1,7 +1,6 @@
 """One version source: python/dqnfast/_version.py. pyproject.toml (scikit-build-core's regex
 provider), CMake (cmake/DqnfastVersion.cmake) and `dqnfast.__version__` must all read that line."""
 import importlib.metadata
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,15 +8,9 @@ from pathlib import Path
 import pytest
 
 import dqnfast
+from version_source import VERSION_FILE, written_version
 
 ROOT = Path(__file__).resolve().parents[1]
-VERSION_FILE = ROOT / "python" / "dqnfast" / "_version.py"
-
-
-def written_version() -> str:
-    match = re.search(r'^__version__ = "([^"]+)"$', VERSION_FILE.read_text(), re.MULTILINE)
-    assert match, f"no __version__ line in {VERSION_FILE}"
-    return match.group(1)
 
 
 def test_written_version_is_pep440():
