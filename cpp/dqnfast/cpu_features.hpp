@@ -8,9 +8,14 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 
 namespace dqnfast {
 
@@ -26,13 +31,24 @@ inline const char* simd_name(SimdLevel level) {
 
 // The best level this CPU runs. "avx512" needs F + BW + VBMI: the kernels' byte permutes
 // (vpermt2b) are VBMI; AVX-512 CPUs without it (Skylake-SP) use the AVX2 path.
+//
+// Read from CPUID and XCR0 here, with the same rules as libgcc's __builtin_cpu_supports, rather
+// than through that builtin: some compiler runtimes never fill its table (zig's compiler-rt, which
+// links the portable wheels, stubs it out), and every CPU would then look scalar.
 inline SimdLevel detect_simd() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vbmi"))
-    return SimdLevel::kAvx512;
-  if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & (1u << 27))) return SimdLevel::kScalar;  // no OSXSAVE
+  uint32_t xcr0 = 0, xcr0_high = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0), "=d"(xcr0_high) : "c"(0));
+  (void)xcr0_high;
+  const bool os_ymm = (xcr0 & 0x6) == 0x6;     // the OS saves XMM + YMM state
+  const bool os_zmm = (xcr0 & 0xe6) == 0xe6;   // ... and opmask + ZMM state
+  if (!os_ymm || !__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return SimdLevel::kScalar;
+  const bool avx2 = ebx & (1u << 5), avx512f = ebx & (1u << 16), avx512bw = ebx & (1u << 30),
+             avx512vbmi = ecx & (1u << 1);
+  if (os_zmm && avx512f && avx512bw && avx512vbmi) return SimdLevel::kAvx512;
+  if (avx2) return SimdLevel::kAvx2;
 #endif
   return SimdLevel::kScalar;
 }

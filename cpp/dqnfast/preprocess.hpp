@@ -796,6 +796,7 @@ inline void vertical(SimdLevel level, const uint8_t* const* rows, const int32_t*
   if (level == SimdLevel::kAvx512) return avx512::vertical(rows, w, taps, n, acc);
   if (level == SimdLevel::kAvx2) return avx2::vertical(rows, w, taps, n, acc);
 #endif
+  (void)level;  // only the x86 paths need it
   scalar::vertical(rows, w, taps, n, acc);
 }
 
@@ -804,6 +805,7 @@ inline void horizontal(SimdLevel level, const Plan& p, const int16_t* acc, uint8
   if (level == SimdLevel::kAvx512) return avx512::horizontal(p, acc, out);
   if (level == SimdLevel::kAvx2) return avx2::horizontal(p, acc, out);
 #endif
+  (void)level;  // only the x86 paths need it
   scalar::horizontal(p, acc, out);
 }
 

@@ -7,7 +7,7 @@ from .prioritized import PrioritizedReplayBuffer
 from .preprocessing import preprocess
 from .replay import ReplayBuffer
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "Batch",
