@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_device_check_smoke_runs_every_step_on_cpu(tmp_path):
     out = tmp_path / "check.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]))
+    import dqnfast  # the dqnfast under test (installed in CI, an in-place build in a checkout)
+    where = os.path.dirname(os.path.dirname(dqnfast.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH")) if p))
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "device_check.py"), "--smoke", "--no-build",
                         "--json", str(out)], capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]

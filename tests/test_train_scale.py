@@ -23,7 +23,6 @@ from dqnfast.learner import DQNLearner  # noqa: E402
 from dqnfast.train import Trainer  # noqa: E402
 from dqnfast.train.learning import update_mode  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -45,7 +44,9 @@ def test_sigterm_stops_the_run_with_a_checkpoint(tmp_path):
             "--total-steps", "10000000", "--eval-episodes", "0", "--no-progress", "--torch-threads", "1",
             "--no-tensorboard", "--checkpoint-interval", "0", "--log-interval", "1", "--device", "cpu",
             "--run-dir", str(tmp_path), "--run-name", "run"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"), os.environ.get("PYTHONPATH", "")]))
+    import dqnfast  # the dqnfast under test (installed in CI, an in-place build in a checkout)
+    where = os.path.dirname(os.path.dirname(dqnfast.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH")) if p))
     proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
