@@ -34,8 +34,8 @@ import importlib.metadata, json, sys
 import numpy as np
 import dqnfast
 from dqnfast import _core
-from dqnfast.preprocess import simd_level
-from dqnfast.preprocess_ref import preprocess_ref
+from dqnfast.preprocessing import simd_level
+from dqnfast.preprocess_reference import preprocess_ref
 
 assert "torch" not in sys.modules, "import dqnfast must need only numpy"
 rng = np.random.default_rng(0)
