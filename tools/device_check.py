@@ -19,6 +19,14 @@ Steps, in order (each is timed; one that fails is reported and the others still 
 
 At the end it prints one table and writes the same figures as JSON (``--json``, by default
 ``device_check.json`` in ``$OUT`` when set, else in the current folder).
+
+On the lent H200 machine (Python 3.12 with torch, pybind11, scikit-build-core, cmake, pytest,
+tqdm, tensorboard, matplotlib; no gymnasium, ale-py or tyro), carry these wheels (cp312,
+manylinux, downloaded here with ``pip download --no-deps --only-binary=:all: --python-version
+3.12 ...`` into an ignored ``.whl/``): gymnasium, farama-notifications, ale-py, tyro,
+docstring-parser, typeguard. Then, in one call, install them with ``pip install --no-index
+--no-deps --target /tmp/site .whl/*.whl``, put ``/tmp/site`` on ``PYTHONPATH`` and run
+``python3 tools/device_check.py``; the table goes into the README and the issue's note.
 """
 from __future__ import annotations
 
