@@ -77,16 +77,15 @@ def test_compiled_update_matches_eager_on_cpu(kw):
 
 
 def test_clipping_is_part_of_the_fast_step():
-    """A tiny max_grad_norm must change the step: the clip is not skipped (checked through the shared
-    helper both fast paths use, without compiling)."""
-    from dqnfast.fast_update import _clip_and_norm, _loss_and_q
+    """A tiny max_grad_norm must change the step: the clip is not skipped (checked through the
+    learner's clipping, which both fast paths use, without compiling)."""
     clipped, free = learner(max_grad_norm=1e-3), learner(max_grad_norm=None)
     b = batches(1)[0]
     norms = []
     for lrn in (clipped, free):
-        loss, _ = _loss_and_q(lrn, *lrn._to_device(b), bf16=False)
+        loss, _ = lrn._loss_and_q(*lrn._to_device(b))
         loss.backward()
-        norms.append(float(_clip_and_norm(lrn)))
+        norms.append(float(lrn._clip_gradients()))
         total = torch.sqrt(sum(p.grad.pow(2).sum() for p in lrn.q_network.parameters()))
         norms.append(float(total))
     # the reported norm is the norm before clipping in both cases; after clipping it is max_grad_norm

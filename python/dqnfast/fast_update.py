@@ -19,36 +19,16 @@ float32).
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ._validate import positive_int
 from .batch import Batch, shared_frames
 from .learner import _is_device_batch
 
 UPDATE_MODES = ("eager", "compile", "graph")
-
-
-def _loss_and_q(learner, obs, action, reward, next_obs, terminated, discount, bf16: bool):
-    """The DQN loss of one batch and the mean Q of the actions taken (learner.update's maths)."""
-    ctx = torch.autocast(learner.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with ctx:
-        target = learner.td_target(reward, next_obs, terminated, discount).float()
-        q = learner.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
-    loss = F.smooth_l1_loss(q, target) if learner.loss == "huber" else F.mse_loss(q, target)
-    return loss, q.detach().mean()
-
-
-def _clip_and_norm(learner) -> torch.Tensor:
-    params = [p for p in learner.q_network.parameters() if p.grad is not None]
-    if learner.max_grad_norm is not None:
-        return nn.utils.clip_grad_norm_(params, learner.max_grad_norm)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
 
 
 def _check_plain_learner(learner) -> None:
@@ -58,23 +38,12 @@ def _check_plain_learner(learner) -> None:
 
 
 class _Update:
-    """Shared parts: the batch's shape checks and the end of a step (counter, target sync, metrics)."""
+    """Shared parts: the learner (whose own clipping and end of step both paths reuse) and bf16."""
 
     def __init__(self, learner, bf16: bool) -> None:
         _check_plain_learner(learner)
         self.learner = learner
         self.bf16 = bool(bf16)
-
-    def _finish(self, stats: torch.Tensor, metrics: bool) -> Optional[Dict[str, float]]:
-        lr = self.learner
-        lr.updates += 1
-        synced = lr.updates % lr.target_update_interval == 0
-        if synced:
-            lr.sync_target()  # in place: a captured graph reads the same tensors
-        if not metrics:
-            return None
-        td_loss, q_mean, gn = stats.float().tolist()
-        return {"td_loss": td_loss, "q_values": q_mean, "grad_norm": gn, "target_updated": float(synced)}
 
 
 class CompiledUpdate(_Update):
@@ -87,7 +56,7 @@ class CompiledUpdate(_Update):
         bf16 = self.bf16
 
         def loss_fn(obs, action, reward, next_obs, terminated, discount):
-            return _loss_and_q(learner, obs, action, reward, next_obs, terminated, discount, bf16)
+            return learner._loss_and_q(obs, action, reward, next_obs, terminated, discount, bf16)
 
         self._loss = torch.compile(loss_fn, mode=mode, dynamic=False)
 
@@ -95,11 +64,7 @@ class CompiledUpdate(_Update):
         lr = self.learner
         obs, action, reward, next_obs, terminated, discount = lr._to_device(batch)
         loss, q_mean = self._loss(obs, action, reward, next_obs, terminated, discount)
-        lr.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = _clip_and_norm(lr)
-        lr.optimizer.step()
-        return self._finish(torch.stack([loss.detach(), q_mean, grad_norm.detach()]), metrics)
+        return lr._step(loss, q_mean, metrics)
 
 
 class GraphedUpdate(_Update):
@@ -138,10 +103,10 @@ class GraphedUpdate(_Update):
     def _step(self) -> torch.Tensor:
         lr = self.learner
         obs, next_obs = self._views()
-        loss, q_mean = _loss_and_q(lr, obs, self.action, self.reward, next_obs, self.terminated, self.discount,
-                                   self.bf16)
+        loss, q_mean = lr._loss_and_q(obs, self.action, self.reward, next_obs, self.terminated, self.discount,
+                                      self.bf16)
         loss.backward()
-        grad_norm = _clip_and_norm(lr)
+        grad_norm = lr._clip_gradients()
         lr.optimizer.step()
         return torch.stack([loss.detach(), q_mean, grad_norm.detach()])
 
@@ -196,7 +161,7 @@ class GraphedUpdate(_Update):
                              (self.reward, reward), (self.terminated, terminated), (self.discount, discount)):
                 dst.copy_(src)
             self.graph.replay()
-            return self._finish(self.stats, metrics)
+            return lr._finish_step(self.stats, metrics)
         if not isinstance(batch, Batch):
             raise TypeError(f"batch must be a dqnfast.Batch, got {type(batch).__name__}")
         if batch.obs.shape != (self.batch_size, lr.stack, *lr.frame_shape) or batch.next_obs.shape != batch.obs.shape:
@@ -225,7 +190,7 @@ class GraphedUpdate(_Update):
         self.graph.replay()
         # The batch arrays may be refilled once the copies are done; the update itself runs on.
         self.copied.synchronize()
-        return self._finish(self.stats, metrics)
+        return lr._finish_step(self.stats, metrics)
 
 
 def make_update(learner, mode: str, *, batch_size: Optional[int] = None, shared_frames: bool = False,

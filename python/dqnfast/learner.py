@@ -14,6 +14,7 @@ A shared-frames batch (``empty_batch(B, shared_frames=True)``, one-step replay) 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -272,30 +273,46 @@ class DQNLearner:
 
     def update(self, batch: Batch) -> Dict[str, float]:
         """One gradient step on ``batch``; returns metrics (td_loss, q_values, grad_norm, target_updated)."""
-        obs, action, reward, next_obs, terminated, discount = self._to_device(batch)
-        target = self.td_target(reward, next_obs, terminated, discount)
-        q = self.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)
-        if self.loss == "huber":
-            loss = F.smooth_l1_loss(q, target)
-        else:
-            loss = F.mse_loss(q, target)
-        return self._step(loss, q.detach().mean())
+        loss, q_mean = self._loss_and_q(*self._to_device(batch))
+        return self._step(loss, q_mean)
 
-    def _step(self, loss: torch.Tensor, q_mean: torch.Tensor) -> Dict[str, float]:
-        """Backward, clip, optimizer step and target sync for a loss; the metrics dict of update()."""
+    def _loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False):
+        """The loss of one batch on the device and the mean Q of the actions taken; ``bf16`` runs the
+        network passes under bfloat16 autocast (the fast update steps' option)."""
+        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            target = self.td_target(reward, next_obs, terminated, discount).float()
+            q = self.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
+        loss = F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)
+        return loss, q.detach().mean()
+
+    def _step(self, loss: torch.Tensor, q_mean: torch.Tensor, metrics: bool = True) -> Optional[Dict[str, float]]:
+        """Backward, clip, optimizer step and target sync for a loss; the metrics dict of update()
+        (None with ``metrics=False``, which skips reading them back from the device)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.max_grad_norm is not None:
-            grad_norm = nn.utils.clip_grad_norm_(self.q_network.parameters(), self.max_grad_norm)
-        else:
-            grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in self.q_network.parameters() if p.grad is not None))
+        grad_norm = self._clip_gradients()
         self.optimizer.step()
+        return self._finish_step(torch.stack([loss.detach(), q_mean.detach(), grad_norm.detach()]), metrics)
+
+    def _clip_gradients(self) -> torch.Tensor:
+        """The global gradient norm before clipping; clips it to ``max_grad_norm`` when set. Tensor
+        ops only, so it can be captured in a CUDA graph (dqnfast.fast_update)."""
+        if self.max_grad_norm is not None:
+            return nn.utils.clip_grad_norm_(self.q_network.parameters(), self.max_grad_norm)
+        return torch.sqrt(sum(p.grad.pow(2).sum() for p in self.q_network.parameters() if p.grad is not None))
+
+    def _finish_step(self, stats: torch.Tensor, metrics: bool = True) -> Optional[Dict[str, float]]:
+        """After an optimizer step: count it, sync the target when due, and (``metrics``) read
+        ``stats`` = (loss, mean Q, grad norm) back as update()'s metrics dict."""
         self.updates += 1
         synced = self.updates % self.target_update_interval == 0
         if synced:
-            self.sync_target()
+            self.sync_target()  # in place: a captured CUDA graph reads the same tensors
+        if not metrics:
+            return None
         # one device->host transfer for all metrics (this also orders any reuse of pinned batch arrays)
-        td_loss, q_mean, gn = torch.stack([loss.detach(), q_mean.detach(), grad_norm.detach()]).float().tolist()
+        td_loss, q_mean, gn = stats.float().tolist()
         return {"td_loss": td_loss, "q_values": q_mean, "grad_norm": gn, "target_updated": float(synced)}
 
     @torch.no_grad()
