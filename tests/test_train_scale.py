@@ -2,7 +2,6 @@
 the device replay, the actor's network refresh interval, and the course preset."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,17 +21,14 @@ from dqnfast.config import preset  # noqa: E402
 from dqnfast.learner import DQNLearner  # noqa: E402
 from dqnfast.train import Trainer  # noqa: E402
 from dqnfast.train.learning import update_mode  # noqa: E402
+from test_train_parts import tiny as train_parts_tiny  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(tmp_path, **changes):
-    values = dict(frame_size=36, crop=None, buffer_size=2000, batch_size=8, learning_starts=100, train_frequency=4,
-                  target_update_interval=20, exploration_steps=200, eval_episodes=0, progress=False, torch_threads=1,
-                  noop_max=5, log_interval=10, n_step=1, tensorboard=False, run_dir=str(tmp_path), run_name="run",
-                  checkpoint_interval=0, device="cpu")
-    values.update(changes)
-    return preset("demo", **values)
+    """test_train_parts' tiny demo config, on the CPU."""
+    return train_parts_tiny(tmp_path, **{"device": "cpu", **changes})
 
 
 def test_sigterm_stops_the_run_with_a_checkpoint(tmp_path):
