@@ -237,10 +237,23 @@ def test_bench_runs_in_tiny_mode(capsys):
     assert vector_bench.main(["--steps", "16", "--repeats", "1", "--capacity", "400"]) == 0
     out = capsys.readouterr().out
     assert "AtariVectorEnv alone" in out and "dqnfast data path" in out and "goal >= 1.8x" in out
+    assert "ceiling: 2 independent process(es)" in out and "data path over the ceiling, 2 workers" in out
     with pytest.raises(SystemExit):
         vector_bench.main(["--workers", "1,3"])
     assert "between 1 and --num-envs" in capsys.readouterr().err
     assert vector_bench.rom_name("ALE/MsPacman-v5") == "ms_pacman"
+
+
+def test_bench_ceiling_times_every_process():
+    """The ceiling row's wall time runs from the common start to the last process's end, and its CPU
+    time is the processes' own: both workers' emulation is in it."""
+    one = vector_bench.bench_ceiling("ALE/Breakout-v5", 40, 2, 1, 84, 0)
+    two = vector_bench.bench_ceiling("ALE/Breakout-v5", 40, 2, 2, 84, 0)
+    for t in (one, two):
+        assert t.wall > 0 and t.cpu is not None and t.cpu > 0
+    # Same 80 agent steps either way: two processes share them, so neither does all of the work
+    # alone, yet together they spend at least half as much CPU as one (no step is skipped).
+    assert two.cpu > 0.5 * one.cpu
 
 
 def test_workers_exit_when_the_main_process_hangs_up():

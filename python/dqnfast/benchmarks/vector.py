@@ -14,7 +14,12 @@ Rows, all on the same ``num_envs`` envs taking the same seeded random actions, e
   episodes from ``info["final_obs"]``, then ``start_episodes``) -> the stacked state of every env
   -> one ``sample(batch)`` per ``train_frequency`` agent steps, run between ``step_async`` and
   ``step_wait`` so that it overlaps the emulation, as a trainer's learner step would;
-- ``single``: the single-env dqnfast data path (``dqnfast bench pipeline``'s), for reference.
+- ``single``: the single-env dqnfast data path (``dqnfast bench pipeline``'s), for reference;
+- ``ceiling``: the machine's own limit. ``workers`` independent processes each step their share of
+  the same envs (the same single-env stacks, the same actions) with no coordination at all: no
+  step messages, no shared frames, no replay. Released together, timed until the last one ends.
+  Its 2-over-1 ratio is what this machine's cores give to parallel emulation right now; on a
+  shared VM it moves from run to run, and no design can scale past it.
 
 Each repeat times every row once, interleaved; the table shows the best of the repeats and the
 goal ratios both from the best times and as the median of each repeat's own ratio.
@@ -23,10 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import re
 import time
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -192,6 +198,48 @@ def bench_dqnfast_vector(env_id: str, steps: int, num_envs: int, workers: int, f
     return dt
 
 
+def _ceiling_worker(env_id: str, steps: int, num_envs: int, workers: int, w: int, frame_size: int, seed: int,
+                    start: Any, results: Any) -> None:
+    """Builds worker ``w``'s envs, waits at ``start`` for the other workers, then steps them one after
+    the other with their columns of the other rows' actions; reports (start, end, CPU seconds)."""
+    from ..wrappers import make_atari_env
+    envs = [make_atari_env(env_id, seed=seed + i, screen_size=frame_size) for i in range(w, num_envs, workers)]
+    for env in envs:
+        env.reset()
+    acts = _vector_actions(steps, num_envs, int(envs[0].action_space.n), seed)[:, w::workers].tolist()
+    start.wait()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for row in acts:
+        for env, a in zip(envs, row):
+            _, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                env.reset()
+    results.put((t0, time.perf_counter(), time.process_time() - cpu0))
+    for env in envs:
+        env.close()
+
+
+def bench_ceiling(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, seed: int) -> Timing:
+    """Seconds for ``steps`` vector steps of ``num_envs`` envs split over ``workers`` independent
+    processes (env i in process ``i % workers``, as ProcessVectorEnv splits them), from the common
+    start to the last process's end. CLOCK_MONOTONIC (perf_counter) is one clock for all processes."""
+    ctx = mp.get_context()
+    start, results = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_ceiling_worker, daemon=True,
+                         args=(env_id, steps, num_envs, workers, w, frame_size, seed, start, results))
+             for w in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        got = [results.get(timeout=600) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
+    return Timing(max(end for _, end, _ in got) - min(t0 for t0, _, _ in got), sum(cpu for _, _, cpu in got))
+
+
 def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, workers: Sequence[int] = (1, 2),
         frame_size: int = 84, capacity: int = 20_000, batch: int = 32, train_frequency: int = 4, seed: int = 0,
         repeats: int = 3) -> Dict[str, object]:
@@ -210,6 +258,8 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
                 bench_processes_env(env_id, vsteps, num_envs, w, frame_size, seed))
             timings.setdefault(f"dqnfast_w{w}", []).append(
                 bench_dqnfast_vector(env_id, vsteps, num_envs, w, **data_kw))
+            timings.setdefault(f"ceiling_w{w}", []).append(
+                bench_ceiling(env_id, vsteps, num_envs, w, frame_size, seed))
         timings.setdefault("single", []).append(Timing(bench_dqnfast(
             env_id, agent_steps, frame_size, 4, capacity, batch, train_frequency, seed), None))
     load_after = os.getloadavg()
@@ -229,6 +279,8 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
     goals = {f"dqnfast_w{hi}_over_w{lo}": ratio(f"dqnfast_w{hi}", f"dqnfast_w{lo}"),
              **{f"dqnfast_over_ale_w{w}": ratio(f"dqnfast_w{w}", f"ale_w{w}") for w in workers},
              f"ale_w{hi}_over_w{lo}": ratio(f"ale_w{hi}", f"ale_w{lo}"),
+             f"ceiling_w{hi}_over_w{lo}": ratio(f"ceiling_w{hi}", f"ceiling_w{lo}"),
+             **{f"dqnfast_over_ceiling_w{w}": ratio(f"dqnfast_w{w}", f"ceiling_w{w}") for w in workers},
              f"processes_env_w{hi}_over_w{lo}": ratio(f"processes_env_w{hi}", f"processes_env_w{lo}")}
     return {"env_id": env_id, "agent_steps": agent_steps, "num_envs": num_envs, "workers": list(workers),
             "frame_size": frame_size, "batch": batch, "train_frequency": train_frequency, "capacity": capacity,
@@ -273,7 +325,8 @@ def main(argv: Sequence[str]) -> int:
     labels = {"ale_w{}": "ale-py AtariVectorEnv alone, default preprocessing, {} thread(s)",
               "ale_full_frames_w{}": "AtariVectorEnv 210x160 + preprocess + replay, {} thread(s)",
               "processes_env_w{}": "dqnfast ProcessVectorEnv alone, {} process(es)",
-              "dqnfast_w{}": "dqnfast data path (ProcessVectorEnv + replay), {} process(es)"}
+              "dqnfast_w{}": "dqnfast data path (ProcessVectorEnv + replay), {} process(es)",
+              "ceiling_w{}": "ceiling: {} independent process(es), no coordination"}
     cpu: Dict[str, Optional[float]] = res["cpu_us_per_agent_step"]  # type: ignore[assignment]
     rows = [(label.format(w), key.format(w)) for key, label in labels.items() for w in workers]
     for label, key in rows + [("dqnfast single-env data path (1 env, in process)", "single")]:
@@ -285,9 +338,12 @@ def main(argv: Sequence[str]) -> int:
              f"dqnfast_over_ale_w{hi}": f"data path over AtariVectorEnv alone, {hi} workers (goal >= 0.9x)",
              f"dqnfast_over_ale_w{lo}": f"data path over AtariVectorEnv alone, {lo} worker(s)",
              f"ale_w{hi}_over_w{lo}": f"AtariVectorEnv alone, {hi} threads over {lo}",
-             f"processes_env_w{hi}_over_w{lo}": f"ProcessVectorEnv alone, {hi} processes over {lo}"}
+             f"ceiling_w{hi}_over_w{lo}": f"ceiling (the machine's own), {hi} processes over {lo}",
+             f"processes_env_w{hi}_over_w{lo}": f"ProcessVectorEnv alone, {hi} processes over {lo}",
+             f"dqnfast_over_ceiling_w{lo}": f"data path over the ceiling, {lo} worker(s)",
+             f"dqnfast_over_ceiling_w{hi}": f"data path over the ceiling, {hi} workers"}
     for key, label in goals.items():
-        if key in r and (hi != lo or "over_ale" in key):
+        if key in r and (hi != lo or "_over_ale" in key or "_over_ceiling" in key):
             print(f"{label:<62}{r[key]['best']:>8.2f}x  (median of paired repeats {r[key]['paired_median']:.2f}x)")
     if args.json:
         with open(args.json, "w") as f:
