@@ -215,4 +215,5 @@ def main(argv: List[str]) -> int:
               f"(p90 {f['sample_ingesting']['p90_us']:.1f}), idle {f['sample_idle']['median_us']:.1f} us: "
               f"{f['sample_ratio']:.2f}x  (goal <= 1.2x)")
     _print_whole_run(results.get("whole_run"), args)
+    print(f"  load after: {results['load_after']}")
     return 0
