@@ -7,7 +7,8 @@ client with a wrong token is refused; two actors ingest while the learner sample
 process is killed, then actor 0 is killed through Ray; the worker node (actor 1's) is removed
 and later replaced; a prioritized pool checks the initial priorities against the learner's own
 network. The replay is checked exact after each stage. ``sigterm``: a single-node local Ray feeds
-a replay until SIGTERM, then stops the actors and saves the replay as the checkpoint.
+a replay until SIGTERM, then stops the actors and saves the replay as the checkpoint. ``bench``:
+a tiny `dqnfast bench ray`, its whole-run figure's training runs kept beside OUT.json (``runs/``).
 Writes a JSON report to OUT.json; assertions fail the run (exit status 1).
 """
 from __future__ import annotations
@@ -285,8 +286,12 @@ def main() -> int:
 
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
+                # the whole-run figure's training runs stay in OUT's folder for the test to read back
                 rc = ray_bench.main(["--actors", "2", "--envs-per-actor", "2", "--seconds", "1", "--rounds", "8",
-                                      "--capacity", "20000", "--env", "fake", "--json"])
+                                      "--capacity", "20000", "--env", "fake", "--train-seconds", "15",
+                                      "--train-warmup", "1", "--train-learning-starts", "200",
+                                      "--train-dir", os.path.join(os.path.dirname(os.path.abspath(out)), "runs"),
+                                      "--json"])
             assert rc == 0, rc
             report["bench"] = json.loads(buf.getvalue())
         elif scenario == "sigterm":

@@ -337,15 +337,53 @@ def test_sigterm_stops_the_actors_and_writes_a_checkpoint(tmp_path):
     check_replay_exact(rb, 3)
 
 
+def _update_rows(run_dir: Path):
+    """(wall time, agent step, updates) of the run log's charts/updates rows, read here independently."""
+    import csv
+
+    with open(run_dir / "scalars.csv", newline="") as f:
+        return [(float(r["wall_time"]), int(r["global_step"]), int(float(r["value"])))
+                for r in csv.DictReader(f) if r["tag"] == "charts/updates"]
+
+
+def _check_whole_run(run: dict, warmup: float) -> dict:
+    """A run's figure agrees with its checkpoint and its log; returns the checkpoint's config."""
+    from dqnfast.checkpoint import load_training_checkpoint
+
+    state = load_training_checkpoint(str(Path(run["run_dir"]) / "checkpoint.pt"))
+    assert run["agent_steps"] == state["counters"]["global_step"] > 0
+    assert run["updates"] == state["counters"]["updates"] > 0
+    rows, w = _update_rows(Path(run["run_dir"])), run["window"]
+    inside = [r for r in rows if r[0] >= rows[0][0] + warmup]  # the rows after the warm-up, to the last
+    assert len(inside) == w["rows"] >= 2
+    assert (inside[0][:2], inside[-1][:2]) == ((w["from_time"], w["from_step"]), (w["to_time"], w["to_step"]))
+    assert w["steps"] == inside[-1][1] - inside[0][1] > 0 and w["updates"] == inside[-1][2] - inside[0][2] > 0
+    assert inside[-1][1] <= run["agent_steps"] and inside[-1][2] <= run["updates"]
+    assert run["rate"] == w["rate"] == pytest.approx(w["steps"] / (inside[-1][0] - inside[0][0]))
+    return state["config"]
+
+
 @pytest.mark.slow
+@pytest.mark.atari
 def test_bench_ray_reports_every_figure(tmp_path):
     out = tmp_path / "bench.json"
     proc, timeout = _netns_run("bench", out, 300)
     output, _ = proc.communicate(timeout=timeout)
-    fake = _report(out, output)["bench"]["fake"]
+    bench = _report(out, output)["bench"]
+    fake = bench["fake"]
     assert fake["rate"] > 0 and fake["rate_while_sampling"] > 0 and fake["lost_chunks"] == 0
     assert fake["learner_ceiling"]["transitions"] == 2 * 32 * 8 * 2  # 32 chunks per actor, 8 rounds x 2 envs
     assert fake["sample_idle"]["calls"] > 0 and fake["sample_ratio"] > 0
+    # the whole-run figure: two training runs whose rates come from their own logs
+    whole = bench["whole_run"]
+    assert "error" not in whole, whole.get("error")
+    single, ray = _check_whole_run(whole["single"], 1.0), _check_whole_run(whole["ray"], 1.0)
+    assert single["ray"] == "" and (ray["ray"], ray["ray_actors"], ray["envs_per_actor"]) == ("local", 2, 2)
+    ray_options = ("ray", "ray_actors", "envs_per_actor", "run_name")
+    assert {k: v for k, v in single.items() if k not in ray_options} == {k: v for k, v in ray.items()
+                                                                         if k not in ray_options}
+    assert single["max_seconds"] == 15 and single["learning_starts"] == 200
+    assert whole["ratio"] == pytest.approx(whole["ray"]["rate"] / whole["single"]["rate"]) and whole["ratio"] > 0
 
 
 @pytest.mark.slow

@@ -8,8 +8,10 @@ authentication on, no dashboard):
    measured, then with Breakout (``make_atari_env``, random actions: no network on the actors);
 2. the learner's ``sample(32)`` latency while the fake-env actors ingest, against the same replay
    idle (median of many calls each; goal: within 1.2x);
-3. agent steps/s of a whole training run against the single-process trainer: needs the trainer's
-   ``--ray`` mode, which is not wired yet; this bench says so instead of printing a figure.
+3. agent steps/s of a whole training run with ``--actors`` x ``--envs-per-actor`` Ray actors,
+   against the single-process trainer: two time-boxed Breakout runs (``--train-seconds`` each) of
+   the trainer in this process, same config apart from the Ray options, timed from their own run
+   logs after a warm-up (:mod:`dqnfast.benchmarks.ray_training`).
 
 The ingest rate counts transitions written into the replay per second of wall time once every
 actor has delivered a chunk. On a machine with few cores the actors, Ray's processes and the
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -101,6 +104,38 @@ def _run(env_fn: Any, actors: int, envs_per_actor: int, seconds: float, rounds: 
     return res
 
 
+def _whole_run(args: argparse.Namespace) -> Dict[str, Any]:
+    """The whole-run figure on the Ray this process is connected to; an error says why it is missing."""
+    from .ray_training import whole_run_figure
+
+    try:
+        if args.train_dir is not None:
+            return whole_run_figure(args.address, args.actors, args.envs_per_actor, args.train_seconds,
+                                    args.train_warmup, args.train_learning_starts, args.train_dir)
+        with tempfile.TemporaryDirectory(prefix="dqnfast-bench-ray-") as run_dir:
+            return whole_run_figure(args.address, args.actors, args.envs_per_actor, args.train_seconds,
+                                    args.train_warmup, args.train_learning_starts, run_dir)
+    except Exception as e:  # e.g. no ale-py / ROM, or a run too short to time: say so, keep the other figures
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def _print_whole_run(w: Optional[Dict[str, Any]], args: argparse.Namespace) -> None:
+    head = "  agent steps/s of a training run vs the single-process trainer"
+    if w is None:
+        print(f"{head}: not measured (--train-seconds 0)")
+        return
+    if "error" in w:
+        print(f"{head}: not measured ({w['error']})")
+        return
+    print(f"{head} ({w['preset']} preset, {w['seconds']:g} s each, timed after {w['warmup']:g} s of learning):")
+    for name, label in (("single", "single process"), ("ray", f"Ray, {args.actors} x {args.envs_per_actor} envs")):
+        r, win = w[name], w[name]["window"]
+        print(f"    {label:22s}: {r['rate']:8,.0f} agent steps/s, {win['updates_per_s']:6,.1f} updates/s  "
+              f"({win['steps']:,} steps in {win['seconds']:.1f} s; run: {r['agent_steps']:,} steps, "
+              f"{r['updates']:,} updates, first update after {r['first_update_s']:.1f} s)")
+    print(f"    Ray / single process: {w['ratio']:.2f}x agent steps/s")
+
+
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(prog="dqnfast bench ray", description=__doc__.split("\n\n")[0])
     p.add_argument("--actors", type=int, default=2)
@@ -110,8 +145,18 @@ def main(argv: List[str]) -> int:
     p.add_argument("--capacity", type=int, default=200_000)
     p.add_argument("--env", choices=("fake", "breakout", "both"), default="both")
     p.add_argument("--address", default="local", help="'local' (start Ray here), 'auto' or host:port")
+    p.add_argument("--train-seconds", type=float, default=30.0,
+                   help="time box of each training run of the whole-run figure (the Ray run's actor start-up "
+                        "counts in it); 0 skips that figure")
+    p.add_argument("--train-warmup", type=float, default=3.0,
+                   help="seconds of each training run's learning left out of its figure")
+    p.add_argument("--train-learning-starts", type=int, default=1000, help="learning_starts of the training runs")
+    p.add_argument("--train-dir", default=None,
+                   help="keep the training runs' folders here (default: a temporary folder, removed)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args(argv)
+    if not args.train_seconds >= 0 or not args.train_warmup >= 0:
+        p.error("--train-seconds and --train-warmup must be >= 0")
     try:
         import ray
     except ImportError:
@@ -138,11 +183,12 @@ def main(argv: List[str]) -> int:
                                            args.seconds, args.rounds, args.capacity, measure_sampling=False)
             except Exception as e:  # e.g. no ale-py / ROM on this machine: say so, keep the other figures
                 results["breakout"] = {"error": f"{type(e).__name__}: {e}"}
+        if args.train_seconds > 0:
+            results["whole_run"] = _whole_run(args)
     finally:
         if owns:
             ray.shutdown()
     results["load_after"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    results["agent_steps_vs_trainer"] = "needs the trainer's --ray mode (not wired yet)"
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -168,5 +214,6 @@ def main(argv: List[str]) -> int:
         print(f"  sample(32) while ingesting: {f['sample_ingesting']['median_us']:.1f} us median "
               f"(p90 {f['sample_ingesting']['p90_us']:.1f}), idle {f['sample_idle']['median_us']:.1f} us: "
               f"{f['sample_ratio']:.2f}x  (goal <= 1.2x)")
-    print(f"  agent steps/s of a run vs the single-process trainer: {results['agent_steps_vs_trainer']}")
+    _print_whole_run(results.get("whole_run"), args)
+    print(f"  load after: {results['load_after']}")
     return 0

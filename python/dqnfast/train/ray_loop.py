@@ -7,7 +7,9 @@ env) while this loop samples and learns. The actors' network follows the learner
 object store every ``--ray-weights-interval`` updates. Agent steps are those that reached the
 replay; the learner keeps to the configured updates per agent step when it can, and falls
 behind (never ahead) when the actors make steps faster than it learns. Progress, logs,
-checkpoints (with the ingest paused) and the final evaluation are the trainer's own.
+checkpoints (with the ingest paused) and the final evaluation are the trainer's own. A process
+already connected to Ray (``ray.init`` before the Trainer) trains on that connection, whatever
+``--ray`` says: Ray connects once per process.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import functools
 import time
 from typing import TYPE_CHECKING
 
-from ..distributed import ActorPool, AtariEnvFn, Ingestor, apex_epsilons
+from ..distributed import ActorPool, AtariEnvFn, Ingestor, apex_epsilons, require_ray
 from ..learner import QNetwork
 from .progress import Progress
 
@@ -30,7 +32,10 @@ def actor_pool(trainer: "Trainer") -> ActorPool:
                         crop=cfg.crop, interp=cfg.interp, gray=cfg.gray, fire_reset=cfg.fire_reset,
                         episodic_life=cfg.episodic_life, clip_rewards=cfg.clip_rewards)
     net_fn = functools.partial(QNetwork, trainer.num_actions, cfg.stack, (cfg.frame_size, cfg.frame_size))
-    return ActorPool(cfg.ray, cfg.ray_actors, cfg.envs_per_actor, env_fn, net_fn=net_fn, seed=trainer.env_seed,
+    # a process already connected to Ray (a bench that measured ingest first, a notebook that called
+    # ray.init) trains on that connection: Ray connects once per process
+    address = None if require_ray().is_initialized() else cfg.ray
+    return ActorPool(address, cfg.ray_actors, cfg.envs_per_actor, env_fn, net_fn=net_fn, seed=trainer.env_seed,
                      gamma=cfg.gamma, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.stack,
                      epsilons=apex_epsilons(cfg.ray_actors))
 
