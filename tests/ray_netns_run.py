@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -96,6 +97,12 @@ def scenario_cluster(report: dict) -> None:
     report["cluster_start_s"] = time.perf_counter() - t0
     report["nodes"] = sum(n["Alive"] for n in ray.nodes())
     report["wrong_token_refused"] = wrong_token_refused(cluster.address)
+    # 5 actors of 1 CPU on a 4-CPU cluster that this process joined: one could never start, so the
+    # pool says so (a warning: a joined cluster may grow)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ActorPool(None, 5, 1, counting_env_fn(4, 30, SHAPE), frame_shape=SHAPE).start().stop()
+    report["oversubscribed_warnings"] = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
 
     pool = ActorPool(None, 2, K, counting_env_fn(4, 30, SHAPE), frame_shape=SHAPE, rounds_per_chunk=16, seed=5,
                      num_cpus_per_actor=0.5, actor_options=[{"resources": {"head": 1}}, {"resources": {"worker": 1}}])

@@ -23,6 +23,7 @@ import dqnfast
 from distributed_checks import check_replay_exact
 from dqnfast import ReplayBuffer
 from dqnfast.distributed import ActorPool, ChunkWriter, EnvActor, apex_epsilons
+from dqnfast.distributed.pool import check_cpus
 from dqnfast.distributed.fake_env import CountingPixelVectorEnv, counting_env_fn, decode_frame
 
 HERE = Path(__file__).resolve().parent
@@ -229,6 +230,18 @@ def test_breakout_actor_chunks_go_into_the_replay():
     assert b.obs.shape == (16, 4, 84, 84) and b.obs.any()
 
 
+def test_actors_that_cannot_fit_the_cluster_are_refused():
+    """More CPUs asked than a cluster has: Ray would queue the extra actors for good and the learner
+    would wait on them without a word. A Ray the pool started cannot grow: an error; a joined one
+    may (autoscaling): a warning."""
+    check_cpus(2, 2, owns_ray=True)
+    check_cpus(0.04, 2, owns_ray=True)
+    with pytest.raises(ValueError, match="need 4 CPUs but the Ray cluster has 2"):
+        check_cpus(4, 2, owns_ray=True)
+    with pytest.warns(RuntimeWarning, match="never start"):
+        check_cpus(3, 2, owns_ray=False)
+
+
 def test_pool_arguments_are_checked():
     fn = counting_env_fn()
     with pytest.raises(ValueError, match="num_actors"):
@@ -282,6 +295,8 @@ def cluster_report(tmp_path_factory):
 def test_cluster_has_two_nodes_and_refuses_a_wrong_token(cluster_report):
     assert cluster_report["nodes"] == 2
     assert cluster_report["wrong_token_refused"]
+    assert any("need 5 CPUs but the Ray cluster has 4" in m for m in cluster_report["oversubscribed_warnings"]), \
+        cluster_report["oversubscribed_warnings"]
 
 
 @pytest.mark.slow

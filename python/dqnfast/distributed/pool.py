@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import operator
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -18,6 +19,19 @@ def _count(value: Any, name: str) -> int:
     if n < 1:
         raise ValueError(f"{name} must be at least 1, got {n}")
     return n
+
+
+def check_cpus(need: float, have: float, owns_ray: bool) -> None:
+    """Actors that ask for more CPUs than the cluster has never start: Ray queues them for good, and
+    the learner would wait on them silently. A Ray this pool started has no more CPUs to come, so that
+    is an error; a cluster joined may grow (an autoscaler), so it gets a warning."""
+    if need <= have:
+        return
+    msg = (f"the actors need {need:g} CPUs but the Ray cluster has {have:g}: the ones that do not fit "
+           f"would wait for CPUs and never start. Use fewer actors (--ray-actors), or add nodes")
+    if owns_ray:
+        raise ValueError(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 class ActorPool:
@@ -88,6 +102,12 @@ class ActorPool:
         self._owns_ray = connect(self.address, dashboard=self.dashboard, num_cpus=self.num_cpus)
         remote_cls = ray.remote(EnvActor)
         opts = {"max_restarts": self.max_restarts, "max_task_retries": 0, "num_cpus": self.num_cpus_per_actor}
+        need = sum(float(o.get("num_cpus", self.num_cpus_per_actor)) for o in self.actor_options)
+        try:
+            check_cpus(need, float(ray.cluster_resources().get("CPU", 0.0)), self._owns_ray)
+        except ValueError:
+            self.stop()
+            raise
         self.actors = [
             remote_cls.options(**opts, **self.actor_options[i]).remote(
                 i, self.envs_per_actor, self.env_fn, self.epsilons[i], net_fn=self.net_fn, seed=self.seed,
