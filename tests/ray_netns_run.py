@@ -7,7 +7,8 @@ client with a wrong token is refused; two actors ingest while the learner sample
 process is killed, then actor 0 is killed through Ray; the worker node (actor 1's) is removed
 and later replaced; a prioritized pool checks the initial priorities against the learner's own
 network. The replay is checked exact after each stage. ``sigterm``: a single-node local Ray feeds
-a replay until SIGTERM, then stops the actors and saves the replay as the checkpoint. ``bench``:
+a replay until SIGTERM, then stops the actors and saves the replay as the checkpoint.
+``train_sigterm``: `dqnfast train --ray local` gets SIGTERM once it learns. ``bench``:
 a tiny `dqnfast bench ray`, its whole-run figure's training runs kept beside OUT.json (``runs/``).
 Writes a JSON report to OUT.json; assertions fail the run (exit status 1).
 """
@@ -276,6 +277,35 @@ def scenario_train(report: dict, run_dir: str) -> None:
                   replay_streams=rb.num_envs, replay_writes=rb.writes)
 
 
+def scenario_train_sigterm(report: dict, run_dir: str) -> None:
+    """`dqnfast train --ray local` as a job scheduler runs it: SIGTERM once it learns. The trainer
+    stops its actors and writes a checkpoint with the replay, and exits with 143."""
+    from dqnfast import checkpoint as ckpt
+
+    cmd = [sys.executable, "-m", "dqnfast.train", "--ray", "local", "--ray-actors", "2", "--envs-per-actor", "2",
+           "--total-steps", "100000000", "--frame-size", "36", "--buffer-size", "20000", "--batch-size", "8",
+           "--learning-starts", "300", "--no-progress", "--no-tensorboard", "--torch-threads", "1",
+           "--device", "cpu", "--checkpoint-interval", "0", "--log-interval", "5", "--run-dir", run_dir,
+           "--run-name", "ray_sigterm"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    scalars = os.path.join(run_dir, "ray_sigterm", "scalars.csv")
+    try:
+        wait_for(lambda: proc.poll() is not None or (os.path.exists(scalars) and "charts/updates" in open(scalars).read()),
+                 "the trainer's first updates", 180)
+        assert proc.poll() is None, f"the trainer exited early ({proc.returncode})"
+    except BaseException as e:
+        proc.kill()
+        raise RuntimeError(f"{e}; trainer output:\n" + proc.communicate()[0][-3000:]) from e
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    report["train_sigterm_rc"] = proc.returncode
+    report["train_sigterm_output"] = output[-2000:]
+    state = ckpt.load_training_checkpoint(os.path.join(run_dir, "ray_sigterm", "checkpoint.pt"))
+    rb = ReplayBuffer.load(os.path.join(run_dir, "ray_sigterm", state["replay"]))
+    report["train_sigterm"] = dict(counters=state["counters"], replay_len=len(rb), replay_valid=len(rb.valid_indices()),
+                                   replay_streams=rb.num_envs, replay_writes=rb.writes)
+
+
 def main() -> int:
     scenario, out = sys.argv[1], sys.argv[2]
     if not only_loopback():
@@ -305,6 +335,8 @@ def main() -> int:
             scenario_sigterm(report, os.path.dirname(os.path.abspath(out)))
         elif scenario == "train":
             scenario_train(report, os.path.dirname(os.path.abspath(out)))
+        elif scenario == "train_sigterm":
+            scenario_train_sigterm(report, os.path.dirname(os.path.abspath(out)))
         else:
             raise SystemExit(f"unknown scenario {scenario!r}")
         report["ok"] = True

@@ -415,3 +415,22 @@ def test_train_with_ray_actors_feeds_the_learner(tmp_path):
     assert 0 < c["updates"] <= (c["global_step"] - 300) // 4
     assert report["replay_streams"] == 4
     assert report["replay_len"] == report["replay_valid"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.atari
+def test_sigterm_stops_a_ray_training_run_with_a_checkpoint(tmp_path):
+    """SIGTERM to `dqnfast train --ray local` (as a job scheduler sends it) once it learns: exit
+    status 143, and a checkpoint whose replay holds every step the run counted, exact."""
+    out = tmp_path / "train_sigterm.json"
+    proc, timeout = _netns_run("train_sigterm", out, 600)
+    output, _ = proc.communicate(timeout=timeout)
+    report = _report(out, output)
+    assert report["train_sigterm_rc"] == 143, report["train_sigterm_output"]
+    assert "SIGTERM" in report["train_sigterm_output"]
+    r, c = report["train_sigterm"], report["train_sigterm"]["counters"]
+    assert c["updates"] > 0 and c["global_step"] > 300
+    assert r["replay_streams"] == 4
+    # every step the run counted is in the saved replay (it holds them all: 20,000 slots)
+    assert r["replay_writes"] >= c["global_step"]
+    assert r["replay_len"] == r["replay_valid"] > 0
