@@ -5,14 +5,18 @@ What is recorded, and from where (never from the script's own counters or prints
 
 - the env: every reset and step as the env returned it (a wrapper around make_env's env, or a
   SyncVectorEnv subclass), so the test can rebuild every transition and every state itself;
-- the buffer: each sampled batch, and (SB3 adapter) the ids each add stored;
+- the buffer: each sampled batch, and (SB3 adapter) the ids each add stored. Row 0 of every batch is
+  replaced with an episode-ending transition of the env's record, once the buffer holds one (cycling
+  through them), so that how the loss treats terminations and truncations shows in every update's
+  gradient instead of only when uniform sampling happens to draw one of the few such transitions;
 - the networks: the two QNetwork instances; each greedy forward of the online one (its input and
   argmax); a fingerprint of the target network at the start of every step;
 - the optimizer: at each step, the gradients it was about to apply against the DQN loss gradients
   recomputed from the sampled batch and both networks, and how far the step moved the parameters;
 - the epsilon schedule: each call of the script's linear_schedule (one per global step).
 
-The script itself is not changed and imports nothing from here.
+The script itself is not changed and imports nothing from here; the only thing the probes change in
+its run is which stored transitions row 0 of a batch holds.
 """
 from __future__ import annotations
 
@@ -111,6 +115,7 @@ class Probe:
     updates: List[Update] = field(default_factory=list)
     buffers: List[Any] = field(default_factory=list)
     add_ids: List[np.ndarray] = field(default_factory=list)  # SB3 adapter: last_indices after each add
+    endings_sampled: int = 0  # batches whose row 0 was set to an episode-ending transition
     env_events: List[Any] = field(default_factory=list)  # single env: ("reset", obs) or EnvStep
     vector_reset: Optional[np.ndarray] = None
     vector_steps: List[VectorStep] = field(default_factory=list)
@@ -151,6 +156,25 @@ class Probe:
 
     def on_sample(self, batch: LossBatch) -> None:
         self.samples.append((self.step, batch))
+
+    def next_ending(self) -> Optional[int]:
+        """The buffer id of an episode-ending transition stored so far (the next one in turn), or None."""
+        ids = self._ending_ids()
+        if not ids:
+            return None
+        self.endings_sampled += 1
+        return ids[(self.endings_sampled - 1) % len(ids)]
+
+    def _ending_ids(self) -> List[int]:
+        if self.vector_steps:  # SB3 adapter: the ids its adds reported
+            return [int(self.add_ids[k][e]) for k, s in enumerate(self.vector_steps[:len(self.add_ids)])
+                    for e in np.flatnonzero(s.terminated | s.truncated) if self.add_ids[k][e] >= 0]
+        ids, writes = [], 0  # dqnfast.ReplayBuffer: the id is the write number of the step's frame, and
+        for ev in self.env_events:  # each episode start and each step writes one frame
+            if isinstance(ev, EnvStep) and (ev.terminated or ev.truncated):
+                ids.append(writes)
+            writes += 1
+        return ids
 
     def on_optimizer_step(self, params: List[torch.Tensor], apply) -> Any:
         sampled_at, batch = self.samples[-1] if self.samples else (None, None)
@@ -238,6 +262,11 @@ def install_cleanrl_dqn(monkeypatch, module, probe: Probe) -> None:
 
         def sample(self, batch_size, out=None):
             b = super().sample(batch_size, out)
+            ending = probe.next_ending()
+            if ending is not None:  # row 0 := that transition (with shared frames, obs and next_obs agree)
+                one = self.gather(np.array([ending], np.int64))
+                for name in one._fields:
+                    getattr(b, name)[0] = getattr(one, name)[0]
             probe.on_sample(LossBatch(torch.from_numpy(b.obs.copy()), torch.from_numpy(b.action.copy()),
                                       torch.from_numpy(b.reward.copy()), torch.from_numpy(b.next_obs.copy()),
                                       torch.from_numpy(b.terminated.astype(np.float32))))
@@ -278,6 +307,10 @@ def install_cleanrl_sb3_style(monkeypatch, module, probe: Probe) -> None:
 
         def sample(self, batch_size, env=None):
             s = super().sample(batch_size, env)
+            ending = probe.next_ending()
+            if ending is not None:  # row 0 := that transition
+                one = self._get_samples(np.array([ending], np.int64), env)
+                s = type(s)(*(b if b is None else torch.cat([a, b[1:]]) for a, b in zip(one, s)))  # (None: unused)
             probe.on_sample(LossBatch(s.observations.clone(), s.actions.flatten().clone(), s.rewards.flatten().clone(),
                                       s.next_observations.clone(), s.dones.flatten().clone()))
             return s

@@ -104,9 +104,11 @@ def check_updates(probe: Probe, update_steps: List[int]) -> None:
     loss gradient of that batch (so the gradients were zeroed before backward) and moving q."""
     assert [u.step for u in probe.updates] == update_steps, "optimizer steps at the wrong global steps"
     assert [s for s, _ in probe.samples] == update_steps, "one sample per update, at the update's step"
+    assert probe.endings_sampled >= len(update_steps) // 2, "most batches must hold an episode-ending transition"
     for u in probe.updates:
         assert u.sampled_at == u.step
-        assert u.grad_error < 1e-3, (f"step {u.step}: the gradient applied differs from the DQN loss gradient of the "
+        # (The script and the reference compute the same float32 ops: on one machine the error is 0.)
+        assert u.grad_error < 1e-4, (f"step {u.step}: the gradient applied differs from the DQN loss gradient of the "
                                      f"sampled batch by {u.grad_error:.3g} (relative): not zeroed, or a wrong loss")
         assert u.change > 0, f"step {u.step}: the optimizer step did not change the Q-network"
 
