@@ -160,10 +160,7 @@ class Probe:
     def next_ending(self) -> Optional[int]:
         """The buffer id of an episode-ending transition stored so far (the next one in turn), or None."""
         ids = self._ending_ids()
-        if not ids:
-            return None
-        self.endings_sampled += 1
-        return ids[(self.endings_sampled - 1) % len(ids)]
+        return ids[self.endings_sampled % len(ids)] if ids else None
 
     def _ending_ids(self) -> List[int]:
         if self.vector_steps:  # SB3 adapter: the ids its adds reported
@@ -191,6 +188,20 @@ class Probe:
         change = math.sqrt(sum(float((p.detach() - b).pow(2).sum()) for p, b in zip(params, before)))
         self.updates.append(Update(self.step, sampled_at, grad_error, loss, change, fingerprint(self.q)))
         return out
+
+
+def _gathered(probe: Probe, gather) -> Any:
+    """The next episode-ending transition as a batch of one, or None: none stored yet, or its id is not one
+    (the script stored something else than the env's record says; the test's own checks will say what)."""
+    ending = probe.next_ending()
+    if ending is None:
+        return None
+    try:
+        one = gather(np.array([ending], np.int64))
+    except IndexError:
+        return None
+    probe.endings_sampled += 1
+    return one
 
 
 def install(monkeypatch, module, probe: Probe) -> None:
@@ -262,9 +273,8 @@ def install_cleanrl_dqn(monkeypatch, module, probe: Probe) -> None:
 
         def sample(self, batch_size, out=None):
             b = super().sample(batch_size, out)
-            ending = probe.next_ending()
-            if ending is not None:  # row 0 := that transition (with shared frames, obs and next_obs agree)
-                one = self.gather(np.array([ending], np.int64))
+            one = _gathered(probe, self.gather)
+            if one is not None:  # row 0 := that transition (with shared frames, obs and next_obs agree)
                 for name in one._fields:
                     getattr(b, name)[0] = getattr(one, name)[0]
             probe.on_sample(LossBatch(torch.from_numpy(b.obs.copy()), torch.from_numpy(b.action.copy()),
@@ -307,9 +317,8 @@ def install_cleanrl_sb3_style(monkeypatch, module, probe: Probe) -> None:
 
         def sample(self, batch_size, env=None):
             s = super().sample(batch_size, env)
-            ending = probe.next_ending()
-            if ending is not None:  # row 0 := that transition
-                one = self._get_samples(np.array([ending], np.int64), env)
+            one = _gathered(probe, lambda ids: self._get_samples(ids, env))
+            if one is not None:  # row 0 := that transition
                 s = type(s)(*(b if b is None else torch.cat([a, b[1:]]) for a, b in zip(one, s)))  # (None: unused)
             probe.on_sample(LossBatch(s.observations.clone(), s.actions.flatten().clone(), s.rewards.flatten().clone(),
                                       s.next_observations.clone(), s.dones.flatten().clone()))

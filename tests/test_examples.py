@@ -83,7 +83,9 @@ def check_greedy_actions(probe: Probe, epsilon: List[float], states: List[np.nda
                          actions: List[np.ndarray]) -> None:
     """A step acts greedily (one forward of the online network, without grad) with probability
     1 - epsilon; then the network's input is the state the env was in and the action is its argmax."""
-    assert probe.greedy_calls == len(probe.greedy), "at most one greedy forward per step"
+    assert probe.greedy_calls == len(probe.greedy), \
+        ("the online network ran without grad more than once in a step; only acting should (is the TD target "
+         "computed with the online network instead of the target network?)")
     for t, (x, argmax) in sorted(probe.greedy.items()):
         assert np.array_equal(x, states[t]), f"step {t}: the Q-network acted on another state than the env's"
         assert np.array_equal(argmax, actions[t]), \
