@@ -201,7 +201,11 @@ def test_cleanrl_dqn_example_runs_and_learns(episode_end, max_frames, end_e, mon
     assert len(rows) == total
     assert any(r[episode_end] for r in rows), f"the run must have a {episode_end} step, or a dropped flag would not show"
     (rb,) = probe.buffers
-    got = rb.gather(np.array(ids, np.int64))
+    try:
+        got = rb.gather(np.array(ids, np.int64))
+    except IndexError as e:
+        pytest.fail(f"the buffer holds no transition where the env's resets and steps put one ({e}): an episode "
+                    "start or a step was not stored, or stored twice")
     for name in ("obs", "action", "reward", "next_obs", "terminated", "truncated"):
         want = np.stack([np.asarray(r[name]) for r in rows]).astype(getattr(got, name).dtype)
         bad = np.flatnonzero([not np.array_equal(a, b) for a, b in zip(getattr(got, name), want)])
