@@ -33,6 +33,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--env-id", default="ALE/Breakout-v5")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--total-timesteps", type=int, default=10_000_000)
+    p.add_argument("--max-episode-frames", type=int, default=108_000, help="time limit in emulator frames")
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--buffer-size", type=int, default=1_000_000, help="frame slots in the replay buffer")
     p.add_argument("--gamma", type=float, default=0.99)
@@ -48,11 +49,11 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def make_env(env_id: str, seed: int) -> gym.Env:
+def make_env(env_id: str, seed: int, max_episode_frames: int) -> gym.Env:
     gym.register_envs(ale_py)
     # frameskip=1 in the ALE so that AtariPreprocessing does the skipping (and max-pools the last two
     # frames); sticky actions as in the v5 default, stated explicitly.
-    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.25, max_episode_steps=108_000)
+    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.25, max_episode_steps=max_episode_frames)
     env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False,
                              grayscale_obs=True)  # -> (84, 84) uint8 frames
     env.action_space.seed(seed)
@@ -89,7 +90,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    env = make_env(args.env_id, args.seed)
+    env = make_env(args.env_id, args.seed, args.max_episode_frames)
     n_actions = int(env.action_space.n)
     q_network = QNetwork(args.stack, n_actions).to(device)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
