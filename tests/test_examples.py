@@ -314,3 +314,19 @@ def test_cleanrl_sb3_style_example_trains_with_the_sb3_adapter(mode, num_envs, m
     check_samples_are_transitions(probe, keys)
     check_target_syncs(probe, [t for t in range(steps) if t > starts and t % sync_every == 0], steps)
     check_last_loss(out, probe)
+
+
+@pytest.mark.parametrize("script", ["cleanrl_dqn.py", "cleanrl_sb3_style_dqn.py"])
+def test_example_scripts_start_as_commands(script):
+    """Run as a user runs them (`python examples/X.py --help`): the `__main__` guard calls main(),
+    which parses the command line. The tests above import the scripts instead."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import dqnfast
+    path = Path(__file__).resolve().parents[1] / "examples" / script
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(dqnfast.__file__))}
+    r = subprocess.run([sys.executable, str(path), "--help"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "--total-timesteps" in r.stdout and "--buffer-size" in r.stdout
