@@ -177,6 +177,105 @@ def test_bad_actions_are_refused():
         vec.close()
 
 
+def test_send_recv_each_env_matches_the_single_env_with_its_seed():
+    """EnvPool-style send/recv: each worker's envs are stepped again as soon as they come back, so
+    the envs run at their own pace; each still gives exactly its single env's trajectory."""
+    kw = dict(repeat_action_probability=0.25, max_episode_steps=60)
+    vec = make_atari_env(num_envs=3, workers=2, seed=7, **kw)  # worker 0: envs 0 and 2; worker 1: env 1
+    singles = [make_atari_env(seed=7 + i, **kw) for i in range(3)]
+    steps = 150
+    rng = np.random.default_rng(3)
+    actions = rng.integers(vec.single_action_space.n, size=(3, steps))  # env i's t-th action
+    taken = np.zeros(3, np.int64)
+    seen = {"terminated": 0, "truncated": 0, "episodes": 0}
+    try:
+        obs, _ = vec.reset()
+        for i, env in enumerate(singles):
+            assert np.array_equal(obs[i], env.reset()[0])
+        assert [vec.worker_envs(w).tolist() for w in range(2)] == [[0, 2], [1]]
+        for w in range(2):
+            ids = vec.worker_envs(w)
+            vec.send(actions[ids, 0], ids)
+            taken[ids] = 1
+        pending = 2
+        while pending:
+            obs, reward, terminated, truncated, info = vec.recv()
+            ids = info["env_id"]
+            assert ids.tolist() in ([0, 2], [1])
+            for k, i in enumerate(ids):
+                o, r, term, trunc, step_info = singles[i].step(int(actions[i, taken[i] - 1]))
+                assert (r, term, trunc) == (reward[k], terminated[k], truncated[k]), (i, taken[i])
+                ep = step_info.get("episode")
+                if term or trunc:
+                    seen["terminated" if term else "truncated"] += 1
+                    assert info["_final_obs"][k] and np.array_equal(info["final_obs"][k], o), (i, taken[i])
+                    o, reset_info = singles[i].reset()
+                    ep = ep or reset_info.get("episode")
+                assert np.array_equal(obs[k], o), (i, taken[i])
+                if ep is not None:
+                    seen["episodes"] += 1
+                    assert info["_episode"][k] and info["episode"]["r"][k] == ep["r"], (i, taken[i])
+                else:
+                    assert "_episode" not in info or not info["_episode"][k]
+            if taken[ids[0]] < steps:
+                vec.send(actions[ids, taken[ids]], ids)
+                taken[ids] += 1
+            else:
+                pending -= 1
+    finally:
+        vec.close()
+    assert (taken == steps).all()
+    assert seen["terminated"] >= 1 and seen["truncated"] >= 1 and seen["episodes"] >= 1
+
+
+def test_send_recv_rules():
+    vec = ProcessVectorEnv([lambda: _Boom(0) for _ in range(4)], workers=2)  # groups [0, 2] and [1, 3]
+    try:
+        vec.reset()
+        with pytest.raises(RuntimeError, match="no send"):
+            vec.recv()
+        with pytest.raises(ValueError, match=r"whole worker groups.*\[\[0, 2\]\]"):
+            vec.send([0], [0])
+        with pytest.raises(ValueError, match="whole worker groups"):
+            vec.send([0, 0, 0], [0, 2, 1])
+        with pytest.raises(ValueError, match="distinct envs"):
+            vec.send([0, 0], [0, 0])
+        with pytest.raises(ValueError, match="distinct envs"):
+            vec.send([0], [4])
+        with pytest.raises(ValueError, match="actions must be 2 integers"):
+            vec.send([0], [0, 2])
+        with pytest.raises(ValueError, match=r"actions must be in \[0, 2\)"):
+            vec.send([0, 5], [0, 2])
+        vec.send(np.array([1, 0]), [2, 0])  # any order within the group
+        with pytest.raises(RuntimeError, match=r"worker\(s\) \[0\] are still stepping"):
+            vec.send([0, 0], [0, 2])
+        with pytest.raises(RuntimeError, match="recv"):
+            vec.step_async(np.zeros(4, np.int64))
+        with pytest.raises(RuntimeError, match="recv"):
+            vec.reset()
+        vec.send([1, 1], [1, 3])
+        got = [vec.recv(), vec.recv()]
+        assert sorted(r[4]["env_id"].tolist() for r in got) == [[0, 2], [1, 3]]
+        for obs, reward, terminated, truncated, info in got:
+            assert obs.shape == (2, 2, 3) and (obs == 1).all() and reward.tolist() == [1.0, 1.0]
+        vec.step(np.zeros(4, np.int64))  # the synchronous API works again
+        vec.send([0, 0], [1, 3])
+    finally:
+        vec.close()  # with a send pending: lets it finish, then stops the workers
+    assert vec.closed and not any(p.is_alive() for p in vec._procs)
+
+
+def test_a_worker_error_reaches_recv():
+    vec = ProcessVectorEnv([lambda: _Boom(2), lambda: _Boom(0)], workers=2)
+    vec.reset()
+    vec.send([0], [0])
+    vec.recv()
+    vec.send([0], [0])
+    with pytest.raises(RuntimeError, match="(?s)worker 0.*boom at step 2"):
+        vec.recv()
+    assert vec.closed
+
+
 class _Boom(gym.Env):
     """Raises in step ``fail_at`` (or in its constructor when fail_at is None)."""
 
@@ -238,6 +337,7 @@ def test_bench_runs_in_tiny_mode(capsys):
     out = capsys.readouterr().out
     assert "AtariVectorEnv alone" in out and "dqnfast data path" in out and "goal >= 1.8x" in out
     assert "ceiling: 2 independent process(es)" in out and "data path over the ceiling, 2 workers" in out
+    assert "the same data path on send/recv, 2 process(es)" in out
     with pytest.raises(SystemExit):
         vector_bench.main(["--workers", "1,3"])
     assert "between 1 and --num-envs" in capsys.readouterr().err

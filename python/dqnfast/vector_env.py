@@ -9,7 +9,10 @@ No observation is pickled, and the envs are the very single-env stacks that
 gives for the same seed and actions, whatever its wrappers do at a reset.
 
 ``step_async(actions)`` returns at once and ``step_wait()`` collects the results: the main process
-can sample a replay batch or run a gradient step while the workers emulate.
+can sample a replay batch or run a gradient step while the workers emulate. ``send(actions,
+env_ids)`` and ``recv()`` (EnvPool's asynchronous API) step whole worker groups on their own:
+``recv()`` returns the first group done, so the caller can act on it and send it off again while
+the other workers still emulate, and no worker waits for another.
 
 Autoreset (``metadata["autoreset_mode"]``): ``SAME_STEP`` (default) resets an env inside the step
 where its episode ends; the step returns the new episode's first observation, and
@@ -236,6 +239,7 @@ class ProcessVectorEnv(VectorEnv):
         self.action_space = batch_space(act_space, n)
         self.closed = False
         self._waiting = False
+        self._busy: List[int] = []  # workers stepping for send(), in the order they were sent
         self._conns: List[Connection] = []
         self._procs: List[Any] = []
 
@@ -258,11 +262,12 @@ class ProcessVectorEnv(VectorEnv):
             self.close(terminate=True)
             raise
 
-    def _collect(self) -> int:
-        """Waits for every worker's answer and returns their flags, or-ed; a worker's exception is
-        raised here with its traceback."""
+    def _collect(self, workers: Optional[Sequence[int]] = None) -> int:
+        """Waits for the answer of every worker (or of ``workers``) and returns their flags, or-ed; a
+        worker's exception is raised here with its traceback."""
         errors, flags = [], 0
-        for w, conn in enumerate(self._conns):
+        for w in range(len(self._conns)) if workers is None else workers:
+            conn = self._conns[w]
             try:
                 msg = conn.recv_bytes()
             except (EOFError, OSError):  # the worker died: its end of the pipe is closed or reset
@@ -287,6 +292,8 @@ class ProcessVectorEnv(VectorEnv):
         self._check_open("reset")
         if self._waiting:
             raise RuntimeError("ProcessVectorEnv.reset: call step_wait() for the pending step_async() first")
+        if self._busy:
+            raise RuntimeError("ProcessVectorEnv.reset: call recv() for every pending send() first")
         n = self.num_envs
         if seed is None:
             seeds: List[Optional[int]] = [None] * n
@@ -321,24 +328,88 @@ class ProcessVectorEnv(VectorEnv):
         self._check_open("step_async")
         if self._waiting:
             raise RuntimeError("ProcessVectorEnv.step_async: call step_wait() for the pending step first")
+        if self._busy:
+            raise RuntimeError("ProcessVectorEnv.step_async: call recv() for every pending send() first")
+        self._shared.actions[...] = self._check_actions(actions, self.num_envs)
+        self._start_steps(range(self.num_workers))
+        self._waiting = True
+
+    def _check_actions(self, actions: Any, n: int) -> np.ndarray:
         a = np.asarray(actions)
-        if a.shape != (self.num_envs,) or not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
-            raise ValueError(f"actions must be {self.num_envs} integers (shape ({self.num_envs},)), got "
-                             f"{a.dtype} array of shape {a.shape}")
+        if a.shape != (n,) or not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+            raise ValueError(f"actions must be {n} integers (shape ({n},)), got {a.dtype} array of shape {a.shape}")
         values = a.tolist()  # (min and max of a short list are cheaper in Python than in numpy)
         start, stop = self._action_range
         if min(values) < start or max(values) >= stop:
             raise ValueError(f"actions must be in [{start}, {stop}), got {values}")
-        self._shared.actions[...] = a
-        for w, conn in enumerate(self._conns):
+        return a
+
+    def _start_steps(self, workers: Sequence[int]) -> None:
+        for w in workers:
             try:
-                conn.send_bytes(_STEP)
+                self._conns[w].send_bytes(_STEP)
             except OSError as e:  # the worker is gone (its end of the pipe is closed)
                 code = self._procs[w].exitcode
                 self.close(terminate=True)
                 raise EnvWorkerError(f"ProcessVectorEnv: worker {w} exited (exit code {code}) before a step "
                                      f"could be sent to it ({type(e).__name__})") from e
-        self._waiting = True
+
+    def worker_envs(self, worker: int) -> np.ndarray:
+        """The envs worker ``worker`` steps: ``worker, worker + workers, ...``."""
+        return np.arange(worker, self.num_envs, self.num_workers)
+
+    def send(self, actions, env_ids) -> None:
+        """Starts a step of the envs ``env_ids`` only (EnvPool's asynchronous API); ``recv()`` returns
+        them as soon as their worker is done, while other workers still emulate.
+
+        ``env_ids`` must be whole worker groups (worker w steps envs ``w, w + workers, ...``, see
+        :meth:`worker_envs`), in any order, of workers that are not stepping already; ``actions``
+        gives one action per listed env. A caller that acts on each worker's envs as they come back
+        keeps every worker busy: no worker waits for a slower one, nor for the replay work done
+        between steps."""
+        self._check_open("send")
+        if self._waiting:
+            raise RuntimeError("ProcessVectorEnv.send: call step_wait() for the pending step_async() first")
+        ids = np.asarray(env_ids)
+        if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"env_ids must be a non-empty 1-D sequence of env indices, got {ids.dtype} array of "
+                             f"shape {ids.shape}")
+        if ids.min() < 0 or ids.max() >= self.num_envs or len(np.unique(ids)) != ids.size:
+            raise ValueError(f"env_ids must be distinct envs in [0, {self.num_envs}), got {ids.tolist()}")
+        a = self._check_actions(actions, ids.size)
+        workers = sorted({int(i) % self.num_workers for i in ids})
+        covered = sum(len(self.worker_envs(w)) for w in workers)
+        if covered != ids.size:
+            raise ValueError(f"env_ids must be whole worker groups (worker w steps envs w, w + {self.num_workers}, "
+                             f"...: {[self.worker_envs(w).tolist() for w in workers]}), got {ids.tolist()}")
+        busy = [w for w in workers if w in self._busy]
+        if busy:
+            raise RuntimeError(f"ProcessVectorEnv.send: worker(s) {busy} are still stepping; recv() them first")
+        self._shared.actions[ids] = a
+        self._start_steps(workers)
+        self._busy.extend(workers)
+
+    def recv(self):
+        """The results of the first pending ``send()`` group to finish (obs, rewards, terminated,
+        truncated, info) for its envs only, with ``info["env_id"]`` listing them (in increasing order);
+        otherwise as ``step_wait()``: SAME_STEP autoreset with ``final_obs``, episode statistics.
+        The arrays are copies."""
+        self._check_open("recv")
+        if not self._busy:
+            raise RuntimeError("ProcessVectorEnv.recv: no send() is pending")
+        ready = set(wait([self._conns[w] for w in self._busy]))
+        w = next(w for w in self._busy if self._conns[w] in ready)  # the longest-waiting of those ready
+        self._busy.remove(w)
+        flags = self._collect([w])
+        ids = self.worker_envs(w)
+        sh = self._shared
+        info: Dict[str, Any] = {"env_id": ids}
+        if flags & _ENDED and self.autoreset_mode == AutoresetMode.SAME_STEP:
+            info["final_obs"] = sh.final_obs[ids]
+            info["_final_obs"] = sh.terminated[ids] | sh.truncated[ids]
+        if flags & _EPISODE:
+            self._add_episode_info(info, ids)
+        return sh.obs[ids], sh.rewards[ids], sh.terminated[ids], sh.truncated[ids], info
 
     def step_wait(self):
         """The results of the pending ``step_async``: (obs, rewards, terminated, truncated, info)."""
@@ -361,11 +432,11 @@ class ProcessVectorEnv(VectorEnv):
         self.step_async(actions)
         return self.step_wait()
 
-    def _add_episode_info(self, info: Dict[str, Any]) -> None:
+    def _add_episode_info(self, info: Dict[str, Any], ids: Any = slice(None)) -> None:
         sh = self._shared
-        mask = sh.done_episode.copy()
-        info["episode"] = {"r": np.where(mask, sh.episode_r, 0.0), "l": np.where(mask, sh.episode_l, 0),
-                           "t": np.where(mask, sh.episode_t, 0.0)}
+        mask = sh.done_episode[ids].copy()
+        info["episode"] = {"r": np.where(mask, sh.episode_r[ids], 0.0), "l": np.where(mask, sh.episode_l[ids], 0),
+                           "t": np.where(mask, sh.episode_t[ids], 0.0)}
         info["_episode"] = mask
 
     def close(self, terminate: bool = False) -> None:
@@ -374,10 +445,10 @@ class ProcessVectorEnv(VectorEnv):
         if getattr(self, "closed", True):
             return
         self.closed = True
-        if not terminate and self._waiting:
+        if not terminate and (self._waiting or self._busy):
             try:
-                for conn in self._conns:
-                    conn.recv_bytes()
+                for w in range(len(self._conns)) if self._waiting else self._busy:
+                    self._conns[w].recv_bytes()
             except (EOFError, OSError):
                 terminate = True
         # Closing our end alone need not wake a worker: a forked worker holds copies of the pipes

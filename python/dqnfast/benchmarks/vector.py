@@ -14,6 +14,10 @@ Rows, all on the same ``num_envs`` envs taking the same seeded random actions, e
   episodes from ``info["final_obs"]``, then ``start_episodes``) -> the stacked state of every env
   -> one ``sample(batch)`` per ``train_frequency`` agent steps, run between ``step_async`` and
   ``step_wait`` so that it overlaps the emulation, as a trainer's learner step would;
+- ``dqnfast_async``: the same data path on ``send``/``recv`` (EnvPool's asynchronous API): each
+  worker's envs are added, stacked and sent off again as soon as that worker is done, while the
+  others still emulate; the batches are sampled at the same rate (one per ``train_frequency``
+  agent steps);
 - ``single``: the single-env dqnfast data path (``dqnfast bench pipeline``'s), for reference;
 - ``ceiling``: the machine's own limit. ``workers`` independent processes each step their share of
   the same envs (the same single-env stacks, the same actions) with no coordination at all: no
@@ -240,6 +244,56 @@ def bench_ceiling(env_id: str, steps: int, num_envs: int, workers: int, frame_si
     return Timing(max(end for _, end, _ in got) - min(t0 for t0, _, _ in got), sum(cpu for _, _, cpu in got))
 
 
+def bench_dqnfast_async(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, capacity: int,
+                        batch: int, train_frequency: int, seed: int) -> Timing:
+    """Seconds for ``steps`` steps of every env of the data path on send/recv: a worker's envs go
+    back to it as soon as their step is stored and their next state stacked."""
+    env = _process_env(env_id, num_envs, workers, frame_size, seed)
+    rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
+    acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
+    obs, _ = env.reset(seed=seed)
+    clock = _Clock([p.pid for p in env._procs])
+    rb.start_episodes(obs)
+    groups = [env.worker_envs(w) for w in range(workers)]
+    taken = [0] * workers  # steps sent to each worker's envs
+    stored = sampled = 0
+
+    def send(w: int) -> None:
+        ids = groups[w]
+        for i in ids:
+            rb.stacked(int(i), out=states[i])  # what the agent would act on
+        env.send(acts[taken[w], ids], ids)
+        taken[w] += 1
+
+    for w in range(workers):
+        send(w)
+    pending = workers
+    while pending:
+        obs, reward, terminated, truncated, info = env.recv()
+        ids = info["env_id"]
+        w = int(ids[0]) % workers
+        done = terminated | truncated
+        if done.any():
+            ended = np.flatnonzero(done)
+            next_frames = obs.copy()
+            next_frames[ended] = info["final_obs"][ended]
+            rb.add_batch(acts[taken[w] - 1, ids], reward, next_frames, terminated, truncated, envs=ids)
+            rb.start_episodes(obs[ended], envs=ids[ended])
+        else:
+            rb.add_batch(acts[taken[w] - 1, ids], reward, obs, terminated, truncated, envs=ids)
+        stored += len(ids)
+        if taken[w] < steps:
+            send(w)
+        else:
+            pending -= 1
+        while sampled < stored // train_frequency:  # the learner's batches, while the workers emulate
+            rb.sample(batch, out=out)
+            sampled += 1
+    dt = clock.stop()
+    env.close()
+    return dt
+
+
 def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, workers: Sequence[int] = (1, 2),
         frame_size: int = 84, capacity: int = 20_000, batch: int = 32, train_frequency: int = 4, seed: int = 0,
         repeats: int = 3) -> Dict[str, object]:
@@ -258,6 +312,8 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
                 bench_processes_env(env_id, vsteps, num_envs, w, frame_size, seed))
             timings.setdefault(f"dqnfast_w{w}", []).append(
                 bench_dqnfast_vector(env_id, vsteps, num_envs, w, **data_kw))
+            timings.setdefault(f"dqnfast_async_w{w}", []).append(
+                bench_dqnfast_async(env_id, vsteps, num_envs, w, **data_kw))
             timings.setdefault(f"ceiling_w{w}", []).append(
                 bench_ceiling(env_id, vsteps, num_envs, w, frame_size, seed))
         timings.setdefault("single", []).append(Timing(bench_dqnfast(
@@ -278,9 +334,12 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
 
     goals = {f"dqnfast_w{hi}_over_w{lo}": ratio(f"dqnfast_w{hi}", f"dqnfast_w{lo}"),
              **{f"dqnfast_over_ale_w{w}": ratio(f"dqnfast_w{w}", f"ale_w{w}") for w in workers},
+             f"dqnfast_async_w{hi}_over_w{lo}": ratio(f"dqnfast_async_w{hi}", f"dqnfast_async_w{lo}"),
+             **{f"dqnfast_async_over_ale_w{w}": ratio(f"dqnfast_async_w{w}", f"ale_w{w}") for w in workers},
              f"ale_w{hi}_over_w{lo}": ratio(f"ale_w{hi}", f"ale_w{lo}"),
              f"ceiling_w{hi}_over_w{lo}": ratio(f"ceiling_w{hi}", f"ceiling_w{lo}"),
              **{f"dqnfast_over_ceiling_w{w}": ratio(f"dqnfast_w{w}", f"ceiling_w{w}") for w in workers},
+             **{f"dqnfast_async_over_ceiling_w{w}": ratio(f"dqnfast_async_w{w}", f"ceiling_w{w}") for w in workers},
              f"processes_env_w{hi}_over_w{lo}": ratio(f"processes_env_w{hi}", f"processes_env_w{lo}")}
     return {"env_id": env_id, "agent_steps": agent_steps, "num_envs": num_envs, "workers": list(workers),
             "frame_size": frame_size, "batch": batch, "train_frequency": train_frequency, "capacity": capacity,
@@ -326,6 +385,7 @@ def main(argv: Sequence[str]) -> int:
               "ale_full_frames_w{}": "AtariVectorEnv 210x160 + preprocess + replay, {} thread(s)",
               "processes_env_w{}": "dqnfast ProcessVectorEnv alone, {} process(es)",
               "dqnfast_w{}": "dqnfast data path (ProcessVectorEnv + replay), {} process(es)",
+              "dqnfast_async_w{}": "the same data path on send/recv, {} process(es)",
               "ceiling_w{}": "ceiling: {} independent process(es), no coordination"}
     cpu: Dict[str, Optional[float]] = res["cpu_us_per_agent_step"]  # type: ignore[assignment]
     rows = [(label.format(w), key.format(w)) for key, label in labels.items() for w in workers]
@@ -337,14 +397,19 @@ def main(argv: Sequence[str]) -> int:
     goals = {f"dqnfast_w{hi}_over_w{lo}": f"data path, {hi} workers over {lo} (goal >= 1.8x)",
              f"dqnfast_over_ale_w{hi}": f"data path over AtariVectorEnv alone, {hi} workers (goal >= 0.9x)",
              f"dqnfast_over_ale_w{lo}": f"data path over AtariVectorEnv alone, {lo} worker(s)",
+             f"dqnfast_async_w{hi}_over_w{lo}": f"send/recv data path, {hi} workers over {lo} (goal >= 1.8x)",
+             f"dqnfast_async_over_ale_w{hi}": f"send/recv data path over AtariVectorEnv, {hi} workers (goal >= 0.9x)",
+             f"dqnfast_async_over_ale_w{lo}": f"send/recv data path over AtariVectorEnv, {lo} worker(s)",
              f"ale_w{hi}_over_w{lo}": f"AtariVectorEnv alone, {hi} threads over {lo}",
              f"ceiling_w{hi}_over_w{lo}": f"ceiling (the machine's own), {hi} processes over {lo}",
              f"processes_env_w{hi}_over_w{lo}": f"ProcessVectorEnv alone, {hi} processes over {lo}",
              f"dqnfast_over_ceiling_w{lo}": f"data path over the ceiling, {lo} worker(s)",
-             f"dqnfast_over_ceiling_w{hi}": f"data path over the ceiling, {hi} workers"}
+             f"dqnfast_over_ceiling_w{hi}": f"data path over the ceiling, {hi} workers",
+             f"dqnfast_async_over_ceiling_w{lo}": f"send/recv data path over the ceiling, {lo} worker(s)",
+             f"dqnfast_async_over_ceiling_w{hi}": f"send/recv data path over the ceiling, {hi} workers"}
     for key, label in goals.items():
         if key in r and (hi != lo or "_over_ale" in key or "_over_ceiling" in key):
-            print(f"{label:<62}{r[key]['best']:>8.2f}x  (median of paired repeats {r[key]['paired_median']:.2f}x)")
+            print(f"{label:<70}{r[key]['best']:>8.2f}x  (median of paired repeats {r[key]['paired_median']:.2f}x)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
