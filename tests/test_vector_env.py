@@ -246,6 +246,10 @@ def test_send_recv_rules():
             vec.send([0], [0, 2])
         with pytest.raises(ValueError, match=r"actions must be in \[0, 2\)"):
             vec.send([0, 5], [0, 2])
+        with pytest.raises(ValueError, match="env_ids must be a non-empty 1-D sequence"):
+            vec.send([0, 0], [[0, 2]])
+        with pytest.raises(IndexError, match=r"worker must be in \[0, 2\)"):
+            vec.worker_envs(2)
         vec.send(np.array([1, 0]), [2, 0])  # any order within the group
         with pytest.raises(RuntimeError, match=r"worker\(s\) \[0\] are still stepping"):
             vec.send([0, 0], [0, 2])

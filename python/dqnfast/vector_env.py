@@ -240,6 +240,8 @@ class ProcessVectorEnv(VectorEnv):
         self.closed = False
         self._waiting = False
         self._busy: List[int] = []  # workers stepping for send(), in the order they were sent
+        self._groups = [np.arange(w, n, workers) for w in range(workers)]  # worker w's envs
+        self._group_index = {tuple(g.tolist()): w for w, g in enumerate(self._groups)}
         self._conns: List[Connection] = []
         self._procs: List[Any] = []
 
@@ -356,7 +358,10 @@ class ProcessVectorEnv(VectorEnv):
 
     def worker_envs(self, worker: int) -> np.ndarray:
         """The envs worker ``worker`` steps: ``worker, worker + workers, ...``."""
-        return np.arange(worker, self.num_envs, self.num_workers)
+        w = _index(worker, "worker")
+        if not 0 <= w < self.num_workers:
+            raise IndexError(f"worker must be in [0, {self.num_workers}), got {w}")
+        return self._groups[w].copy()
 
     def send(self, actions, env_ids) -> None:
         """Starts a step of the envs ``env_ids`` only (EnvPool's asynchronous API); ``recv()`` returns
@@ -370,6 +375,15 @@ class ProcessVectorEnv(VectorEnv):
         self._check_open("send")
         if self._waiting:
             raise RuntimeError("ProcessVectorEnv.send: call step_wait() for the pending step_async() first")
+        try:
+            w = self._group_index.get(tuple(env_ids.tolist() if isinstance(env_ids, np.ndarray) else env_ids))
+        except TypeError:  # not a sequence of ints: the checks below say what is wrong
+            w = None
+        if w is not None and w not in self._busy:  # one worker's group as worker_envs() gives it: the common case
+            self._shared.actions[self._groups[w]] = self._check_actions(actions, len(self._groups[w]))
+            self._start_steps((w,))
+            self._busy.append(w)
+            return
         ids = np.asarray(env_ids)
         if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"env_ids must be a non-empty 1-D sequence of env indices, got {ids.dtype} array of "
@@ -397,11 +411,14 @@ class ProcessVectorEnv(VectorEnv):
         self._check_open("recv")
         if not self._busy:
             raise RuntimeError("ProcessVectorEnv.recv: no send() is pending")
-        ready = set(wait([self._conns[w] for w in self._busy]))
-        w = next(w for w in self._busy if self._conns[w] in ready)  # the longest-waiting of those ready
+        # the longest-waiting of the workers that are done (a poll each is cheaper than wait()'s selector)
+        w = next((w for w in self._busy if self._conns[w].poll(0)), None)
+        if w is None:
+            ready = set(wait([self._conns[w] for w in self._busy]))
+            w = next(w for w in self._busy if self._conns[w] in ready)
         self._busy.remove(w)
         flags = self._collect([w])
-        ids = self.worker_envs(w)
+        ids = self._groups[w]
         sh = self._shared
         info: Dict[str, Any] = {"env_id": ids}
         if flags & _ENDED and self.autoreset_mode == AutoresetMode.SAME_STEP:
