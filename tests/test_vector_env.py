@@ -248,6 +248,9 @@ def test_send_recv_rules():
             vec.send([0, 5], [0, 2])
         with pytest.raises(ValueError, match="env_ids must be a non-empty 1-D sequence"):
             vec.send([0, 0], [[0, 2]])
+        for not_ints in ([0.0, 2.0], np.array([0.0, 2.0]), [False, True]):  # never coerced to env ids
+            with pytest.raises(ValueError, match="env_ids must be a non-empty 1-D sequence of env indices"):
+                vec.send([0, 0], not_ints)
         with pytest.raises(IndexError, match=r"worker must be in \[0, 2\)"):
             vec.worker_envs(2)
         vec.send(np.array([1, 0]), [2, 0])  # any order within the group

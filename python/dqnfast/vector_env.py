@@ -375,10 +375,13 @@ class ProcessVectorEnv(VectorEnv):
         self._check_open("send")
         if self._waiting:
             raise RuntimeError("ProcessVectorEnv.send: call step_wait() for the pending step_async() first")
-        try:
-            w = self._group_index.get(tuple(env_ids.tolist() if isinstance(env_ids, np.ndarray) else env_ids))
-        except TypeError:  # not a sequence of ints: the checks below say what is wrong
-            w = None
+        key = None  # env_ids as a tuple of ints, when it plainly is one (no coercion of floats or bools)
+        if isinstance(env_ids, np.ndarray):
+            if env_ids.ndim == 1 and env_ids.dtype.kind in "iu":
+                key = tuple(env_ids.tolist())
+        elif isinstance(env_ids, (list, tuple)) and all(type(i) is int for i in env_ids):
+            key = tuple(env_ids)
+        w = None if key is None else self._group_index.get(key)
         if w is not None and w not in self._busy:  # one worker's group as worker_envs() gives it: the common case
             self._shared.actions[self._groups[w]] = self._check_actions(actions, len(self._groups[w]))
             self._start_steps((w,))
@@ -420,7 +423,7 @@ class ProcessVectorEnv(VectorEnv):
         flags = self._collect([w])
         ids = self._groups[w]
         sh = self._shared
-        info: Dict[str, Any] = {"env_id": ids}
+        info: Dict[str, Any] = {"env_id": ids.copy()}
         if flags & _ENDED and self.autoreset_mode == AutoresetMode.SAME_STEP:
             info["final_obs"] = sh.final_obs[ids]
             info["_final_obs"] = sh.terminated[ids] | sh.truncated[ids]
