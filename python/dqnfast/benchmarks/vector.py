@@ -213,12 +213,14 @@ def _ceiling_worker(env_id: str, steps: int, num_envs: int, workers: int, w: int
     acts = _vector_actions(steps, num_envs, int(envs[0].action_space.n), seed)[:, w::workers].tolist()
     start.wait()
     t0, cpu0 = time.perf_counter(), time.process_time()
+    stepped = 0
     for row in acts:
         for env, a in zip(envs, row):
             _, _, terminated, truncated, _ = env.step(a)
+            stepped += 1
             if terminated or truncated:
                 env.reset()
-    results.put((t0, time.perf_counter(), time.process_time() - cpu0))
+    results.put((t0, time.perf_counter(), time.process_time() - cpu0, stepped))
     for env in envs:
         env.close()
 
@@ -241,7 +243,10 @@ def bench_ceiling(env_id: str, steps: int, num_envs: int, workers: int, frame_si
             p.join(timeout=30)
             if p.is_alive():
                 p.terminate()
-    return Timing(max(end for _, end, _ in got) - min(t0 for t0, _, _ in got), sum(cpu for _, _, cpu in got))
+    if sum(n for *_, n in got) != steps * num_envs:  # every env stepped, each exactly `steps` times
+        raise RuntimeError(f"ceiling: the processes made {[n for *_, n in got]} env steps, not {steps * num_envs} "
+                           f"in all ({steps} for each of {num_envs} envs)")
+    return Timing(max(end for _, end, _, _ in got) - min(t0 for t0, _, _, _ in got), sum(cpu for _, _, cpu, _ in got))
 
 
 def bench_dqnfast_async(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, capacity: int,
