@@ -11,7 +11,8 @@ pytest.importorskip("ale_py")
 from gymnasium.vector import AutoresetMode  # noqa: E402
 
 from dqnfast.benchmarks import vector as vector_bench  # noqa: E402
-from dqnfast.vector_env import ProcessVectorEnv  # noqa: E402
+from dqnfast import ReplayBuffer  # noqa: E402
+from dqnfast.vector_env import ProcessVectorEnv, add_same_step  # noqa: E402
 from dqnfast.wrappers import make_atari_env  # noqa: E402
 
 
@@ -226,6 +227,26 @@ def test_send_recv_each_env_matches_the_single_env_with_its_seed():
         vec.close()
     assert (taken == steps).all()
     assert seen["terminated"] >= 1 and seen["truncated"] >= 1 and seen["episodes"] >= 1
+
+
+def test_add_same_step_ends_at_the_final_frame_and_starts_the_next_episode():
+    """One SAME_STEP vector step of envs 2 and 0 (a send/recv group, rows in that order): env 0's
+    episode ended, so its transition ends at final_obs and obs starts its next episode."""
+    rb = ReplayBuffer(64, (2, 2), stack=2, num_envs=3)
+    rb.start_episodes(np.stack([np.full((2, 2), 10 * e, np.uint8) for e in range(3)]))
+    obs = np.stack([np.full((2, 2), 21, np.uint8), np.full((2, 2), 99, np.uint8)])  # env 2, env 0 (reset)
+    final = np.stack([np.zeros((2, 2), np.uint8), np.full((2, 2), 1, np.uint8)])
+    ended = add_same_step(rb, np.array([3, 1]), obs, np.array([0.5, 1.0]), np.array([False, True]),
+                          np.array([False, False]), {"final_obs": final, "_final_obs": np.array([False, True])},
+                          envs=np.array([2, 0]))
+    assert ended.tolist() == [0]
+    assert len(rb) == 2
+    b = rb.sample(64)
+    got = {int(o[-1, 0, 0]): (int(a), float(r), bool(t), int(n[-1, 0, 0])) for o, a, r, t, n in
+           zip(b.obs, b.action, b.reward, b.terminated, b.next_obs)}
+    assert got == {20: (3, 0.5, False, 21), 0: (1, 1.0, True, 1)}  # env 0 ends at its final frame, not at 99
+    assert rb.stacked(0)[-1, 0, 0] == 99 and rb.stacked(0)[0, 0, 0] == 0  # a new episode: zero padding
+    assert rb.stacked(2)[:, 0, 0].tolist() == [20, 21] and rb.stacked(1)[:, 0, 0].tolist() == [0, 10]
 
 
 def test_send_recv_rules():

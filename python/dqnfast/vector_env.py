@@ -45,7 +45,27 @@ try:
 except ImportError as e:  # pragma: no cover - gymnasium is an optional dependency
     raise ImportError('dqnfast.vector_env needs gymnasium: pip install "dqnfast[atari]"') from e
 
-__all__ = ["EnvWorkerError", "ProcessVectorEnv"]
+__all__ = ["EnvWorkerError", "ProcessVectorEnv", "add_same_step"]
+
+
+def add_same_step(rb: Any, actions: Any, obs: Any, rewards: Any, terminated: Any, truncated: Any,
+                  info: Dict[str, Any], envs: Optional[np.ndarray] = None) -> np.ndarray:
+    """Writes one SAME_STEP vector step, the actions taken and then what ``step`` returned (obs,
+    rewards, terminated, truncated, info), into a replay with one ``add_batch``: row i is env
+    ``envs[i]`` (all envs in order when None). An ended episode's transition ends at its real last
+    frame (``info["final_obs"]``), and ``obs`` (already the next episode's first frame there) starts
+    that env's next episode. Returns the envs whose episode ended."""
+    terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
+    ended = np.flatnonzero(terminated | truncated)
+    next_frames = obs
+    if ended.size:
+        next_frames = np.array(obs)
+        next_frames[ended] = np.asarray(info["final_obs"])[ended]
+    rb.add_batch(actions, np.asarray(rewards, np.float32), next_frames, terminated, truncated, envs=envs)
+    ended_envs = ended if envs is None else np.asarray(envs)[ended]
+    if ended.size:
+        rb.start_episodes(np.ascontiguousarray(np.asarray(obs)[ended]), envs=ended_envs)
+    return ended_envs
 
 
 class EnvWorkerError(RuntimeError):

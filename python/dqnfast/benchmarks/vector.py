@@ -174,11 +174,11 @@ def bench_processes_env(env_id: str, steps: int, num_envs: int, workers: int, fr
 def bench_dqnfast_vector(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, capacity: int,
                          batch: int, train_frequency: int, seed: int) -> Timing:
     """Seconds for ``steps`` vector steps of the dqnfast data path on ``workers`` processes."""
+    from ..vector_env import add_same_step
     env = _process_env(env_id, num_envs, workers, frame_size, seed)
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     obs, _ = env.reset(seed=seed)
-    next_frames = np.empty_like(obs)
     clock = _Clock([p.pid for p in env._procs])
     rb.start_episodes(obs)
     for t, a in enumerate(acts):
@@ -187,16 +187,7 @@ def bench_dqnfast_vector(env_id: str, steps: int, num_envs: int, workers: int, f
         env.step_async(a)
         for _ in range(_samples_due(t * num_envs, num_envs, train_frequency)):
             rb.sample(batch, out=out)  # the learner's batch, while the workers emulate
-        obs, reward, terminated, truncated, info = env.step_wait()
-        done = terminated | truncated
-        if done.any():  # the transition ends at the real last frame; the new episode starts at obs
-            ended = np.flatnonzero(done)
-            np.copyto(next_frames, obs)
-            next_frames[ended] = info["final_obs"][ended]
-            rb.add_batch(a, reward, next_frames, terminated, truncated)
-            rb.start_episodes(obs[ended], envs=ended)
-        else:
-            rb.add_batch(a, reward, obs, terminated, truncated)
+        add_same_step(rb, a, *env.step_wait())  # as the trainer's actor stores a step
     dt = clock.stop()
     env.close()
     return dt
@@ -253,6 +244,7 @@ def bench_dqnfast_async(env_id: str, steps: int, num_envs: int, workers: int, fr
                         batch: int, train_frequency: int, seed: int) -> Timing:
     """Seconds for ``steps`` steps of every env of the data path on send/recv: a worker's envs go
     back to it as soon as their step is stored and their next state stacked."""
+    from ..vector_env import add_same_step
     env = _process_env(env_id, num_envs, workers, frame_size, seed)
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
@@ -277,15 +269,7 @@ def bench_dqnfast_async(env_id: str, steps: int, num_envs: int, workers: int, fr
         obs, reward, terminated, truncated, info = env.recv()
         ids = info["env_id"]
         w = int(ids[0]) % workers
-        done = terminated | truncated
-        if done.any():
-            ended = np.flatnonzero(done)
-            next_frames = obs.copy()
-            next_frames[ended] = info["final_obs"][ended]
-            rb.add_batch(acts[taken[w] - 1, ids], reward, next_frames, terminated, truncated, envs=ids)
-            rb.start_episodes(obs[ended], envs=ids[ended])
-        else:
-            rb.add_batch(acts[taken[w] - 1, ids], reward, obs, terminated, truncated, envs=ids)
+        add_same_step(rb, acts[taken[w] - 1, ids], obs, reward, terminated, truncated, info, envs=ids)
         stored += len(ids)
         if taken[w] < steps:
             send(w)

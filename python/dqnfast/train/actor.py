@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from ..vector_env import add_same_step
+
 Policy = Callable[[np.ndarray, float], np.ndarray]
 Finished = List[Tuple[float, int]]  # (return, length) of each real game that ended at a step
 
@@ -96,17 +98,8 @@ class Actor:
         obs, rewards, terms, truncs, info = self.env.step_wait() if result is None else result
         rb = self.rb
         if self.vector and self.same_step:  # every env in one add_batch: its transitions end at final_obs
-            terms, truncs = np.asarray(terms, bool), np.asarray(truncs, bool)
-            ended = np.flatnonzero(terms | truncs)
-            next_frames = obs
-            if ended.size:
-                next_frames = np.array(obs)
-                next_frames[ended] = np.asarray(info["final_obs"])[ended]
-            rb.add_batch(actions, np.asarray(rewards, np.float32), next_frames, terms, truncs)
-            if ended.size:
-                rb.start_episodes(np.ascontiguousarray(np.asarray(obs)[ended]), envs=ended)
-                for i in ended:
-                    self._started(int(i))
+            for i in add_same_step(rb, actions, obs, rewards, terms, truncs, info):
+                self._started(int(i))
             return episode_stats(info, self.num_envs, True)
         for i in range(self.num_envs):
             if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
