@@ -415,10 +415,9 @@ class ProcessVectorEnv(VectorEnv):
             raise ValueError(f"env_ids must be distinct envs in [0, {self.num_envs}), got {ids.tolist()}")
         a = self._check_actions(actions, ids.size)
         workers = sorted({int(i) % self.num_workers for i in ids})
-        covered = sum(len(self.worker_envs(w)) for w in workers)
-        if covered != ids.size:
+        if sum(len(self._groups[w]) for w in workers) != ids.size:
             raise ValueError(f"env_ids must be whole worker groups (worker w steps envs w, w + {self.num_workers}, "
-                             f"...: {[self.worker_envs(w).tolist() for w in workers]}), got {ids.tolist()}")
+                             f"...: {[self._groups[w].tolist() for w in workers]}), got {ids.tolist()}")
         busy = [w for w in workers if w in self._busy]
         if busy:
             raise RuntimeError(f"ProcessVectorEnv.send: worker(s) {busy} are still stepping; recv() them first")
