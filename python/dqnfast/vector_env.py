@@ -21,6 +21,12 @@ a replay buffer gets the exact transition and the next episode's start from one 
 (gymnasium's default) returns the last observation and resets on the next step instead, ignoring
 that step's action and returning reward 0.
 
+A wait cut short by an exception (Ctrl-C in ``step_wait``, ``recv`` or ``reset``) leaves the
+replies it did not read owed, worker by worker: ``step_wait()``/``recv()`` called again resume
+and return the interrupted step's results once, and ``reset()`` reads and drops them before it
+resets (a ``reset()`` cut short is called again), so no later call returns an earlier call's
+results; a new step before either is a RuntimeError.
+
 ``info`` holds only what a DQN trainer needs, all as arrays over the envs: ``episode`` (``r``,
 ``l``, ``t``; mask ``_episode``) when an env's wrappers reported ``info["episode"]`` on this step
 or on the reset made inside it, and, in SAME_STEP mode, ``final_obs``/``_final_obs`` on steps where
@@ -149,8 +155,8 @@ def _worker(conn: Connection, main_end: Connection, env_fns_pickled: bytes, env_
                     if _write_episode(shared, i, info):
                         flags |= _EPISODE
                 conn.send_bytes(bytes((flags,)))
-            elif msg == _RESET:
-                seeds, options, mask = cloudpickle.loads(conn.recv_bytes())
+            elif msg[:1] == _RESET:  # one message with its arguments, so that no Ctrl-C falls between two
+                seeds, options, mask = cloudpickle.loads(msg[1:])
                 flags = 0
                 for k, i in enumerate(env_ids):
                     if mask is not None and not mask[i]:
@@ -258,8 +264,14 @@ class ProcessVectorEnv(VectorEnv):
         self.observation_space = batch_space(obs_space, n)
         self.action_space = batch_space(act_space, n)
         self.closed = False
-        self._waiting = False
+        self._waiting = False  # a step_async() whose results step_wait() has not returned yet
         self._busy: List[int] = []  # workers stepping for send(), in the order they were sent
+        # Each command gets one reply. A reply is marked read the moment it is read, so that a wait
+        # cut short (Ctrl-C) knows which replies are still in the pipes: a later step_wait()/recv()
+        # reads only those, and reset() drops them, rather than taking them for its own replies.
+        self._owed = [False] * workers  # worker w owes a reply not read yet
+        self._flags = [0] * workers  # the flags of worker w's last reply read
+        self._interrupted: Optional[str] = None  # the call whose wait was cut short, until resumed or reset()
         self._groups = [np.arange(w, n, workers) for w in range(workers)]  # worker w's envs
         self._group_index = {tuple(g.tolist()): w for w, g in enumerate(self._groups)}
         self._conns: List[Connection] = []
@@ -279,30 +291,62 @@ class ProcessVectorEnv(VectorEnv):
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
+                self._owed[w] = True  # the worker reports once its envs are built
             self._collect()  # each worker has built its envs
         except BaseException:
             self.close(terminate=True)
             raise
 
     def _collect(self, workers: Optional[Sequence[int]] = None) -> int:
-        """Waits for the answer of every worker (or of ``workers``) and returns their flags, or-ed; a
-        worker's exception is raised here with its traceback."""
+        """Reads the reply each of ``workers`` (default: all) still owes and returns the flags of their
+        replies, or-ed (those read by an earlier, interrupted call included); a worker's exception
+        is raised here with its traceback."""
+        workers = range(len(self._conns)) if workers is None else workers
         errors, flags = [], 0
-        for w in range(len(self._conns)) if workers is None else workers:
-            conn = self._conns[w]
+        for w in workers:
+            if not self._owed[w]:  # read already, by a wait that was then interrupted
+                continue
             try:
-                msg = conn.recv_bytes()
+                msg = self._conns[w].recv_bytes()
             except (EOFError, OSError):  # the worker died: its end of the pipe is closed or reset
                 self._procs[w].join(timeout=5)
                 msg = _ERROR + f"worker {w} exited (exit code {self._procs[w].exitcode})".encode()
+            self._owed[w] = False
             if msg[:1] == _ERROR:
                 errors.append(f"worker {w}:\n{msg[1:].decode(errors='replace')}")
             else:
-                flags |= msg[0]
+                self._flags[w] = msg[0]
         if errors:
             self.close(terminate=True)
             raise EnvWorkerError("ProcessVectorEnv: an env failed in a worker process\n" + "\n".join(errors))
+        for w in workers:
+            flags |= self._flags[w]
         return flags
+
+    def _send(self, w: int, msg: bytes) -> None:
+        """Sends a command to worker ``w``, which owes its reply from then on."""
+        # Marked before sending: a Ctrl-C between the two must not leave a reply in the pipe that
+        # no one expects (the next call would read it as its own).
+        self._owed[w] = True
+        try:
+            self._conns[w].send_bytes(msg)
+        except OSError as e:  # the worker is gone (its end of the pipe is closed)
+            code = self._procs[w].exitcode
+            self.close(terminate=True)
+            raise EnvWorkerError(f"ProcessVectorEnv: worker {w} exited (exit code {code}) before a command "
+                                 f"could be sent to it ({type(e).__name__})") from e
+
+    def _check_idle(self, what: str, pending: str) -> None:
+        """Refuses a new command while an earlier call still waits for its results."""
+        if self._waiting:
+            if self._interrupted == "step_wait":
+                raise RuntimeError(f"ProcessVectorEnv.{what}: step_wait() was interrupted before the step's results "
+                                   f"came in; call step_wait() again to get them, or reset()")
+            raise RuntimeError(f"ProcessVectorEnv.{what}: call step_wait() for the {pending} first")
+        if self._busy:
+            raise RuntimeError(f"ProcessVectorEnv.{what}: call recv() for every pending send() first")
+        if self._interrupted == "reset":
+            raise RuntimeError(f"ProcessVectorEnv.{what}: reset() was interrupted; call reset() again")
 
     def _check_open(self, what: str) -> None:
         if self.closed:
@@ -312,10 +356,8 @@ class ProcessVectorEnv(VectorEnv):
         """Resets all envs (or those in ``options["reset_mask"]``). ``seed``: an int seeds env i with
         ``seed + i``; a list gives one seed (or None) per env; None keeps each env's own seeding."""
         self._check_open("reset")
-        if self._waiting:
-            raise RuntimeError("ProcessVectorEnv.reset: call step_wait() for the pending step_async() first")
-        if self._busy:
-            raise RuntimeError("ProcessVectorEnv.reset: call recv() for every pending send() first")
+        if self._interrupted is None:  # after an interrupted wait, reset() is the way out
+            self._check_idle("reset", "pending step_async()")
         n = self.num_envs
         if seed is None:
             seeds: List[Optional[int]] = [None] * n
@@ -335,23 +377,25 @@ class ProcessVectorEnv(VectorEnv):
                                  f"{mask.dtype} {mask.shape}")
         payload = cloudpickle.dumps((seeds, options or None, mask))
         sh = self._shared
+        self._interrupted = "reset"  # (until this reset has all its replies)
+        self._collect()  # the replies an interrupted call left unread: dropped, or they would pass for this reset's
+        self._waiting = False
+        self._busy.clear()
         if mask is not None:  # envs not reset report no episode
             sh.done_episode[~mask] = False
-        for conn in self._conns:
-            conn.send_bytes(_RESET)
-            conn.send_bytes(payload)
+        for w in range(self.num_workers):
+            self._send(w, _RESET + payload)
         info: Dict[str, Any] = {}
         if self._collect() & _EPISODE:
             self._add_episode_info(info)
-        return (sh.obs.copy() if self.copy else sh.obs), info
+        obs = sh.obs.copy() if self.copy else sh.obs
+        self._interrupted = None
+        return obs, info
 
     def step_async(self, actions) -> None:
         """Starts a step of every env; the workers emulate while the caller does other work."""
         self._check_open("step_async")
-        if self._waiting:
-            raise RuntimeError("ProcessVectorEnv.step_async: call step_wait() for the pending step first")
-        if self._busy:
-            raise RuntimeError("ProcessVectorEnv.step_async: call recv() for every pending send() first")
+        self._check_idle("step_async", "pending step")
         self._shared.actions[...] = self._check_actions(actions, self.num_envs)
         self._start_steps(range(self.num_workers))
         self._waiting = True
@@ -368,13 +412,7 @@ class ProcessVectorEnv(VectorEnv):
 
     def _start_steps(self, workers: Sequence[int]) -> None:
         for w in workers:
-            try:
-                self._conns[w].send_bytes(_STEP)
-            except OSError as e:  # the worker is gone (its end of the pipe is closed)
-                code = self._procs[w].exitcode
-                self.close(terminate=True)
-                raise EnvWorkerError(f"ProcessVectorEnv: worker {w} exited (exit code {code}) before a step "
-                                     f"could be sent to it ({type(e).__name__})") from e
+            self._send(w, _STEP)
 
     def worker_envs(self, worker: int) -> np.ndarray:
         """The envs worker ``worker`` steps: ``worker, worker + workers, ...``."""
@@ -393,8 +431,8 @@ class ProcessVectorEnv(VectorEnv):
         keeps every worker busy: no worker waits for a slower one, nor for the replay work done
         between steps."""
         self._check_open("send")
-        if self._waiting:
-            raise RuntimeError("ProcessVectorEnv.send: call step_wait() for the pending step_async() first")
+        if self._waiting or self._interrupted == "reset":
+            self._check_idle("send", "pending step_async()")
         key = None  # env_ids as a tuple of ints, when it plainly is one (no coercion of floats or bools)
         if isinstance(env_ids, np.ndarray):
             if env_ids.ndim == 1 and env_ids.dtype.kind in "iu":
@@ -433,12 +471,13 @@ class ProcessVectorEnv(VectorEnv):
         self._check_open("recv")
         if not self._busy:
             raise RuntimeError("ProcessVectorEnv.recv: no send() is pending")
-        # the longest-waiting of the workers that are done (a poll each is cheaper than wait()'s selector)
-        w = next((w for w in self._busy if self._conns[w].poll(0)), None)
+        self._interrupted = "recv"  # (until a group is returned)
+        # The longest-waiting of the workers that are done (a poll each is cheaper than wait()'s
+        # selector); one whose reply an interrupted recv() read already counts as done.
+        w = next((w for w in self._busy if not self._owed[w] or self._conns[w].poll(0)), None)
         if w is None:
             ready = set(wait([self._conns[w] for w in self._busy]))
             w = next(w for w in self._busy if self._conns[w] in ready)
-        self._busy.remove(w)
         flags = self._collect([w])
         ids = self._groups[w]
         sh = self._shared
@@ -448,14 +487,17 @@ class ProcessVectorEnv(VectorEnv):
             info["_final_obs"] = sh.terminated[ids] | sh.truncated[ids]
         if flags & _EPISODE:
             self._add_episode_info(info, ids)
-        return sh.obs[ids], sh.rewards[ids], sh.terminated[ids], sh.truncated[ids], info
+        result = sh.obs[ids], sh.rewards[ids], sh.terminated[ids], sh.truncated[ids], info
+        self._busy.remove(w)  # only now: a recv() cut short before this returns the group next time
+        self._interrupted = None
+        return result
 
     def step_wait(self):
         """The results of the pending ``step_async``: (obs, rewards, terminated, truncated, info)."""
         self._check_open("step_wait")
         if not self._waiting:
             raise RuntimeError("ProcessVectorEnv.step_wait: no step_async() is pending")
-        self._waiting = False
+        self._interrupted = "step_wait"  # (until the step's results are returned)
         flags = self._collect()
         sh = self._shared
         info: Dict[str, Any] = {}
@@ -464,8 +506,12 @@ class ProcessVectorEnv(VectorEnv):
             info["_final_obs"] = sh.terminated | sh.truncated
         if flags & _EPISODE:
             self._add_episode_info(info)
-        return ((sh.obs.copy() if self.copy else sh.obs), sh.rewards.copy(), sh.terminated.copy(),
-                sh.truncated.copy(), info)
+        result = ((sh.obs.copy() if self.copy else sh.obs), sh.rewards.copy(), sh.terminated.copy(),
+                  sh.truncated.copy(), info)
+        # Only now: a step_wait() cut short before this (Ctrl-C) is resumed by the next step_wait().
+        self._waiting = False
+        self._interrupted = None
+        return result
 
     def step(self, actions):
         self.step_async(actions)
@@ -484,10 +530,11 @@ class ProcessVectorEnv(VectorEnv):
         if getattr(self, "closed", True):
             return
         self.closed = True
-        if not terminate and (self._waiting or self._busy):
+        if not terminate:
             try:
-                for w in range(len(self._conns)) if self._waiting else self._busy:
-                    self._conns[w].recv_bytes()
+                for w, conn in enumerate(self._conns):
+                    if self._owed[w]:
+                        conn.recv_bytes()
             except (EOFError, OSError):
                 terminate = True
         # Closing our end alone need not wake a worker: a forked worker holds copies of the pipes
