@@ -175,7 +175,7 @@ def main() -> None:
                     target_param.data.copy_(args.tau * q_param.data + (1.0 - args.tau) * target_param.data)
 
     envs.close()
-    print(f"done: steps={args.total_timesteps} updates={updates} buffer_transitions={rb.size()} "
+    print(f"done: steps={args.total_timesteps} updates={updates} buffer_transitions={len(rb.store)} "
           f"episode_ends={episode_ends} truncations={truncations} pad={rb.pad} autoreset={rb.autoreset_mode} last_loss={last_loss:.4f} "
           f"seconds={time.time() - start_time:.1f}", flush=True)
 

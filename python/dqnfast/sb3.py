@@ -37,6 +37,9 @@ This module imports torch and stable_baselines3; ``import dqnfast`` imports neit
 """
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
 import warnings
 from collections.abc import Mapping
 from typing import Any, Dict, List, NamedTuple, Optional, Union
@@ -48,6 +51,7 @@ from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
+from ._validate import positive_int
 from .batch import Batch
 from .replay import ReplayBuffer
 
@@ -66,12 +70,42 @@ def _autoreset_arg(mode: Any) -> Optional[str]:
     return _AUTORESET_NAMES[key]
 
 
+_MAX_REDRAWS = 1000  # rounds of redrawing samples that fell before the window: each keeps about half or more
+_REDRAW_ERROR = ("cannot sample: the last buffer_size rows hold no stored transition (only gymnasium NEXT_STEP "
+                 "reset steps, which are not transitions)")
+
+
+def _check_n_steps(n_steps: Any, gamma: Any) -> None:
+    """SB3's n-step keywords: only n_steps=1 (the default; then gamma is unused).
+
+    dqnfast's native n-step returns (``dqnfast.ReplayBuffer(n_step=, gamma=)``) differ from SB3's
+    ``NStepReplayBuffer`` in which transitions are sampled: SB3 samples the newest n - 1 steps of an
+    open episode too, with a window cut short at the newest row (bootstrapping from a state fewer
+    than n steps on, with discount gamma^m); the store samples a transition only once its n steps
+    are written. So SB3's n-step semantics cannot be matched exactly here, and n_steps > 1 raises.
+    """
+    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, (int, np.integer)):
+        raise TypeError(f"n_steps must be an int, got {type(n_steps).__name__}")
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be positive, got {n_steps}")
+    if n_steps > 1:
+        raise ValueError(
+            f"DqnfastReplayBuffer does not support n_steps={n_steps} (n-step returns): SB3's NStepReplayBuffer "
+            "also samples the newest n_steps - 1 steps of each open episode with a window cut short at the "
+            "newest row, and dqnfast's native n-step returns wait for all n steps, so the two differ. Use "
+            "n_steps=1 here, or SB3's own NStepReplayBuffer (DQN(..., n_steps=...) without replay_buffer_class), "
+            "or dqnfast.ReplayBuffer(n_step=..., gamma=...) directly in your own training loop")
+    if gamma is not None and not isinstance(gamma, (int, float, np.floating, np.integer)):
+        raise TypeError(f"gamma must be a number, got {type(gamma).__name__}")
+
+
 class _StepEnds(NamedTuple):
     """What one ``add``'s infos say about episode ends, per env."""
     terminated: np.ndarray  # bool (n,)
     truncated: np.ndarray  # bool (n,)
     final_obs: Dict[int, np.ndarray]  # env -> its real final observation, where infos hold one
     convention: str  # "sb3" (list of dicts) or "gymnasium" (dict of arrays)
+    final_key: str  # where infos hold the final observations
 
 
 def _read_infos(infos: Any, n: int, done: np.ndarray, truncated: Optional[np.ndarray]) -> _StepEnds:
@@ -94,7 +128,7 @@ def _read_infos(infos: Any, n: int, done: np.ndarray, truncated: Optional[np.nda
         ended = np.zeros(n, bool)
         ended[list(final)] = True
         trunc = (ended | extra) & ~done
-        return _StepEnds(done.copy(), trunc, final, "gymnasium")
+        return _StepEnds(done.copy(), trunc, final, "gymnasium", f"infos[{key!r}]")
     if isinstance(infos, (list, tuple)):
         if truncated is not None:
             raise ValueError("with SB3's list infos, truncations come as done plus infos[i]['TimeLimit.truncated']; "
@@ -106,7 +140,7 @@ def _read_infos(infos: Any, n: int, done: np.ndarray, truncated: Optional[np.nda
         timeout = np.array([bool(i.get("TimeLimit.truncated", False)) for i in infos]) & done
         final = {e: np.asarray(infos[e]["terminal_observation"]) for e in np.flatnonzero(done)
                  if "terminal_observation" in infos[e]}
-        return _StepEnds(done & ~timeout, timeout, final, "sb3")
+        return _StepEnds(done & ~timeout, timeout, final, "sb3", "infos[i]['terminal_observation']")
     raise TypeError(f"infos must be a list of dicts (SB3 VecEnv) or a dict of arrays (gymnasium vector env), "
                     f"got {type(infos).__name__}")
 
@@ -151,22 +185,54 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
     once, and, unlike SB3's memory-optimized variant, keeps the real final observation of every
     episode, so it also works with ``handle_timeout_termination=True``.
 
-    ``buffer_size`` counts frame slots (one per step plus one per episode start), not transitions.
+    ``buffer_size``, ``pos``, ``full`` and ``size()`` mean what they mean in SB3: ``buffer_size`` is
+    ``max(buffer_size // n_envs, 1)`` rows (one row per ``add``: one transition per env), ``pos`` the
+    rows written modulo ``buffer_size``, ``full`` true once ``buffer_size`` rows have been written, and
+    ``size()`` is ``buffer_size`` when full, else ``pos``. ``sample`` draws uniformly from the
+    transitions of the last ``size()`` rows, as SB3's buffer does.
+
+    The frame store behind it has ``2 * n_envs * (buffer_size + n_stack)`` frame slots. A row takes
+    ``n_envs`` slots for its steps plus one per episode that starts in it, so at most ``2 * n_envs``
+    (an episode of one step takes two slots), and the oldest row's stacks reach back at most
+    ``n_stack`` rows. That margin is the worst case, so the last ``buffer_size`` rows always fit, even
+    with one-step episodes; any less and short episodes would silently shrink the buffer below
+    ``size()``. The price is frame memory: 2 slots per transition, where Atari's long episodes use
+    about 1. Older rows the store still holds are never sampled.
+
+    Pickling (``save_replay_buffer``, ``copy.deepcopy``) carries a snapshot of the frame store in the
+    native format (:meth:`dqnfast.ReplayBuffer.save`) with everything the adapter tracks, so a loaded
+    copy continues exactly: the same samples, the same checks on the next ``add``. The whole state,
+    snapshot included, is computed before pickle writes anything. SB3's ``save_replay_buffer`` opens
+    (creates or truncates) its file before pickling, though, so a failed save leaves an empty file
+    there; :func:`save_replay_buffer` in this module writes a temporary file and renames it, so the
+    path holds either the complete pickle or what it held before. With ``device_storage=True`` the
+    host store is pickled and mirrored again on load (SB3's ``load_replay_buffer`` then sets
+    ``device``, which moves the mirror to the model's device).
+
+    ``n_steps`` (SB3's n-step keyword, from ``replay_buffer_kwargs``) must be 1: see ``_check_n_steps``.
     """
 
     def __init__(self, buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space,
                  device: Union[th.device, str] = "auto", n_envs: int = 1, optimize_memory_usage: bool = False,
                  handle_timeout_termination: bool = True, *, n_stack: Optional[int] = None,
                  channels_order: Optional[str] = None, pad: Optional[str] = None, autoreset_mode: Any = None,
-                 seed: Optional[int] = None, device_storage: bool = False) -> None:
+                 seed: Optional[int] = None, device_storage: bool = False, n_steps: int = 1,
+                 gamma: Optional[float] = None) -> None:
         if not isinstance(observation_space, spaces.Box) or observation_space.dtype != np.uint8:
-            raise TypeError(f"DqnfastReplayBuffer needs a uint8 Box observation space, got {observation_space}")
+            hint = "" if not isinstance(observation_space, spaces.Box) else (
+                " (SB3's VecNormalize(norm_obs=True) turns image observations into a float32 Box: use "
+                "VecNormalize(norm_obs=False), which still normalizes rewards)")
+            raise TypeError(f"DqnfastReplayBuffer needs a uint8 Box observation space, got {observation_space}{hint}")
+        _check_n_steps(n_steps, gamma)
         if not isinstance(action_space, spaces.Discrete):
             raise TypeError(f"DqnfastReplayBuffer stores one integer action per step: needs a Discrete action "
                             f"space, got {action_space}")
         if pad not in (None, "zero", "first"):
             raise ValueError(f"pad must be 'zero' (VecFrameStack) or 'first' (FrameStackObservation's "
                              f"padding_type='reset'), or None to detect it, got {pad!r}")
+        n_envs = positive_int(n_envs, "n_envs")
+        buffer_size = positive_int(buffer_size, "buffer_size")
+        self._device_storage = bool(device_storage)  # (before BaseBuffer sets `device`, whose setter reads it)
         # BaseBuffer's constructor only, not SB3's ReplayBuffer one: that would allocate the
         # (buffer_size, n_envs, *obs_shape) arrays that this class exists to avoid.
         super(SB3ReplayBuffer, self).__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
@@ -195,8 +261,13 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
 
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        self._device_storage = device_storage
-        self._new_store(max(int(buffer_size), n_envs * (self.n_stack + 1)), seed)  # (the store's minimum capacity)
+        self.buffer_size = max(buffer_size // n_envs, 1)  # rows, as SB3's ReplayBuffer counts them
+        # Worst case per row: n_envs steps and n_envs episode starts; plus the n_stack rows before the
+        # oldest one that its stacks may reach back into (see the class docstring).
+        self._new_store(2 * n_envs * (self.buffer_size + self.n_stack), seed)
+        # The store's write count when each row's add began: a row's transitions have ids >= it, so the
+        # oldest row's entry is the lowest id that sample() may return once the buffer is full.
+        self._row_first = np.zeros(self.buffer_size, np.int64)
         self._state = np.empty((n_envs, self.n_stack, *self.frame_shape), np.uint8)  # scratch for stacked()
         self.last_indices = np.full(n_envs, -1, np.int64)
         self._warned_unseen_end = False
@@ -274,6 +345,12 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         if ends.final_obs:  # the real final observations, where infos have them
             next_obs = next_obs.copy()
             for e, o in ends.final_obs.items():
+                if o.dtype != np.uint8:  # (assigned into next_obs, it would be cast silently)
+                    raise ValueError(
+                        f"env {e}: the final observation in {ends.final_key} is {o.dtype}, not uint8; this buffer "
+                        "stores uint8 frames. SB3's VecNormalize(norm_obs=True) normalizes image observations too "
+                        "and puts the normalized (float) final observation there: use VecNormalize(norm_obs=False) "
+                        "(rewards are still normalized with norm_reward=True), or pass uint8 observations")
                 if o.shape != self.obs_shape:
                     raise ValueError(f"env {e}: final observation in infos has shape {o.shape}, not {self.obs_shape}")
                 next_obs[e] = o
@@ -344,6 +421,7 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
             frames = np.stack([(nxt if reset_step[e] else cur)[e, -1] for e in starts])
             self.store.start_episodes(frames, starts)  # abandons any open episode of those envs
         self.last_indices = np.full(n, -1, np.int64)
+        self._row_first[self.pos] = self.store.writes
         if not reset_step.any():
             self.store.add_batch(actions, rewards, nxt[:, -1], ends.terminated, ends.truncated)
             self.last_indices[:] = np.arange(self.store.writes - n, self.store.writes)
@@ -355,8 +433,10 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         self._convention = ends.convention
         self._ended = ends.terminated | ends.truncated
         self._open = ~self._ended
-        self.pos = self.store.writes % self.store.capacity
-        self.full = self.store.writes >= self.store.capacity
+        self.pos += 1  # one row per add, as in SB3 (a row of NEXT_STEP reset steps too: SB3 stores them)
+        if self.pos == self.buffer_size:
+            self.full = True
+            self.pos = 0
 
     def _autoreset_mode_after(self, ends: _StepEnds) -> Optional[str]:
         """The autoreset mode: the known one, or what this add shows; a contradiction raises."""
@@ -380,12 +460,45 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         self._ended[:] = False
 
     # ---- sample ---------------------------------------------------------------------------------
-    def size(self) -> int:
-        return len(self.store)
-
     def sample(self, batch_size: int, env: Optional[Any] = None) -> ReplayBufferSamples:
-        """``batch_size`` transitions, uniform with replacement (``env``: a VecNormalize to apply)."""
-        return self._to_samples(self.store.sample(batch_size), env)
+        """``batch_size`` transitions of the last ``size()`` rows, uniform with replacement (``env``: a
+        VecNormalize to apply). The draws come from the frame store's own random stream."""
+        n = positive_int(batch_size, "batch_size")
+        lo = int(self._row_first[self.pos]) if self.full else 0  # the oldest row's first id
+        if lo <= self.store.writes - self.store.capacity:  # the store holds nothing older: every draw is in
+            return self._to_samples(self.store.sample(n), env)
+        # The store still holds rows older than the window: draw again where a draw landed there. Each
+        # accepted draw is uniform over the window (rejection sampling); with long episodes about half of
+        # the store is older rows. Host draws take frame-slot indices only, so a rejected draw copies no frame.
+        if not self._device_storage:
+            return self._to_samples(self.store.gather(self._draw_ids(n, lo)), env)
+        b = self.store.sample(n)
+        for _ in range(_MAX_REDRAWS):
+            old = th.nonzero(b.index < lo).flatten()
+            if not len(old):
+                return self._to_samples(b, env)
+            more = self.store.sample(len(old))
+            for field, mf in zip(b, more):
+                field[old] = mf
+        raise RuntimeError(_REDRAW_ERROR)
+
+    def _draw_ids(self, n: int, lo: int) -> np.ndarray:
+        """n transition ids drawn by the store (as ``sample`` draws them), each redrawn while it is < lo."""
+        st = self.n_stack
+        ids = np.empty(n, np.int64)
+        todo = np.arange(n)
+        for _ in range(_MAX_REDRAWS):
+            k = len(todo)
+            slots = np.empty((2, k, st), np.int64)
+            meta = Batch(obs=None, action=np.empty(k, np.int64), reward=np.empty(k, np.float32), next_obs=None,
+                         terminated=np.empty(k, bool), truncated=np.empty(k, bool), index=np.empty(k, np.int64),
+                         discount=np.empty(k, np.float32))
+            self.store._sample_slots_into(k, slots[0], slots[1], meta)
+            ids[todo] = meta.index
+            todo = todo[meta.index < lo]
+            if not len(todo):
+                return ids
+        raise RuntimeError(_REDRAW_ERROR)
 
     def _get_samples(self, batch_inds: np.ndarray, env: Optional[Any] = None) -> ReplayBufferSamples:
         """The transitions with these dqnfast ids (``last_indices`` of an ``add``); IndexError once gone."""
@@ -420,14 +533,96 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
         """Empty the buffer (a new frame store with the same settings)."""
         super().reset()
         self._new_store(self.store.capacity, self.store.seed)
+        self._row_first[:] = 0
 
     def _new_store(self, capacity: int, seed: int) -> None:
         rb = ReplayBuffer(capacity, self.frame_shape, stack=self.n_stack, num_envs=self.n_envs, seed=seed,
                           pad=self.pad or "zero")  # (remade with "first" if the first add detects that)
-        if self._device_storage:
-            from .torch_replay import DeviceReplayBuffer  # only then: it is the one module here that needs a device
-            self.store: Any = DeviceReplayBuffer(buffer=rb, device=self.device)
-        else:
-            self.store = rb
+        self._use_store(rb, self.device)
         self._open = np.zeros(self.n_envs, bool)  # envs with an episode open in the store
         self._ended = np.zeros(self.n_envs, bool)  # envs whose episode the last add ended
+
+    def _use_store(self, rb: ReplayBuffer, device: th.device) -> None:
+        """Make ``rb`` the store: itself, or with device_storage a mirror of it on ``device``."""
+        if self._device_storage:
+            from .torch_replay import DeviceReplayBuffer  # only then: it is the one module here that needs a device
+            self.store: Any = DeviceReplayBuffer(buffer=rb, device=device)
+        else:
+            self.store = rb
+
+    # ---- device -------------------------------------------------------------------------------------
+    @property
+    def device(self) -> th.device:
+        return self._device
+
+    @device.setter
+    def device(self, device: Union[th.device, str]) -> None:
+        # SB3's load_replay_buffer sets the loaded buffer's device to the model's: a device mirror follows.
+        self._device = th.device(device)
+        store = self.__dict__.get("store")
+        if self._device_storage and store is not None and store.device != self._device:
+            self._use_store(store.buffer, self._device)
+
+    # ---- pickling (SB3's save_replay_buffer / load_replay_buffer, copy.deepcopy) ----------------------
+    def __getstate__(self) -> Dict[str, Any]:
+        """Everything the adapter tracks, with the frame store as the bytes of a native snapshot.
+
+        The snapshot is complete before this returns, so an error (disk full, no temporary directory)
+        raises before pickle writes anything. It costs one copy of the store in host memory."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_PICKLED}
+        host = self.store.buffer if self._device_storage else self.store
+        with tempfile.TemporaryDirectory(prefix="dqnfast-sb3-") as tmp:
+            path = os.path.join(tmp, "store.dqnfast")
+            host.save(path, durable=False)  # (a scratch file: no need to reach the disk)
+            with open(path, "rb") as f:
+                state["_store_snapshot"] = f.read()
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        state = dict(state)
+        snapshot = state.pop("_store_snapshot")
+        self.__dict__.update(state)
+        with tempfile.TemporaryDirectory(prefix="dqnfast-sb3-") as tmp:
+            path = os.path.join(tmp, "store.dqnfast")
+            with open(path, "wb") as f:
+                f.write(snapshot)
+            rb = ReplayBuffer.load(path)  # (checksummed: a damaged pickle raises ValueError here)
+        device = self._device
+        if device.type == "cuda" and not th.cuda.is_available():
+            # A buffer saved on a GPU machine, loaded on one without: mirror on the host for now;
+            # SB3's load_replay_buffer sets the model's device right after this.
+            device = th.device("cpu")
+        self._use_store(rb, device)
+        self.dones = _EndAllEpisodes(self._end_all_episodes)
+        self._state = np.empty((self.n_envs, self.n_stack, *self.frame_shape), np.uint8)
+
+
+# Not pickled: the store (carried as a snapshot), SB3's `dones` stand-in (a bound method; rebuilt) and scratch.
+_NOT_PICKLED = frozenset({"store", "dones", "_state"})
+
+
+def save_replay_buffer(model_or_buffer: Any, path: Union[str, "os.PathLike[str]"]) -> str:
+    """Pickle a replay buffer (or a model's ``replay_buffer``) to ``path`` as SB3's ``save_replay_buffer``
+    does, but atomically: into a temporary file next to it, renamed over ``path`` only once complete. A
+    failure leaves ``path`` as it was and no temporary file. Like SB3, a path without a suffix gets
+    ``.pkl``. Returns the path written; ``model.load_replay_buffer(path)`` reads it."""
+    buffer = getattr(model_or_buffer, "replay_buffer", model_or_buffer)
+    if not isinstance(buffer, SB3ReplayBuffer):
+        raise TypeError(f"save_replay_buffer needs an SB3 off-policy model or replay buffer, got "
+                        f"{type(model_or_buffer).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    target = os.fspath(path)
+    if not os.path.splitext(target)[1]:
+        target += ".pkl"
+    directory = os.path.dirname(os.path.abspath(target))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(target) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(buffer, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return target
