@@ -40,8 +40,10 @@ def check_replay_exact(rb, envs_per_actor: int, quiescent: bool = True) -> Dict[
         if rb.episode_active(stream):
             actor, env, *_ = decode_frame(rb.stacked(stream)[-1])
             assert (actor, env) == divmod(stream, envs_per_actor), f"stream {stream} holds actor {actor} env {env}"
+    incarnations = sorted({(ep[0], ep[2]) for ep in steps_of})  # (actor, seed): a restart draws a new seed
     return {"transitions": int(len(idx)), "episodes": len(steps_of),
-            "actors": len({ep[0] for ep in steps_of}), "incarnations": len({(ep[0], ep[2]) for ep in steps_of})}
+            "actors": len({ep[0] for ep in steps_of}), "incarnations": len(incarnations),
+            "incarnation_ids": [list(i) for i in incarnations]}
 
 
 def _check_block(rb, idx: np.ndarray, steps_of: Dict[Tuple[int, int, int, int], List[int]],
@@ -79,3 +81,24 @@ def _check_block(rb, idx: np.ndarray, steps_of: Dict[Tuple[int, int, int, int], 
         steps_of[key].append(st)
         if d:
             ends[key].append(st)
+
+
+Step = Tuple[int, int, int, int, int]  # (actor, env, seed, episode, step) of a step's next frame
+
+
+def steps_sent(chunk) -> set:
+    """The steps a chunk carries, read from its frames: the identities of its step rows' next frames
+    (episode-start rows carry no step)."""
+    seg = chunk["segments"]
+    is_start = np.repeat(seg[:, 2].astype(bool), seg[:, 1] - seg[:, 0]) if len(seg) else np.zeros(0, bool)
+    return {decode_frame(f) for f in chunk["frames"][~is_start]}
+
+
+def steps_held(rb) -> set:
+    """The steps whose transitions the replay can sample, read from their next states' last frames."""
+    idx = rb.valid_indices()
+    out = set()
+    for lo in range(0, len(idx), 4096):
+        for f in rb.gather(idx[lo:lo + 4096]).next_obs[:, -1]:
+            out.add(decode_frame(f))
+    return out

@@ -3,7 +3,8 @@
 The chunk format, the actors' stepping and the whole-or-nothing writer are tested in this process.
 Everything that starts Ray runs in tests/ray_netns_run.py inside a private network namespace
 (``unshare -n`` with only loopback up), so every packet stays on this machine: one local 2-node
-cluster for the ingest, restart, node-loss and priority checks, one single-node Ray for SIGTERM.
+cluster for the ingest, restart, node-loss, priority and per-actor exploration checks, one
+single-node Ray for SIGTERM. More behaviour tests (no Ray started): tests/test_distributed_behaviour.py.
 """
 from __future__ import annotations
 
@@ -301,23 +302,47 @@ def test_cluster_has_two_nodes_and_refuses_a_wrong_token(cluster_report):
 
 @pytest.mark.slow
 def test_ingest_is_exact_across_actor_restarts(cluster_report):
+    """Every stage's replay was exact per stream with no gaps (checked in the scenario, the ingest
+    paused), and each restart was counted and its new incarnation reached the replay. How much was
+    ingested depends on the machine's speed, so the replay may have overwritten its oldest steps:
+    only then may it hold fewer than were ingested."""
     st = cluster_report["stages"]
     assert st["steady"]["actors"] == 2
-    assert st["after_sigkill"]["incarnations"] >= 3  # actor 0 again, under a new incarnation
-    assert st["after_ray_kill"]["incarnations"] >= 4
+    assert st["after_sigkill"]["restarts"] >= 1 and st["after_sigkill"]["incarnations_seen"] >= 3  # actor 0 again
+    assert st["after_ray_kill"]["restarts"] >= 2 and st["after_ray_kill"]["incarnations_seen"] >= 4
     stats = cluster_report["stats"]
     assert stats["restarts"] >= 3
-    # every step that was ingested is in the replay, and nothing else
-    assert cluster_report["len"] == cluster_report["valid"] == stats["transitions"]
+    assert cluster_report["len"] == cluster_report["valid"] == st["final"]["transitions"] > 0
+    if cluster_report["overwritten"]:
+        assert cluster_report["len"] < stats["transitions"]
+    else:  # every step that was ingested is in the replay, and nothing else
+        assert cluster_report["len"] == stats["transitions"]
     assert cluster_report["samples"] > 0 and cluster_report["sampler_error"] is None
 
 
 @pytest.mark.slow
 def test_a_lost_worker_node_does_not_stop_the_learner(cluster_report):
     st = cluster_report["stages"]
-    assert st["node_lost"]["transitions"] > st["after_ray_kill"]["transitions"]  # fed by actor 0 alone
-    assert st["node_replaced"]["incarnations"] > st["node_lost"]["incarnations"]  # actor 1 back on the new node
+    assert st["node_lost"]["ingested"] > st["after_ray_kill"]["ingested"]  # fed by actor 0 alone
+    # actor 1 back on the new node: an incarnation the replay had not held before
+    assert st["node_replaced"]["incarnations_seen"] > st["node_lost"]["incarnations_seen"]
+    assert st["node_replaced"]["restarts"] > st["node_lost"]["restarts"]
     assert cluster_report["stats"]["lost_chunks"] >= 1
+
+
+@pytest.mark.slow
+def test_each_actor_explores_with_its_own_apex_epsilon(cluster_report):
+    """A default pool of 3 Ray actors acting with a network whose greedy action never changes: the
+    share of other actions each takes is its own Ape-X epsilon (0.4, 0.016, 0.00066) times 3/4 (a
+    random action is the greedy one a quarter of the time), within 4 binomial standard deviations."""
+    ex = cluster_report["exploration"]
+    eps = apex_epsilons(3)
+    for i, (n, greedy) in enumerate(zip(ex["actions"], ex["greedy"])):
+        assert n == 4 * 50 * 2
+        p = eps[i] * (ex["num_actions"] - 1) / ex["num_actions"]
+        other = n - greedy
+        assert abs(other - n * p) <= 4 * np.sqrt(n * p * (1 - p)) + 1, (
+            f"actor {i} took {other} of {n} non-greedy actions; epsilon {eps[i]:.5f} gives {n * p:.1f}")
 
 
 @pytest.mark.slow

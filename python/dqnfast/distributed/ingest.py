@@ -102,8 +102,8 @@ class Ingestor:
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """No chunk is written while the block runs (e.g. the replay is saved); chunks that arrive
-        meanwhile wait in the object store."""
+        """No chunk is written while the block runs (e.g. the replay is saved), and :meth:`stats`
+        counts exactly what the replay got; chunks that arrive meanwhile wait in the object store."""
         with self._write:
             yield
 
@@ -216,14 +216,15 @@ class Ingestor:
             return
         with self._write:
             steps = self.writer.write(chunk)
+            # counted before the write lock goes: inside paused(), stats() matches the replay
+            with self._lock:
+                if self._incarnation[a] is not None and self._incarnation[a] != inc:
+                    self._stats.restarts += 1
+                self._stats.chunks += 1
+                self._stats.transitions += steps
+                returns = list(meta.get("episode_returns", ()))
+                self._returns.extend(returns)
+                self._stats.episodes += len(returns)
         self._resync[a] = False
         self._expect[a] = (inc, seq + 1)
-        with self._lock:
-            if self._incarnation[a] is not None and self._incarnation[a] != inc:
-                self._stats.restarts += 1
-            self._stats.chunks += 1
-            self._stats.transitions += steps
-            returns = list(meta.get("episode_returns", ()))
-            self._returns.extend(returns)
-            self._stats.episodes += len(returns)
         self._incarnation[a] = inc

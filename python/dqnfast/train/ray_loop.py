@@ -68,6 +68,8 @@ def run_with_ray(trainer: "Trainer", progress: Progress) -> None:
                     time.sleep(0.002)  # waiting for the actors' next chunk
                 if trainer.checkpoints.due(trainer.global_step):
                     with ingest.paused():  # rb.save needs a still replay
+                        # chunks written since the count above are in the replay it saves: count them
+                        trainer.global_step = base + ingest.stats().transitions
                         trainer._maybe_checkpoint()
                 trainer._progress(progress)
         finally:
