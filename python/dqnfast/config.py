@@ -9,6 +9,7 @@ field docstrings are its ``--help``, and the ``Literal`` types its choices.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Tuple
@@ -74,9 +75,13 @@ class TrainConfig:
     learning_starts: int = 50_000
     """agent steps of uniformly random play that fill the replay before learning starts"""
     train_frequency: int = 4
-    """agent steps per gradient step"""
+    """agent steps per gradient step (when replay_ratio is not given)"""
+    replay_ratio: Optional[float] = None
+    """gradient steps per agent step after learning_starts, any positive float (0.25: one every 4 steps, 2: two per step); None: 1 / train_frequency"""
     n_step: int = 1
     """n-step returns, computed by the replay at sample time (1 is the Nature DQN's one-step target)"""
+    shift: int = 0
+    """DrQ's random-shift augmentation: sampled states are padded by this many pixels (edges repeated) and cropped back at a random offset; 0 is off"""
     save_replay: bool = True
     """write the replay beside each checkpoint (replay-STEP.bin) so --resume continues with it; else resume refills it"""
 
@@ -222,6 +227,13 @@ class TrainConfig:
             raise ValueError(f"ray must be local, auto or HOST:PORT, got {self.ray!r}")
         if self.bf16 and self.update_mode == "eager":
             raise ValueError("bf16 needs update_mode compile, graph or auto")
+        if self.replay_ratio is not None and not (math.isfinite(self.replay_ratio) and 0 < self.replay_ratio <= 64):
+            raise ValueError(f"replay_ratio must be in (0, 64] gradient steps per agent step, got {self.replay_ratio}")
+        if not 0 <= self.shift < self.frame_size:
+            raise ValueError(f"shift must be in [0, frame_size={self.frame_size}), got {self.shift}")
+        if self.shift and (self.recurrent or self.replay_device != "cpu"):
+            raise ValueError("shift augments sampled transitions on the host: it cannot be combined with recurrent "
+                             "or replay_device cuda")
         if not self.max_seconds >= 0:
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
         return self

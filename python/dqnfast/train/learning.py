@@ -12,8 +12,8 @@ from .schedule import updates_due
 
 class LearnerLoop:
     """Owns sampling and updates: ``learn_once`` samples a batch (sequences for DRQN) and takes one
-    gradient step; ``due(step)`` says whether the learner is behind the one-update-per-
-    `train_frequency`-agent-steps ratio after ``step`` agent steps."""
+    gradient step; ``due(step)`` says whether the learner is behind the configured ratio of
+    updates to agent steps (``replay_ratio``) after ``step`` agent steps."""
 
     def __init__(self, cfg: TrainConfig, learner: DQNLearner, rb: ReplayBuffer) -> None:
         self.cfg, self.learner, self.rb = cfg, learner, rb
@@ -45,6 +45,8 @@ class LearnerLoop:
             m = self.learner.update(batch)
         elif self.on_device:
             m = self.update(self.rb.sample(cfg.batch_size), metrics)
+        elif cfg.shift:  # DrQ's random shift, done by the replay as it copies the frames out
+            m = self.update(self.rb.sample(cfg.batch_size, out=self.batch, shift=cfg.shift), metrics)
         else:
             m = self.update(self.rb.sample(cfg.batch_size, out=self.batch), metrics)
         if m is not None:

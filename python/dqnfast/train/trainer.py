@@ -25,7 +25,7 @@ from .learning import LearnerLoop
 from .plots import plot_learning_curve
 from .progress import Progress, StepRate
 from .runlog import RunLog
-from .schedule import epsilon_at
+from .schedule import epsilon_at, steps_for_updates
 
 
 class Trainer:
@@ -269,7 +269,7 @@ class Trainer:
             return learner.act(states, epsilon, network=actor_net, rng=actor_rng)
 
         def limit() -> int:  # the actor may not step past this until the learner catches up
-            return cfg.learning_starts + (learner.updates + max_lead) * cfg.train_frequency
+            return steps_for_updates(cfg, learner.updates + max_lead)
 
         self.actor.policy = policy
         thread = ActorThread(self.actor, step=self.global_step, total_steps=cfg.total_steps, limit=limit,

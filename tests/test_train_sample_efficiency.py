@@ -1,0 +1,123 @@
+"""Trainer options for sample-efficient learning (issue 18): each pinned by what the run did, read
+from records kept outside the trainer (an optimizer hook, a wrapper around the env, the batches
+the update was handed), so a test fails if its option is silently ignored."""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+pytest.importorskip("ale_py")
+
+from dqnfast.config import TrainConfig, preset  # noqa: E402
+from dqnfast.replay_reference import shift_state  # noqa: E402
+from dqnfast.train import Trainer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    yield
+
+
+def tiny(tmp_path, **changes) -> TrainConfig:
+    values = dict(frame_size=36, crop=None, buffer_size=2000, batch_size=4, learning_starts=60,
+                  target_update_interval=20, exploration_steps=100, eval_episodes=0, progress=False, torch_threads=1,
+                  noop_max=5, log_interval=1000, n_step=1, tensorboard=False, run_dir=str(tmp_path), run_name="run",
+                  checkpoint_interval=0, save_replay=False)
+    values.update(changes)
+    return preset("demo", **values)
+
+
+class StepCounter:
+    """Counts the env steps the trainer's actor really takes (the env's own calls, not the trainer's count)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        env = trainer.actor.env
+        self.steps = 0
+        inner = env.step
+
+        def step(action):
+            self.steps += 1
+            return inner(action)
+
+        env.step = step
+
+
+def count_optimizer_steps(trainer: Trainer):
+    """The number of optimizer steps taken, from a hook on the optimizer itself."""
+    taken = [0]
+    trainer.learner.optimizer.register_step_post_hook(lambda *_: taken.__setitem__(0, taken[0] + 1))
+    return taken
+
+
+@pytest.mark.parametrize("ratio, async_actor", [(0.25, False), (0.7, False), (2.0, False), (2.0, True)])
+def test_replay_ratio_sets_the_exact_number_of_updates(tmp_path, ratio, async_actor):
+    cfg = tiny(tmp_path, total_steps=150, replay_ratio=ratio, async_actor=async_actor)
+    trainer = Trainer(cfg, "demo")
+    env_steps, updates = StepCounter(trainer), count_optimizer_steps(trainer)
+    trainer.run()
+    # the ratio as the decimal it was written as: floor(0.7 * 90) is 63, where the float product
+    # (62.99999...) would give 62
+    expected = math.floor(Fraction(str(ratio)) * (env_steps.steps - cfg.learning_starts))
+    assert env_steps.steps == cfg.total_steps
+    assert updates[0] == expected, f"{updates[0]} optimizer steps for {env_steps.steps} env steps at ratio {ratio}"
+
+
+def test_replay_ratio_none_keeps_train_frequency(tmp_path):
+    cfg = tiny(tmp_path, total_steps=140, train_frequency=8)
+    trainer = Trainer(cfg, "demo")
+    env_steps, updates = StepCounter(trainer), count_optimizer_steps(trainer)
+    trainer.run()
+    assert updates[0] == (env_steps.steps - cfg.learning_starts) // 8
+
+
+def shifted_by(state: np.ndarray, stored: np.ndarray, pad: int):
+    """The offsets (dy, dx) in [-pad, pad]^2 by which ``state`` is ``stored`` shifted (edges repeated)."""
+    return [(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)
+            if np.array_equal(state, shift_state(stored, pad, dy, dx))]
+
+
+@pytest.mark.parametrize("shift, n_step", [(0, 1), (4, 1), (4, 3)])
+def test_shift_reaches_the_batches_the_learner_updates_on(tmp_path, shift, n_step):
+    cfg = tiny(tmp_path, total_steps=120, shift=shift, n_step=n_step, replay_ratio=0.5)
+    trainer = Trainer(cfg, "demo")
+    rb, seen = trainer.rb, []
+    update = trainer.learning.update
+
+    def spy(batch, metrics=True):  # what the learner is handed, against the replay's own copy of it
+        stored = rb.gather(batch.index.copy())
+        seen.append((batch.obs.copy(), batch.next_obs.copy(), stored.obs, stored.next_obs))
+        return update(batch, metrics)
+
+    trainer.learning.update = spy
+    trainer.run()
+    assert len(seen) == 30
+    moved = 0
+    for obs, next_obs, stored_obs, stored_next in seen:
+        for r in range(len(obs)):
+            if shift == 0:
+                np.testing.assert_array_equal(obs[r], stored_obs[r])
+                continue
+            offsets = shifted_by(obs[r], stored_obs[r], shift)
+            assert offsets, "a sampled state is not the stored state shifted by at most `shift` pixels"
+            assert shifted_by(next_obs[r], stored_next[r], shift)
+            moved += not np.array_equal(obs[r], stored_obs[r])
+    if shift:
+        assert moved > len(seen) * cfg.batch_size // 2, f"only {moved} states were shifted"
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(replay_ratio=0.0), "replay_ratio must be in (0, 64]"),
+    (dict(replay_ratio=-1.0), "replay_ratio must be in (0, 64]"),
+    (dict(replay_ratio=float("nan")), "replay_ratio must be in (0, 64]"),
+    (dict(shift=36), "shift must be in [0, frame_size=36)"),
+    (dict(shift=-1), "shift must be in [0, frame_size=36)"),
+    (dict(shift=2, recurrent=True), "shift augments sampled transitions"),
+])
+def test_bad_values_are_refused_before_any_work(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        tiny(tmp_path, **changes).validate()
