@@ -121,3 +121,36 @@ def test_shift_reaches_the_batches_the_learner_updates_on(tmp_path, shift, n_ste
 def test_bad_values_are_refused_before_any_work(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         tiny(tmp_path, **changes).validate()
+
+
+def test_dueling_head_has_zero_mean_advantages_and_reaches_the_trained_network(tmp_path):
+    from dqnfast import checkpoint as ckpt
+    from dqnfast.recurrent import build_learner
+
+    cfg = tiny(tmp_path, total_steps=90, dueling=True)
+    trainer = Trainer(cfg, "demo")
+    summary = trainer.run()
+    net = trainer.learner.q_network
+    x = torch.randint(0, 256, (5, cfg.stack, 36, 36), dtype=torch.uint8)
+    with torch.no_grad():
+        features = net.network(x / 255.0)
+        value, advantage = net.value(features), net.advantage(features)
+        q = net(x)
+    assert value.shape == (5, 1) and advantage.shape == (5, trainer.num_actions)
+    # Q - V is the advantage centred over actions: zero mean over actions, same ranking as A
+    torch.testing.assert_close(q - value, advantage - advantage.mean(dim=1, keepdim=True))
+    torch.testing.assert_close((q - value).mean(dim=1), torch.zeros(5), atol=1e-6, rtol=0)
+    # the checkpoint holds the dueling weights, and the learner built from it (dqnfast evaluate's) uses them
+    state = ckpt.load_training_checkpoint(summary["checkpoint"])
+    assert any(k.startswith("value.") for k in state["learner"]["q_network"])
+    again = build_learner(TrainConfig.from_dict(state["config"]), trainer.num_actions, device="cpu")
+    again.load_state_dict(state["learner"])
+    with torch.no_grad():
+        torch.testing.assert_close(again.q_network(x), q)
+
+
+def test_without_dueling_the_network_is_the_nature_cnn(tmp_path):
+    from dqnfast.recurrent import build_learner
+
+    net = build_learner(tiny(tmp_path), 4, device="cpu").q_network
+    assert not hasattr(net, "value") and net.network[-1].out_features == 4

@@ -104,6 +104,8 @@ class TrainConfig:
     """target <- tau * online + (1 - tau) * target at each target update; 1.0 is the hard copy"""
     double_dqn: bool = False
     """Double DQN targets: the online network picks a', the target network evaluates it"""
+    dueling: bool = False
+    """dueling head (Wang et al. 2016): value and advantage streams, Q = V + A - mean(A)"""
     recurrent: bool = False
     """DRQN: the Nature CNN on one frame then an LSTM, trained on replayed sequences (stack is then 1)"""
     sequence_length: int = 8
@@ -218,6 +220,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.recurrent and self.update_mode in ("compile", "graph"):
             raise ValueError(f"update_mode {self.update_mode!r} is for the DQN update; recurrent uses eager")
+        if self.recurrent and self.dueling:
+            raise ValueError("dueling is a head of the feed-forward Q-network; recurrent has its own")
         if self.recurrent and self.replay_device != "cpu":
             raise ValueError("replay_device cuda samples transitions; recurrent samples sequences: use replay_device cpu")
         if self.ray and (self.recurrent or self.async_actor or self.env_workers or self.replay_device != "cpu"):

@@ -39,9 +39,14 @@ class QNetwork(nn.Module):
     ReLU between layers. Input: uint8 (B, stack, H, W); ``forward`` scales it by 1/255. The size of
     the flattened conv output is computed from ``frame_shape``, so any frame of at least 36x36
     works (84x84 as in the paper, 80x80 as in the course seed, smaller for the CPU demo).
+
+    ``dueling=True`` (Wang et al. 2016): after the conv stack, two fc 512 streams, a value V(s) and
+    advantages A(s, a), combined as ``Q = V + A - mean_a A`` so the advantages have zero mean over
+    actions. Then ``network`` is the conv stack alone and ``value`` / ``advantage`` the streams.
     """
 
-    def __init__(self, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84)) -> None:
+    def __init__(self, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84),
+                 dueling: bool = False) -> None:
         super().__init__()
         num_actions = positive_int(num_actions, "num_actions")
         stack = positive_int(stack, "stack")
@@ -56,21 +61,22 @@ class QNetwork(nn.Module):
             raise ValueError(f"frame_shape {(h, w)} is too small for the Nature CNN: each side must be at least 36")
         flat = 64 * sizes[-1][0] * sizes[-1][1]
         self.num_actions, self.stack, self.frame_shape = num_actions, stack, (h, w)
-        self.network = nn.Sequential(
-            nn.Conv2d(stack, 32, 8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(flat, 512),
-            nn.ReLU(),
-            nn.Linear(512, num_actions),
-        )
+        self.dueling = bool(dueling)
+        convs = [nn.Conv2d(stack, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                 nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten()]
+        if not self.dueling:  # (one Sequential, as checkpoints of the plain network have always stored it)
+            self.network = nn.Sequential(*convs, nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_actions))
+            return
+        self.network = nn.Sequential(*convs)
+        self.value = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, 1))
+        self.advantage = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_actions))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x / 255.0)
+        if not self.dueling:
+            return self.network(x / 255.0)
+        features = self.network(x / 255.0)
+        advantage = self.advantage(features)
+        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
 
 
 def epsilon_greedy(rng: np.random.Generator, epsilon: float, num_actions: int, n: int,
@@ -118,6 +124,7 @@ class DQNLearner:
         target_update_interval: int = 10_000,
         tau: float = 1.0,
         double_dqn: bool = False,
+        dueling: bool = False,
         device: Union[str, torch.device, None] = None,
         seed: Optional[int] = None,
     ) -> None:
@@ -135,6 +142,7 @@ class DQNLearner:
         self.device = default_device() if device is None else torch.device(device)
         self.loss, self.tau, self.double_dqn = loss, float(tau), bool(double_dqn)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.dueling = bool(dueling)
         if seed is not None:
             torch.manual_seed(seed)
         self.q_network = self._make_network(num_actions, stack, frame_shape).to(self.device)
@@ -153,7 +161,7 @@ class DQNLearner:
 
     def _make_network(self, num_actions: int, stack: int, frame_shape: Sequence[int]) -> nn.Module:
         """The online network (the target is a copy); subclasses (DRQN) swap in their own."""
-        return QNetwork(num_actions, stack, frame_shape)
+        return QNetwork(num_actions, stack, frame_shape, dueling=self.dueling)
 
     # -- acting --------------------------------------------------------------------------------------
     def _state_tensor(self, state: np.ndarray) -> Tuple[torch.Tensor, bool]:
