@@ -117,6 +117,10 @@ def test_shift_reaches_the_batches_the_learner_updates_on(tmp_path, shift, n_ste
     (dict(shift=36), "shift must be in [0, frame_size=36)"),
     (dict(shift=-1), "shift must be in [0, frame_size=36)"),
     (dict(shift=2, recurrent=True), "shift augments sampled transitions"),
+    (dict(priority_alpha=1.5), "priority_alpha must be in [0, 1]"),
+    (dict(priority_eps=0.0), "priority_eps must be positive"),
+    (dict(prioritized=True, update_mode="compile"), "prioritized samples from the host"),
+    (dict(dueling=True, recurrent=True), "dueling is a head"),
 ])
 def test_bad_values_are_refused_before_any_work(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
@@ -154,3 +158,46 @@ def test_without_dueling_the_network_is_the_nature_cnn(tmp_path):
 
     net = build_learner(tiny(tmp_path), 4, device="cpu").q_network
     assert not hasattr(net, "value") and net.network[-1].out_features == 4
+
+
+def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorities(tmp_path):
+    from dqnfast import Batch, PrioritizedReplayBuffer
+
+    cfg = tiny(tmp_path, total_steps=110, prioritized=True, priority_alpha=0.6, priority_beta=0.4, replay_ratio=0.5,
+               double_dqn=True, n_step=3)
+    trainer = Trainer(cfg, "demo")
+    rb, learner = trainer.rb, trainer.learner
+    assert isinstance(rb, PrioritizedReplayBuffer)
+    betas, pending, checked = [], {}, []
+    sample, update_priorities, step = rb.sample, rb.update_priorities, learner._step
+
+    def spy_sample(batch_size, beta=0.4, out=None, **kw):  # the buffer's records: what it was asked for
+        b = sample(batch_size, beta, out=out, **kw)
+        betas.append(beta)
+        # the TD errors of this batch before the update, recomputed here from the networks
+        with torch.no_grad():
+            obs = torch.from_numpy(b.obs.copy())
+            q = learner.q_network(obs).gather(1, torch.from_numpy(b.action).unsqueeze(1)).squeeze(1)
+        target = torch.from_numpy(learner.targets(Batch(*b[:8])))
+        pending.update(index=b.index.copy(), td=(target - q).abs().double().numpy(), weights=b.weights.copy(),
+                       q=q, target=target)
+        return b
+
+    def spy_step(loss, q_mean, metrics=True):  # the loss the optimizer is handed
+        huber = torch.nn.functional.smooth_l1_loss(pending["q"], pending["target"], reduction="none")
+        expected = (torch.from_numpy(pending["weights"]) * huber).mean()
+        torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+        return step(loss, q_mean, metrics)
+
+    def spy_update(index, priorities):
+        np.testing.assert_array_equal(index, pending["index"])
+        np.testing.assert_allclose(priorities, pending["td"] + cfg.priority_eps, rtol=1e-5, atol=1e-6)
+        checked.append(len(index))
+        return update_priorities(index, priorities)
+
+    rb.sample, rb.update_priorities, learner._step = spy_sample, spy_update, spy_step
+    trainer.run()
+    assert len(checked) == len(betas) == 25
+    # beta anneals from priority_beta at the first update to 1 at the last
+    assert betas[0] == pytest.approx(0.4) and betas[-1] == pytest.approx(1.0)
+    assert all(b2 > b1 for b1, b2 in zip(betas, betas[1:]))

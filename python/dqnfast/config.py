@@ -80,6 +80,14 @@ class TrainConfig:
     """gradient steps per agent step after learning_starts, any positive float (0.25: one every 4 steps, 2: two per step); None: 1 / train_frequency"""
     n_step: int = 1
     """n-step returns, computed by the replay at sample time (1 is the Nature DQN's one-step target)"""
+    prioritized: bool = False
+    """prioritized replay (Schaul et al. 2016): sample in proportion to |TD error|^priority_alpha, with importance weights"""
+    priority_alpha: float = 0.5
+    """how much priorities count (0 is uniform; prioritized only)"""
+    priority_beta: float = 0.4
+    """importance-weight exponent at the first update, annealed linearly to 1 at the last (prioritized only)"""
+    priority_eps: float = 1e-6
+    """added to |TD error| so no transition gets priority 0 (prioritized only)"""
     shift: int = 0
     """DrQ's random-shift augmentation: sampled states are padded by this many pixels (edges repeated) and cropped back at a random offset; 0 is off"""
     save_replay: bool = True
@@ -238,6 +246,15 @@ class TrainConfig:
         if self.shift and (self.recurrent or self.replay_device != "cpu"):
             raise ValueError("shift augments sampled transitions on the host: it cannot be combined with recurrent "
                              "or replay_device cuda")
+        for name in ("priority_alpha", "priority_beta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not (math.isfinite(self.priority_eps) and self.priority_eps > 0):
+            raise ValueError(f"priority_eps must be positive, got {self.priority_eps}")
+        if self.prioritized and (self.recurrent or self.ray or self.replay_device != "cpu"
+                                 or self.update_mode in ("compile", "graph")):
+            raise ValueError("prioritized samples from the host PrioritizedReplayBuffer with the eager update: it "
+                             "cannot be combined with recurrent, ray, replay_device cuda or update_mode compile/graph")
         if not self.max_seconds >= 0:
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
         return self

@@ -284,6 +284,19 @@ class DQNLearner:
         loss, q_mean = self._loss_and_q(*self._to_device(batch))
         return self._step(loss, q_mean)
 
+    def update_prioritized(self, batch) -> Tuple[Dict[str, float], np.ndarray]:
+        """One gradient step on a :class:`dqnfast.PrioritizedBatch`: each transition's loss weighted by
+        its importance weight (``batch.weights``), as Schaul et al. (2016) do. Returns update()'s
+        metrics and each row's |TD error| before the step (the new priorities, float64)."""
+        weights = torch.from_numpy(np.ascontiguousarray(batch.weights, np.float32)).to(self.device)
+        obs, action, reward, next_obs, terminated, discount = self._to_device(Batch(*batch[:8]))
+        target = self.td_target(reward, next_obs, terminated, discount).float()
+        q = self.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
+        per_row = F.smooth_l1_loss(q, target, reduction="none") if self.loss == "huber" else \
+            F.mse_loss(q, target, reduction="none")
+        td_error = (target - q).detach().abs().double().cpu().numpy()
+        return self._step((weights * per_row).mean(), q.detach().mean()), td_error
+
     def _loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False):
         """The loss of one batch on the device and the mean Q of the actions taken; ``bf16`` runs the
         network passes under bfloat16 autocast (the fast update steps' option)."""

@@ -17,6 +17,7 @@ from ..config import TrainConfig
 from ..envs import make_env
 from ..evaluate import evaluate_learner
 from ..recurrent import build_learner, make_policy
+from ..prioritized import PrioritizedReplayBuffer
 from ..replay import ReplayBuffer
 from ..vector_env import EnvWorkerError
 from .actor import Actor, ActorThread, Finished, NetworkCopy
@@ -84,9 +85,11 @@ class Trainer:
         rb = load_replay(run_dir, state.get("replay") if state else None, cfg)
         self.replay_restored = rb is not None
         if rb is None:
-            rb = ReplayBuffer(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.replay_stack,
-                              num_envs=cfg.replay_streams, seed=cfg.seed + 7919 * self.resumes,
-                              n_step=cfg.n_step, gamma=cfg.gamma)
+            kind, extra = (PrioritizedReplayBuffer, dict(alpha=cfg.priority_alpha)) if cfg.prioritized else \
+                (ReplayBuffer, {})
+            rb = kind(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.replay_stack,
+                      num_envs=cfg.replay_streams, seed=cfg.seed + 7919 * self.resumes,
+                      n_step=cfg.n_step, gamma=cfg.gamma, **extra)
         if cfg.replay_device != "cpu":  # frames mirrored on the GPU: batches never cross as pixels
             from ..torch_replay import DeviceReplayBuffer
             rb = DeviceReplayBuffer(buffer=rb, device=cfg.replay_device)  # (ValueError without CUDA)
