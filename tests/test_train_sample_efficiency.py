@@ -121,6 +121,9 @@ def test_shift_reaches_the_batches_the_learner_updates_on(tmp_path, shift, n_ste
     (dict(priority_eps=0.0), "priority_eps must be positive"),
     (dict(prioritized=True, update_mode="compile"), "prioritized samples from the host"),
     (dict(dueling=True, recurrent=True), "dueling is a head"),
+    (dict(reset_shrink=1.5), "reset_shrink must be in [0, 1]"),
+    (dict(reset_interval=-1), "reset_interval must be non-negative"),
+    (dict(reset_interval=100, update_mode="compile"), "reset_interval resets the eager"),
 ])
 def test_bad_values_are_refused_before_any_work(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
@@ -201,3 +204,43 @@ def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorit
     # beta anneals from priority_beta at the first update to 1 at the last
     assert betas[0] == pytest.approx(0.4) and betas[-1] == pytest.approx(1.0)
     assert all(b2 > b1 for b1, b2 in zip(betas, betas[1:]))
+
+
+@pytest.mark.parametrize("layers", ["head", "all"])
+def test_a_reset_changes_exactly_the_named_layers_and_their_optimizer_state(tmp_path, layers):
+    cfg = tiny(tmp_path, total_steps=100, replay_ratio=0.5, reset_interval=7, reset_layers=layers, reset_shrink=0.25)
+    trainer = Trainer(cfg, "demo")
+    learner = trainer.learner
+    net, target, opt = learner.q_network, learner.target_network, learner.optimizer
+    names = {p: n for n, p in net.named_parameters()}
+    after, before = {}, {}  # step k -> parameters right after optimizer step k / right before step k
+
+    def snapshot(module):
+        return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+    def pre(optimizer, args, kwargs):
+        k = len(after) + 1
+        before[k] = (snapshot(net), snapshot(target), {names[p] for p in optimizer.state})
+
+    opt.register_step_pre_hook(pre)
+    opt.register_step_post_hook(lambda *_: after.__setitem__(len(after) + 1, (snapshot(net), snapshot(target))))
+    trainer.run()
+    assert len(after) == 20
+    for k in range(1, 20):  # between step k and step k + 1 only a reset may change the weights
+        changed = {n for n, p in before[k + 1][0].items() if not torch.equal(p, after[k][0][n])}
+        has_state = before[k + 1][2]
+        if k % 7:
+            assert not changed and len(has_state) == len(names)
+            continue
+        linear = {n for n in names.values() if n.startswith("network.") and int(n.split(".")[1]) >= 7}
+        conv = set(names.values()) - linear
+        assert changed == (linear | conv if layers == "all" else linear), f"reset at update {k} changed {changed}"
+        assert has_state == set(names.values()) - changed, "the optimizer kept state of reset parameters"
+        for n in changed:  # the target got the same reset: the same fresh weights, shrunk alike
+            keep = 0.25 if n in conv else 0.0
+            fresh_online = (before[k + 1][0][n] - keep * after[k][0][n]) / (1 - keep)
+            fresh_target = (before[k + 1][1][n] - keep * after[k][1][n]) / (1 - keep)
+            torch.testing.assert_close(fresh_online, fresh_target, rtol=1e-4, atol=1e-5)
+            # a fresh PyTorch init of a layer with fan-in f lies within 1/sqrt(f)
+            fan_in = after[k][0][n.replace("bias", "weight")][0].numel()
+            assert fresh_online.abs().max() <= 1.0 / fan_in ** 0.5 + 1e-5

@@ -22,6 +22,7 @@ Loss = Literal["huber", "mse"]
 Optimizer = Literal["adam", "rmsprop"]
 PresetName = Literal["demo", "nature", "course", "gpu"]
 UpdateMode = Literal["auto", "eager", "compile", "graph"]
+ResetLayers = Literal["head", "all"]
 ReplayDevice = Literal["cpu", "cuda"]
 
 INTERPOLATIONS: Tuple[str, ...] = typing.get_args(Interpolation)
@@ -88,6 +89,12 @@ class TrainConfig:
     """importance-weight exponent at the first update, annealed linearly to 1 at the last (prioritized only)"""
     priority_eps: float = 1e-6
     """added to |TD error| so no transition gets priority 0 (prioritized only)"""
+    reset_interval: int = 0
+    """gradient steps between periodic resets of the network (SR-SPR, BBF); 0 never resets"""
+    reset_layers: ResetLayers = "head"
+    """head: re-initialise the fully connected layers | all: also shrink-and-perturb the conv layers"""
+    reset_shrink: float = 0.5
+    """with reset_layers all: conv weights become reset_shrink * weights + (1 - reset_shrink) * a fresh init"""
     shift: int = 0
     """DrQ's random-shift augmentation: sampled states are padded by this many pixels (edges repeated) and cropped back at a random offset; 0 is off"""
     save_replay: bool = True
@@ -255,6 +262,13 @@ class TrainConfig:
                                  or self.update_mode in ("compile", "graph")):
             raise ValueError("prioritized samples from the host PrioritizedReplayBuffer with the eager update: it "
                              "cannot be combined with recurrent, ray, replay_device cuda or update_mode compile/graph")
+        if not 0.0 <= self.reset_shrink <= 1.0:
+            raise ValueError(f"reset_shrink must be in [0, 1], got {self.reset_shrink}")
+        if self.reset_interval < 0:
+            raise ValueError(f"reset_interval must be non-negative, got {self.reset_interval}")
+        if self.reset_interval and (self.recurrent or self.update_mode in ("compile", "graph")):
+            raise ValueError("reset_interval resets the eager DQN learner's layers: it cannot be combined with "
+                             "recurrent or update_mode compile/graph")
         if not self.max_seconds >= 0:
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
         return self

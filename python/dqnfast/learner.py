@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -335,6 +335,34 @@ class DQNLearner:
         # one device->host transfer for all metrics (this also orders any reuse of pinned batch arrays)
         td_loss, q_mean, gn = stats.float().tolist()
         return {"td_loss": td_loss, "q_values": q_mean, "grad_norm": gn, "target_updated": float(synced)}
+
+    @torch.no_grad()
+    def reset_layers(self, layers: str = "head", shrink: float = 0.5) -> List[str]:
+        """Periodic resets against the loss of plasticity (Nikishin et al. 2022; SR-SPR, BBF): the
+        fully connected layers (``layers="head"``) are re-initialised, and with ``layers="all"`` the
+        conv layers are shrunk and perturbed too: ``shrink * theta + (1 - shrink) * fresh``. The
+        target network gets the same fresh weights in the same way, and the optimizer forgets its
+        state (moments, step count) for every parameter that changed. Returns the names reset."""
+        if layers not in ("head", "all"):
+            raise ValueError(f"layers must be 'head' or 'all', got {layers!r}")
+        if not 0.0 <= float(shrink) <= 1.0:
+            raise ValueError(f"shrink must be in [0, 1], got {shrink}")
+        fresh = self._make_network(self.num_actions, self.stack, self.frame_shape).to(self.device)
+        online, target = dict(self.q_network.named_modules()), dict(self.target_network.named_modules())
+        names = []
+        for name, module in fresh.named_modules():
+            if isinstance(module, nn.Linear):
+                keep = 0.0  # the head starts over
+            elif isinstance(module, nn.Conv2d) and layers == "all":
+                keep = float(shrink)
+            else:
+                continue
+            for pname, p in module.named_parameters(recurse=False):
+                for net in (online, target):
+                    getattr(net[name], pname).mul_(keep).add_(p, alpha=1.0 - keep)
+                self.optimizer.state.pop(getattr(online[name], pname), None)
+            names.append(name)
+        return names
 
     @torch.no_grad()
     def sync_target(self) -> None:

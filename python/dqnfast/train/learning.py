@@ -62,6 +62,8 @@ class LearnerLoop:
             m = self.update(self.rb.sample(cfg.batch_size, out=self.batch, shift=cfg.shift), metrics)
         else:
             m = self.update(self.rb.sample(cfg.batch_size, out=self.batch), metrics)
+        if cfg.reset_interval and self.learner.updates % cfg.reset_interval == 0:
+            self.learner.reset_layers(cfg.reset_layers, cfg.reset_shrink)
         if m is not None:
             self.last_metrics = m
         return m
@@ -70,7 +72,7 @@ class LearnerLoop:
 def update_mode(cfg: TrainConfig, learner: DQNLearner) -> str:
     """The update mode a config asks for, with ``auto`` resolved: one CUDA graph on a GPU, eager on CPU
     (and always eager for DRQN)."""
-    if cfg.recurrent or cfg.prioritized:
+    if cfg.recurrent or cfg.prioritized or cfg.reset_interval:  # (resets drop optimizer state a graph holds)
         return "eager"
     if cfg.update_mode == "auto":
         return "graph" if learner.device.type == "cuda" else "eager"
