@@ -244,3 +244,32 @@ def test_a_reset_changes_exactly_the_named_layers_and_their_optimizer_state(tmp_
             # a fresh PyTorch init of a layer with fan-in f lies within 1/sqrt(f)
             fan_in = after[k][0][n.replace("bias", "weight")][0].numel()
             assert fresh_online.abs().max() <= 1.0 / fan_in ** 0.5 + 1e-5
+
+
+def test_an_ema_target_follows_the_online_network_with_ten_step_returns_and_the_rest(tmp_path):
+    """The atari100k preset's combination (10-step returns, dueling, Double DQN, shift, an epsilon
+    schedule of a few thousand steps) with an EMA target: after every update the target is
+    (1 - tau) * target + tau * online, read from the networks around each optimizer step."""
+    tau = 0.05
+    cfg = preset("atari100k", frame_size=36, buffer_size=2000, batch_size=4, learning_starts=60, total_steps=90,
+                 replay_ratio=0.5, exploration_steps=3000, tau=tau, target_update_interval=1, progress=False,
+                 tensorboard=False, run_dir=str(tmp_path), run_name="run", checkpoint_interval=0, save_replay=False)
+    trainer = Trainer(cfg, "atari100k")
+    net, target, opt = trainer.learner.q_network, trainer.learner.target_network, trainer.learner.optimizer
+    records = []
+
+    def snap(module):
+        return [p.detach().clone() for p in module.parameters()]
+
+    opt.register_step_post_hook(lambda *_: records.append(("online", snap(net), snap(target))))
+    opt.register_step_pre_hook(lambda *_: records.append(("before", None, snap(target))))
+    trainer.run()
+    records.append(("before", None, snap(target)))
+    posts = [i for i, r in enumerate(records) if r[0] == "online"]
+    assert len(posts) == 15
+    for i in posts:
+        _, online, target_before = records[i]
+        target_after = records[i + 1][2]
+        for o, t0, t1 in zip(online, target_before, target_after):
+            torch.testing.assert_close(t1, t0 + tau * (o - t0), rtol=1e-5, atol=1e-6)
+    assert trainer.rb.n_step == 10 and net.dueling
