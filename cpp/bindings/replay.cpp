@@ -26,6 +26,17 @@ struct BoundStore {
     s.insert(s.end(), shape.begin(), shape.end());
     return s;
   }
+  // The (planes, height, width) a shift moves: the last two axes of a frame (the Python side has
+  // checked that shift > 0 comes with a frame of at least two axes and fits it).
+  ShiftGeometry shift_geometry() const {
+    ShiftGeometry g;
+    const size_t nd = frame_shape.size();
+    if (nd < 2) throw py::value_error("shift needs frames of at least two axes (..., height, width)");
+    g.height = uint64_t(frame_shape[nd - 2]);
+    g.width = uint64_t(frame_shape[nd - 1]);
+    for (size_t d = 0; d + 2 < nd; ++d) g.planes *= uint64_t(frame_shape[d]);
+    return g;
+  }
   PrioritizedStore* per(const char* what) const {
     auto* p = dynamic_cast<PrioritizedStore*>(store.get());
     if (!p) throw py::type_error(std::string(what) + " needs a PrioritizedReplayBuffer");
@@ -254,11 +265,13 @@ void bind_replay(py::module_& m) {
       // The _*_into methods take a batch_size the Python methods have checked; a wrong one can
       // only fail the shape checks of `out`.
       .def("_sample_into",
-           [](BoundStore& b, py::ssize_t batch_size, py::handle out) {
+           [](BoundStore& b, py::ssize_t batch_size, py::handle out, uint32_t shift) {
              const TransitionOut o = b.outputs(batch_size, out);
+             const ShiftGeometry g = shift ? b.shift_geometry() : ShiftGeometry{};
              NoGil nogil;
-             b.store->sample(size_t(batch_size), o);
-           })
+             b.store->sample(size_t(batch_size), o, shift, &g);
+           },
+           py::arg("batch_size"), py::arg("out"), py::arg("shift") = 0)
       .def("_sample_slots_into",
            [](BoundStore& b, py::ssize_t batch_size, py::handle obs_slots, py::handle next_slots, py::handle out) {
              const Shape ss{batch_size, py::ssize_t(b.store->stack())};
@@ -278,13 +291,16 @@ void bind_replay(py::module_& m) {
              return b.per("_leaf")->leaf(uint64_t(s));
            })
       .def("_sample_prioritized_into",
-           [](BoundStore& b, py::ssize_t batch_size, double beta, py::handle out, py::handle weights) {
+           [](BoundStore& b, py::ssize_t batch_size, double beta, py::handle out, py::handle weights,
+              uint32_t shift) {
              PrioritizedStore* ps = b.per("sample");
              const TransitionOut o = b.outputs(batch_size, out);
              float* w = out_array<float>(weights, "weights", &batch_size, 1);
+             const ShiftGeometry g = shift ? b.shift_geometry() : ShiftGeometry{};
              NoGil nogil;
-             ps->sample_prioritized(size_t(batch_size), beta, o, w);
-           })
+             ps->sample_prioritized(size_t(batch_size), beta, o, w, shift, &g);
+           },
+           py::arg("batch_size"), py::arg("beta"), py::arg("out"), py::arg("weights"), py::arg("shift") = 0)
       .def(
           "update_priorities",
           [](BoundStore& b, py::handle index, py::handle priorities) {

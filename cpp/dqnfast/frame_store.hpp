@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "dqnfast/augment.hpp"
 #include "dqnfast/io.hpp"
 #include "dqnfast/rng.hpp"
 
@@ -189,6 +190,9 @@ struct TransitionOut {  // where one sampled transition goes (row 0 of a batch; 
   // (stack + 1) * frame_bytes, so obs and next_obs are two overlapping views of one row of
   // stack + 1 frames and each frame is written once.
   bool shared = false;
+  // Random shift (augment.hpp): set per row by sample() when it shifts; null copies frames as stored.
+  const ShiftGeometry* shift_geometry = nullptr;
+  ShiftOffsets offsets{};
 };
 
 class FrameStore {
@@ -363,10 +367,14 @@ class FrameStore {
   }
 
   // Uniform with replacement over sampleable transitions. Throws if there are none.
-  void sample(size_t batch, const TransitionOut& out) {
+  // shift_pad > 0 (with the frames' geometry): every state shifted by up to that many pixels as it
+  // is copied out (augment.hpp); the transitions drawn are the same as without.
+  void sample(size_t batch, const TransitionOut& out, uint32_t shift_pad = 0, const ShiftGeometry* geometry = nullptr) {
     check_out(out);
     if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
-    CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
+    const uint64_t call = calls_.fetch_add(1, std::memory_order_acq_rel);
+    CallRng rng(seed_, call);
+    ShiftStream shifts(seed_, call, shift_pad, out.shared);
     uint64_t head = head_.load(std::memory_order_acquire);
     uint64_t lo = head > capacity_ ? head - capacity_ : 0;
     // Pick all rows first (metadata only), then copy with the next row's frames prefetched:
@@ -376,8 +384,9 @@ class FrameStore {
     for (size_t b = 0; b < batch; ++b) picks[b] = draw(rng, lo, head, &hists[b * hl]);
     for (size_t b = 0; b < batch; ++b) {
       if (b + 2 < batch) prefetch_frames(&hists[(b + 2) * hl]);
+      const TransitionOut o = shifted(offset(out, b), shifts, shift_pad ? geometry : nullptr);
       // A row torn by a concurrent overwrite is drawn again (never happens single-threaded).
-      while (!read_transition(picks[b], offset(out, b))) picks[b] = draw(rng, lo, head, &hists[b * hl]);
+      while (!read_transition(picks[b], o)) picks[b] = draw(rng, lo, head, &hists[b * hl]);
     }
   }
 
@@ -774,6 +783,14 @@ class FrameStore {
             o.terminated + b, o.truncated + b,     o.index + b,  o.discount + b,
             o.row_stride,     o.shared};
   }
+  // Row o with the next offsets of `shifts` (a geometry of null: no shift, no draw).
+  static TransitionOut shifted(TransitionOut o, ShiftStream& shifts, const ShiftGeometry* geometry) {
+    if (geometry != nullptr) {
+      o.shift_geometry = geometry;
+      o.offsets = shifts.next();
+    }
+    return o;
+  }
 
   void begin_episode_in(Stream& st, uint64_t seq, const uint8_t* frame) const {
     std::fill(st.hist.begin(), st.hist.end(), kNone);
@@ -851,10 +868,16 @@ class FrameStore {
   }
 
   // Copies frame `seq` into dst; false if it is not (or no longer) the frame in its slot.
-  bool copy_frame(uint64_t seq, uint8_t* dst) const {
+  // With a geometry, the frame is copied shifted by (dy, dx) (augment.hpp).
+  bool copy_frame(uint64_t seq, uint8_t* dst, const ShiftGeometry* g = nullptr, int64_t dy = 0, int64_t dx = 0) const {
     const std::atomic<uint64_t>& pub = pub_[seq % capacity_];
     if (pub.load(std::memory_order_acquire) != seq + 1) return false;
-    racy_copy(dst, frames_->get() + (seq % capacity_) * frame_bytes_, frame_bytes_);
+    const uint8_t* src = frames_->get() + (seq % capacity_) * frame_bytes_;
+    if (g == nullptr || (dy == 0 && dx == 0)) {
+      racy_copy(dst, src, frame_bytes_);
+    } else {
+      shifted_copy(dst, src, *g, dy, dx, racy_copy);
+    }
     seqlock_acquire_fence();
     return pub.load(std::memory_order_relaxed) == seq + 1;
   }
@@ -1012,21 +1035,32 @@ class FrameStore {
     if (!read_meta(t, m, hist) || !intact(oldest_of(hist, stack_))) return false;
     if (n_step_ > 1) return read_n_step(t, m, hist, o);
     const size_t fb = frame_bytes_;
+    const ShiftGeometry* g = o.shift_geometry;
+    const ShiftOffsets& s = o.offsets;  // (all 0 without a shift; equal for obs and next_obs when shared)
     // hist[j] is the frame j steps before t's next frame: obs[k] = hist[stack - k], next[k] = hist[stack - 1 - k].
     for (uint32_t j = stack_; j >= 1; --j) {
       uint8_t* dst = o.obs + size_t(stack_ - j) * fb;
-      if (hist[j] == kNone && !pad_first_) {
+      const bool zero = hist[j] == kNone && !pad_first_;
+      const uint64_t seq = hist[j] == kNone ? oldest_of(hist, stack_) : hist[j];
+      if (zero) {
         std::memset(dst, 0, fb);
-      } else if (!copy_frame(hist[j] == kNone ? oldest_of(hist, stack_) : hist[j], dst)) {
+      } else if (!copy_frame(seq, dst, g, s.dy, s.dx)) {
         return false;  // (with pad_first, padding is the episode's first frame: the oldest in hist)
       }
       // Shared layout: next_obs[stack - 1 - j] is this very frame (next_obs == obs + fb), already written.
-      if (j < stack_ && !o.shared) std::memcpy(o.next_obs + size_t(stack_ - 1 - j) * fb, dst, fb);
+      if (j < stack_ && !o.shared) {
+        uint8_t* next = o.next_obs + size_t(stack_ - 1 - j) * fb;
+        if (zero || s.same()) {
+          std::memcpy(next, dst, fb);
+        } else if (!copy_frame(seq, next, g, s.ndy, s.ndx)) {  // next_obs has its own offset: from the store
+          return false;
+        }
+      }
     }
     // Each copy_frame checked its slot's seqlock after copying, so every frame in the row is
     // exactly the one written under that sequence number, even if its slot is recycled now.
     // (Shared layout: next_obs + (stack - 1) * fb is obs + stack * fb, the row's last frame.)
-    if (!copy_frame(hist[0], o.next_obs + size_t(stack_ - 1) * fb)) return false;
+    if (!copy_frame(hist[0], o.next_obs + size_t(stack_ - 1) * fb, g, s.ndy, s.ndx)) return false;
     *o.action = m.action;
     *o.reward = m.reward;
     *o.terminated = (m.flags & kTerminated) != 0;
@@ -1037,12 +1071,13 @@ class FrameStore {
   }
 
   // Copies one frame of a state: a stored frame, or padding (zeros, or the episode's first frame).
-  bool copy_state_frame(uint64_t seq, uint64_t first, uint8_t* dst) const {
+  bool copy_state_frame(uint64_t seq, uint64_t first, uint8_t* dst, const ShiftGeometry* g = nullptr, int64_t dy = 0,
+                        int64_t dx = 0) const {
     if (seq == kNone && !pad_first_) {
       std::memset(dst, 0, frame_bytes_);
       return true;
     }
-    return copy_frame(seq == kNone ? first : seq, dst);
+    return copy_frame(seq == kNone ? first : seq, dst, g, dy, dx);
   }
 
   // n-step: obs is t's, next_obs the state after the window's last step, reward the discounted sum.
@@ -1052,16 +1087,18 @@ class FrameStore {
     if (!window(t, m0, hist, w)) return false;
     const size_t fb = frame_bytes_;
     const uint64_t first = oldest_of(hist, stack_), last_first = oldest_of(w.last_hist, stack_);
+    const ShiftGeometry* g = o.shift_geometry;
+    const ShiftOffsets& s = o.offsets;
     for (uint32_t k = 0; k < stack_; ++k)
-      if (!copy_state_frame(hist[stack_ - k], first, o.obs + size_t(k) * fb)) return false;
+      if (!copy_state_frame(hist[stack_ - k], first, o.obs + size_t(k) * fb, g, s.dy, s.dx)) return false;
     for (uint32_t k = 0; k < stack_; ++k) {
       const uint64_t seq = w.last_hist[stack_ - 1 - k];
       uint8_t* dst = o.next_obs + size_t(k) * fb;
-      uint32_t j = 1;  // a frame obs already holds is copied from there (cache) rather than the store
-      while (j <= stack_ && (seq == kNone || hist[j] != seq)) ++j;
-      if (j <= stack_) {
+      uint32_t j = 1;  // a frame obs already holds (shifted alike) is copied from there (cache), not the store
+      while (s.same() && j <= stack_ && (seq == kNone || hist[j] != seq)) ++j;
+      if (s.same() && j <= stack_) {
         std::memcpy(dst, o.obs + size_t(stack_ - j) * fb, fb);
-      } else if (!copy_state_frame(seq, last_first, dst)) {
+      } else if (!copy_state_frame(seq, last_first, dst, g, s.ndy, s.ndx)) {
         return false;
       }
     }

@@ -32,13 +32,17 @@ class PrioritizedStore : public FrameStore {
   double leaf(uint64_t slot) const { return tree_.get(slot); }  // priority^alpha of a slot
 
   // Proportional draws with replacement; weights[b] = (N P(b))^-beta normalised by the batch's max.
-  void sample_prioritized(size_t batch, double beta, const TransitionOut& out, float* weights) {
+  // shift_pad, geometry: a random shift of every state, as in FrameStore::sample.
+  void sample_prioritized(size_t batch, double beta, const TransitionOut& out, float* weights, uint32_t shift_pad = 0,
+                          const ShiftGeometry* geometry = nullptr) {
     check_out(out);
     if (size() == 0) throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
-    CallRng rng(seed_, calls_.fetch_add(1, std::memory_order_acq_rel));
+    const uint64_t call = calls_.fetch_add(1, std::memory_order_acq_rel);
+    CallRng rng(seed_, call);
+    ShiftStream shifts(seed_, call, shift_pad, out.shared);
     std::vector<double> prob(batch);
     for (size_t b = 0; b < batch; ++b) {
-      const TransitionOut o = offset(out, b);
+      const TransitionOut o = shifted(offset(out, b), shifts, shift_pad ? geometry : nullptr);
       bool done = false;
       for (int attempt = 0; attempt < kMaxRejectsPerDraw && !done; ++attempt) {
         const double total = tree_.total();

@@ -9,6 +9,7 @@ field docstrings are its ``--help``, and the ``Literal`` types its choices.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Tuple
@@ -19,8 +20,9 @@ Interpolation = Literal["nearest", "area"]
 Gray = Literal["luma", "mean"]
 Loss = Literal["huber", "mse"]
 Optimizer = Literal["adam", "rmsprop"]
-PresetName = Literal["demo", "nature", "course", "gpu"]
+PresetName = Literal["demo", "nature", "course", "gpu", "atari100k"]
 UpdateMode = Literal["auto", "eager", "compile", "graph"]
+ResetLayers = Literal["head", "all"]
 ReplayDevice = Literal["cpu", "cuda"]
 
 INTERPOLATIONS: Tuple[str, ...] = typing.get_args(Interpolation)
@@ -74,9 +76,27 @@ class TrainConfig:
     learning_starts: int = 50_000
     """agent steps of uniformly random play that fill the replay before learning starts"""
     train_frequency: int = 4
-    """agent steps per gradient step"""
+    """agent steps per gradient step (when replay_ratio is not given)"""
+    replay_ratio: Optional[float] = None
+    """gradient steps per agent step after learning_starts, any positive float (0.25: one every 4 steps, 2: two per step); None: 1 / train_frequency"""
     n_step: int = 1
     """n-step returns, computed by the replay at sample time (1 is the Nature DQN's one-step target)"""
+    prioritized: bool = False
+    """prioritized replay (Schaul et al. 2016): sample in proportion to |TD error|^priority_alpha, with importance weights"""
+    priority_alpha: float = 0.5
+    """how much priorities count (0 is uniform; prioritized only)"""
+    priority_beta: float = 0.4
+    """importance-weight exponent at the first update, annealed linearly to 1 at the last (prioritized only)"""
+    priority_eps: float = 1e-6
+    """added to |TD error| so no transition gets priority 0 (prioritized only)"""
+    reset_interval: int = 0
+    """gradient steps between periodic resets of the network (SR-SPR, BBF); 0 never resets"""
+    reset_layers: ResetLayers = "head"
+    """head: re-initialise the fully connected layers | all: also shrink-and-perturb the conv layers"""
+    reset_shrink: float = 0.5
+    """with reset_layers all: conv weights become reset_shrink * weights + (1 - reset_shrink) * a fresh init"""
+    shift: int = 0
+    """DrQ's random-shift augmentation: sampled states are padded by this many pixels (edges repeated) and cropped back at a random offset; 0 is off"""
     save_replay: bool = True
     """write the replay beside each checkpoint (replay-STEP.bin) so --resume continues with it; else resume refills it"""
 
@@ -99,6 +119,8 @@ class TrainConfig:
     """target <- tau * online + (1 - tau) * target at each target update; 1.0 is the hard copy"""
     double_dqn: bool = False
     """Double DQN targets: the online network picks a', the target network evaluates it"""
+    dueling: bool = False
+    """dueling head (Wang et al. 2016): value and advantage streams, Q = V + A - mean(A)"""
     recurrent: bool = False
     """DRQN: the Nature CNN on one frame then an LSTM, trained on replayed sequences (stack is then 1)"""
     sequence_length: int = 8
@@ -213,6 +235,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.recurrent and self.update_mode in ("compile", "graph"):
             raise ValueError(f"update_mode {self.update_mode!r} is for the DQN update; recurrent uses eager")
+        if self.recurrent and self.dueling:
+            raise ValueError("dueling is a head of the feed-forward Q-network; recurrent has its own")
         if self.recurrent and self.replay_device != "cpu":
             raise ValueError("replay_device cuda samples transitions; recurrent samples sequences: use replay_device cpu")
         if self.ray and (self.recurrent or self.async_actor or self.env_workers or self.replay_device != "cpu"):
@@ -222,6 +246,29 @@ class TrainConfig:
             raise ValueError(f"ray must be local, auto or HOST:PORT, got {self.ray!r}")
         if self.bf16 and self.update_mode == "eager":
             raise ValueError("bf16 needs update_mode compile, graph or auto")
+        if self.replay_ratio is not None and not (math.isfinite(self.replay_ratio) and 0 < self.replay_ratio <= 64):
+            raise ValueError(f"replay_ratio must be in (0, 64] gradient steps per agent step, got {self.replay_ratio}")
+        if not 0 <= self.shift < self.frame_size:
+            raise ValueError(f"shift must be in [0, frame_size={self.frame_size}), got {self.shift}")
+        if self.shift and (self.recurrent or self.replay_device != "cpu"):
+            raise ValueError("shift augments sampled transitions on the host: it cannot be combined with recurrent "
+                             "or replay_device cuda")
+        for name in ("priority_alpha", "priority_beta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not (math.isfinite(self.priority_eps) and self.priority_eps > 0):
+            raise ValueError(f"priority_eps must be positive, got {self.priority_eps}")
+        if self.prioritized and (self.recurrent or self.ray or self.replay_device != "cpu"
+                                 or self.update_mode in ("compile", "graph")):
+            raise ValueError("prioritized samples from the host PrioritizedReplayBuffer with the eager update: it "
+                             "cannot be combined with recurrent, ray, replay_device cuda or update_mode compile/graph")
+        if not 0.0 <= self.reset_shrink <= 1.0:
+            raise ValueError(f"reset_shrink must be in [0, 1], got {self.reset_shrink}")
+        if self.reset_interval < 0:
+            raise ValueError(f"reset_interval must be non-negative, got {self.reset_interval}")
+        if self.reset_interval and (self.recurrent or self.update_mode in ("compile", "graph")):
+            raise ValueError("reset_interval resets the eager DQN learner's layers: it cannot be combined with "
+                             "recurrent or update_mode compile/graph")
         if not self.max_seconds >= 0:
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
         return self
@@ -318,6 +365,34 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         double_dqn=True,
         actor_sync_interval=4,        # the actor's network copy follows every 4 updates
         checkpoint_interval=1_000_000,
+    ),
+    # The Atari 100k benchmark (100k agent steps = 400k frames), with the settings DrQ(eps) uses on
+    # all 26 games (google/dopamine labs/atari_100k/configs/DrQ_eps.gin; Agarwal et al. 2021), so
+    # nothing here is tuned to one game. Differences, each for the CPU hour: frames of 64x64 instead
+    # of 84x84 (and DrQ's 4-pixel shift scaled to 3); the rest is DrQ(eps)'s.
+    "atari100k": dict(
+        total_steps=100_000,
+        frame_size=64,                # 84 in DrQ(eps): 64x64 makes each update ~1.7x cheaper on a CPU
+        crop=None,                    # the whole screen, as the published agents see it
+        interp="area",
+        fire_reset=False,             # the published agents press FIRE themselves
+        buffer_size=100_000,          # everything is kept (DrQ(eps): 1M as "unbounded")
+        learning_starts=1_600,
+        replay_ratio=1.0,             # update_period 1
+        n_step=10,                    # update_horizon 10
+        target_update_interval=1,     # target_update_period 1: the target is the online net of the step before
+        optimizer="adam",
+        learning_rate=1e-4,
+        adam_eps=1.5e-4,
+        end_epsilon=0.01,             # epsilon_train
+        exploration_steps=5_000,      # epsilon_decay_period
+        eval_epsilon=0.001,           # epsilon_eval
+        double_dqn=True,
+        dueling=True,
+        shift=3,                      # DrQ's random shift (4 pixels at 84x84)
+        eval_episodes=0,              # the runner (dqnfast bench learning) plays the 100 evaluation games
+        checkpoint_interval=25_000,
+        torch_threads=1,
     ),
     # The course notebook this project grew from, where it is explicit; Nature where it is silent.
     "course": dict(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -39,9 +39,14 @@ class QNetwork(nn.Module):
     ReLU between layers. Input: uint8 (B, stack, H, W); ``forward`` scales it by 1/255. The size of
     the flattened conv output is computed from ``frame_shape``, so any frame of at least 36x36
     works (84x84 as in the paper, 80x80 as in the course seed, smaller for the CPU demo).
+
+    ``dueling=True`` (Wang et al. 2016): after the conv stack, two fc 512 streams, a value V(s) and
+    advantages A(s, a), combined as ``Q = V + A - mean_a A`` so the advantages have zero mean over
+    actions. Then ``network`` is the conv stack alone and ``value`` / ``advantage`` the streams.
     """
 
-    def __init__(self, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84)) -> None:
+    def __init__(self, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84),
+                 dueling: bool = False) -> None:
         super().__init__()
         num_actions = positive_int(num_actions, "num_actions")
         stack = positive_int(stack, "stack")
@@ -56,21 +61,22 @@ class QNetwork(nn.Module):
             raise ValueError(f"frame_shape {(h, w)} is too small for the Nature CNN: each side must be at least 36")
         flat = 64 * sizes[-1][0] * sizes[-1][1]
         self.num_actions, self.stack, self.frame_shape = num_actions, stack, (h, w)
-        self.network = nn.Sequential(
-            nn.Conv2d(stack, 32, 8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(flat, 512),
-            nn.ReLU(),
-            nn.Linear(512, num_actions),
-        )
+        self.dueling = bool(dueling)
+        convs = [nn.Conv2d(stack, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                 nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten()]
+        if not self.dueling:  # (one Sequential, as checkpoints of the plain network have always stored it)
+            self.network = nn.Sequential(*convs, nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_actions))
+            return
+        self.network = nn.Sequential(*convs)
+        self.value = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, 1))
+        self.advantage = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, num_actions))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x / 255.0)
+        if not self.dueling:
+            return self.network(x / 255.0)
+        features = self.network(x / 255.0)
+        advantage = self.advantage(features)
+        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
 
 
 def epsilon_greedy(rng: np.random.Generator, epsilon: float, num_actions: int, n: int,
@@ -118,6 +124,7 @@ class DQNLearner:
         target_update_interval: int = 10_000,
         tau: float = 1.0,
         double_dqn: bool = False,
+        dueling: bool = False,
         device: Union[str, torch.device, None] = None,
         seed: Optional[int] = None,
     ) -> None:
@@ -135,6 +142,7 @@ class DQNLearner:
         self.device = default_device() if device is None else torch.device(device)
         self.loss, self.tau, self.double_dqn = loss, float(tau), bool(double_dqn)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.dueling = bool(dueling)
         if seed is not None:
             torch.manual_seed(seed)
         self.q_network = self._make_network(num_actions, stack, frame_shape).to(self.device)
@@ -153,7 +161,7 @@ class DQNLearner:
 
     def _make_network(self, num_actions: int, stack: int, frame_shape: Sequence[int]) -> nn.Module:
         """The online network (the target is a copy); subclasses (DRQN) swap in their own."""
-        return QNetwork(num_actions, stack, frame_shape)
+        return QNetwork(num_actions, stack, frame_shape, dueling=self.dueling)
 
     # -- acting --------------------------------------------------------------------------------------
     def _state_tensor(self, state: np.ndarray) -> Tuple[torch.Tensor, bool]:
@@ -276,6 +284,19 @@ class DQNLearner:
         loss, q_mean = self._loss_and_q(*self._to_device(batch))
         return self._step(loss, q_mean)
 
+    def update_prioritized(self, batch) -> Tuple[Dict[str, float], np.ndarray]:
+        """One gradient step on a :class:`dqnfast.PrioritizedBatch`: each transition's loss weighted by
+        its importance weight (``batch.weights``), as Schaul et al. (2016) do. Returns update()'s
+        metrics and each row's |TD error| before the step (the new priorities, float64)."""
+        weights = torch.from_numpy(np.ascontiguousarray(batch.weights, np.float32)).to(self.device)
+        obs, action, reward, next_obs, terminated, discount = self._to_device(Batch(*batch[:8]))
+        target = self.td_target(reward, next_obs, terminated, discount).float()
+        q = self.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
+        per_row = F.smooth_l1_loss(q, target, reduction="none") if self.loss == "huber" else \
+            F.mse_loss(q, target, reduction="none")
+        td_error = (target - q).detach().abs().double().cpu().numpy()
+        return self._step((weights * per_row).mean(), q.detach().mean()), td_error
+
     def _loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False):
         """The loss of one batch on the device and the mean Q of the actions taken; ``bf16`` runs the
         network passes under bfloat16 autocast (the fast update steps' option)."""
@@ -314,6 +335,34 @@ class DQNLearner:
         # one device->host transfer for all metrics (this also orders any reuse of pinned batch arrays)
         td_loss, q_mean, gn = stats.float().tolist()
         return {"td_loss": td_loss, "q_values": q_mean, "grad_norm": gn, "target_updated": float(synced)}
+
+    @torch.no_grad()
+    def reset_layers(self, layers: str = "head", shrink: float = 0.5) -> List[str]:
+        """Periodic resets against the loss of plasticity (Nikishin et al. 2022; SR-SPR, BBF): the
+        fully connected layers (``layers="head"``) are re-initialised, and with ``layers="all"`` the
+        conv layers are shrunk and perturbed too: ``shrink * theta + (1 - shrink) * fresh``. The
+        target network gets the same fresh weights in the same way, and the optimizer forgets its
+        state (moments, step count) for every parameter that changed. Returns the names reset."""
+        if layers not in ("head", "all"):
+            raise ValueError(f"layers must be 'head' or 'all', got {layers!r}")
+        if not 0.0 <= float(shrink) <= 1.0:
+            raise ValueError(f"shrink must be in [0, 1], got {shrink}")
+        fresh = self._make_network(self.num_actions, self.stack, self.frame_shape).to(self.device)
+        online, target = dict(self.q_network.named_modules()), dict(self.target_network.named_modules())
+        names = []
+        for name, module in fresh.named_modules():
+            if isinstance(module, nn.Linear):
+                keep = 0.0  # the head starts over
+            elif isinstance(module, nn.Conv2d) and layers == "all":
+                keep = float(shrink)
+            else:
+                continue
+            for pname, p in module.named_parameters(recurse=False):
+                for net in (online, target):
+                    getattr(net[name], pname).mul_(keep).add_(p, alpha=1.0 - keep)
+                self.optimizer.state.pop(getattr(online[name], pname), None)
+            names.append(name)
+        return names
 
     @torch.no_grad()
     def sync_target(self) -> None:

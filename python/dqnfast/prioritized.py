@@ -6,7 +6,7 @@ from typing import Optional
 from . import _core
 from ._validate import finite_non_negative, positive_int
 from .batch import PrioritizedBatch, empty_prioritized_batch
-from .replay import ReplayBuffer, _store_args
+from .replay import ReplayBuffer, _store_args, check_shift
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -29,12 +29,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         # ReplayBuffer.__init__ builds a uniform store; with alpha the native one is prioritized.
         _core.FrameStore.__init__(self, *args, finite_non_negative(alpha, "alpha"))
 
-    def sample(self, batch_size: int, beta: float = 0.4, out: Optional[PrioritizedBatch] = None) -> PrioritizedBatch:
+    def sample(self, batch_size: int, beta: float = 0.4, out: Optional[PrioritizedBatch] = None, *,
+               shift: int = 0) -> PrioritizedBatch:
+        """``batch_size`` proportional draws; ``shift`` as in :meth:`ReplayBuffer.sample`."""
         n = positive_int(batch_size, "batch_size")
         beta = finite_non_negative(beta, "beta")
+        shift = check_shift(shift, self.frame_shape)
         if out is None:
             out = empty_prioritized_batch(n, self.stack, self.frame_shape)
-        self._sample_prioritized_into(n, beta, out[:8], out.weights)
+        self._sample_prioritized_into(n, beta, out[:8], out.weights, shift)
         return out
 
     def empty_prioritized_batch(self, batch_size: int, shared_frames: bool = False) -> PrioritizedBatch:

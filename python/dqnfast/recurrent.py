@@ -204,7 +204,7 @@ def build_learner(cfg, num_actions: int, device=None, seed: Optional[int] = None
                   double_dqn=cfg.double_dqn, device=device, seed=seed)
     if getattr(cfg, "recurrent", False):
         return DRQNLearner(num_actions, gamma=cfg.gamma, hidden=cfg.lstm_hidden, burn_in=cfg.burn_in, **common)
-    return DQNLearner(num_actions, stack=cfg.stack, **common)
+    return DQNLearner(num_actions, stack=cfg.stack, dueling=getattr(cfg, "dueling", False), **common)
 
 
 def make_policy(learner: DQNLearner):

@@ -47,6 +47,19 @@ def _store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path,
     return capacity, dims, stack, num_envs, seed, pad == "first", storage_path, n_step, gamma
 
 
+def check_shift(shift, frame_shape: Tuple[int, ...]) -> int:
+    """``sample``'s ``shift``: an int in [0, min(height, width)) for frames of at least two axes."""
+    shift = integer(shift, "shift")
+    if shift < 0:
+        raise ValueError(f"shift must be non-negative, got {shift}")
+    if shift and len(frame_shape) < 2:
+        raise ValueError(f"shift needs frames of at least two axes (..., height, width); frame_shape is {frame_shape}")
+    if shift and shift >= min(frame_shape[-2:]):
+        raise ValueError(f"shift={shift} is larger than the frame: it must be less than the frame's height and "
+                         f"width {tuple(frame_shape[-2:])}")
+    return shift
+
+
 # Snapshot kind -> the class that loads it, filled by the modules defining them (no import cycle).
 _SNAPSHOT_KINDS: Dict[str, type] = {}
 
@@ -77,12 +90,24 @@ class ReplayBuffer(_core.FrameStore):
                  pad: str = "zero", storage_path=None, n_step: int = 1, gamma: float = 0.99):
         super().__init__(*_store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma))
 
-    def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
-        """Draw ``batch_size`` transitions; with ``out`` (see :func:`empty_batch`) write into its arrays."""
+    def sample(self, batch_size: int, out: Optional[Batch] = None, *, shift: int = 0) -> Batch:
+        """Draw ``batch_size`` transitions; with ``out`` (see :func:`empty_batch`) write into its arrays.
+
+        ``shift=P > 0`` is DrQ's random-shift augmentation, done on the way out: each state's frames
+        are padded by P pixels on every side (repeating their edge pixels) and cropped back to their
+        size at a random offset (dy, dx), each in [-P, P]. One offset serves all the stacked frames of
+        a state; ``obs`` and ``next_obs`` draw independent offsets, except in a shared-frames batch,
+        where they are views of one array and so share one offset per row. The shift moves the last
+        two axes of a frame (..., height, width), and is written straight into the output arrays.
+        The offsets come from their own stream of the buffer's seed and call number, so a shifted
+        sample draws exactly the transitions the same call would draw without a shift
+        (``dqnfast.replay_reference.shift_offsets`` computes them).
+        """
         n = positive_int(batch_size, "batch_size")
+        shift = check_shift(shift, self.frame_shape)
         if out is None:
             out = empty_batch(n, self.stack, self.frame_shape)
-        self._sample_into(n, out)
+        self._sample_into(n, out, shift)
         return out
 
     def sample_sequences(self, batch_size: int, length: int, out: Optional[SequenceBatch] = None) -> SequenceBatch:

@@ -45,6 +45,32 @@ class CallRng:
         return (self.next() * n) >> 64
 
 
+_SHIFT_MIX = 0xA0761D6478BD642F  # cpp/dqnfast/augment.hpp's kShiftMix
+
+
+def shift_offsets(seed: int, call: int, batch_size: int, shift: int, shared: bool = False) -> np.ndarray:
+    """The random-shift offsets sample call ``call`` of a buffer with this seed uses:
+    (batch_size, 2, 2) int64, [b, 0] = (dy, dx) of obs and [b, 1] = that of next_obs (the same in the
+    shared-frames layout), each in [-shift, shift] (cpp/dqnfast/augment.hpp's stream, bit for bit)."""
+    out = np.zeros((batch_size, 2, 2), np.int64)
+    if shift == 0:
+        return out
+    rng = CallRng(seed ^ _SHIFT_MIX, call)
+    for b in range(batch_size):
+        out[b, 0] = [rng.below(2 * shift + 1) - shift for _ in range(2)]
+        out[b, 1] = out[b, 0] if shared else [rng.below(2 * shift + 1) - shift for _ in range(2)]
+    return out
+
+
+def shift_state(state: np.ndarray, shift: int, dy: int, dx: int) -> np.ndarray:
+    """DrQ's random shift of one state (..., H, W), written the way DrQ describes it: pad every frame
+    by ``shift`` pixels repeating its edges, then crop the frame's size at offset (shift + dy, shift + dx)."""
+    h, w = state.shape[-2:]
+    widths = [(0, 0)] * (state.ndim - 2) + [(shift, shift), (shift, shift)]
+    padded = np.pad(state, widths, mode="edge")
+    return padded[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w]
+
+
 class PyReplayBuffer:
     """Same constructor and methods as :class:`dqnfast.ReplayBuffer`, in plain Python."""
 
@@ -247,7 +273,26 @@ class PyReplayBuffer:
         out.index[b] = t
         out.discount[b] = discount
 
-    def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
+    def _shift_batch(self, out, call: int, shift: int) -> None:
+        """Random shift of every sampled state in place, with call ``call``'s offsets."""
+        if shift == 0:
+            return
+        frames = self._frames_out(out)
+        offsets = shift_offsets(self.seed, call, len(out.obs), shift, frames is not None)
+        for b, ((dy, dx), (ndy, ndx)) in enumerate(offsets):
+            if frames is not None:  # obs and next_obs are views of one row: shift its stack + 1 frames once
+                frames[b] = shift_state(frames[b].copy(), shift, dy, dx)
+            else:
+                out.obs[b] = shift_state(out.obs[b].copy(), shift, dy, dx)
+                out.next_obs[b] = shift_state(out.next_obs[b].copy(), shift, ndy, ndx)
+
+    def sample(self, batch_size: int, out: Optional[Batch] = None, *, shift: int = 0) -> Batch:
+        call = self._calls
+        out = self._sample_plain(batch_size, out)
+        self._shift_batch(out, call, shift)
+        return out
+
+    def _sample_plain(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         out = empty_batch(batch_size, self.stack, self.frame_shape) if out is None else out
@@ -395,7 +440,13 @@ class PyPrioritizedReplayBuffer(PyReplayBuffer):
                 applied += 1
         return applied
 
-    def sample(self, batch_size: int, beta: float = 0.4, out=None):
+    def sample(self, batch_size: int, beta: float = 0.4, out=None, *, shift: int = 0):
+        call = self._calls
+        out = self._sample_prioritized(batch_size, beta, out)
+        self._shift_batch(out, call, shift)
+        return out
+
+    def _sample_prioritized(self, batch_size: int, beta: float, out):
         from .batch import empty_prioritized_batch
 
         if len(self) == 0:

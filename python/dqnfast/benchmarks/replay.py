@@ -102,16 +102,53 @@ def bench_sample(rb: ReplayBuffer, batch: int, rounds: int, calls: int, ref=None
         actions[idx], rewards[idx], dones[idx]
 
     index_sets = [valid[rng.integers(0, len(valid), batch)] for _ in range(calls)]
-    results: Dict[str, List[float]] = {"native": [], "shared": [], "memcpy": [], "numpy": [], "python": []}
+    torch_shift = drq_torch_shift()
+    results: Dict[str, List[float]] = {"native": [], "shared": [], "memcpy": [], "numpy": [], "python": [],
+                                       "shift": [], "shift_shared": [], "torch_shift": []}
     for _ in range(rounds):
         results["native"].append(per_call_us(lambda: rb.sample(batch, out=out), calls))
+        results["shift"].append(per_call_us(lambda: rb.sample(batch, out=out, shift=SHIFT), calls))
         results["shared"].append(per_call_us(lambda: rb.sample(batch, out=shared), calls))
+        results["shift_shared"].append(per_call_us(lambda: rb.sample(batch, out=shared, shift=SHIFT), calls))
+        if torch_shift is not None:
+            def sample_then_shift() -> None:
+                b = rb.sample(batch, out=out)
+                torch_shift(b.obs), torch_shift(b.next_obs)
+            results["torch_shift"].append(per_call_us(sample_then_shift, max(calls // 20, 5)))
         it = iter(index_sets)
         results["memcpy"].append(per_call_us(lambda: rb._memcpy_baseline(next(it), mc_obs, mc_next), calls))
         results["numpy"].append(per_call_us(numpy_fancy, calls))
         if ref is not None:
             results["python"].append(per_call_us(lambda: ref.sample(batch), max(calls // 50, 5)))
     return {k: statistics.median(v) for k, v in results.items() if v}
+
+
+SHIFT = 4  # DrQ's pad on 84x84 frames
+
+
+def drq_torch_shift():
+    """The same augmentation done in torch on a sampled uint8 batch, as DrQ-v2's RandomShiftsAug
+    does it (edge padding, then grid_sample at a random integer offset per state), or None without
+    torch. The learner converts frames to float anyway, so the conversion is part of this cost."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(1)  # one core, as the trainer's learner on a laptop CPU
+
+    def shift(frames: np.ndarray):
+        x = torch.from_numpy(frames).float()
+        n, _, h, w = x.shape
+        x = F.pad(x, (SHIFT,) * 4, mode="replicate")
+        eps = 1.0 / (h + 2 * SHIFT)
+        ar = torch.linspace(-1.0 + eps, 1.0 - eps, h + 2 * SHIFT)[:h]
+        ar = ar.unsqueeze(0).repeat(h, 1).unsqueeze(2)
+        base = torch.cat([ar, ar.transpose(1, 0)], 2).unsqueeze(0).repeat(n, 1, 1, 1)
+        offset = torch.randint(0, 2 * SHIFT + 1, (n, 1, 1, 2)).float() * (2.0 / (h + 2 * SHIFT))
+        return F.grid_sample(x, base + offset, padding_mode="zeros", align_corners=False)
+
+    return shift
 
 
 def bench_save_load(capacity: int, frame_shape, directory: str) -> Dict[str, float]:
@@ -211,9 +248,16 @@ def main(argv: List[str]) -> int:
         (f"sample({args.batch}), native", s["native"], f"capacity {args.capacity:,}"),
         (f"sample({args.batch}), native, shared frames", s["shared"],
          f"shared/standard = {s['shared'] / s['native']:.2f} (stack + 1 frames a row, not 2 * stack)"),
+        (f"sample({args.batch}, shift={SHIFT}), native", s["shift"],
+         f"shift/plain = {s['shift'] / s['native']:.2f} (goal <= 1.3)"),
+        (f"sample({args.batch}, shift={SHIFT}), native, shared frames", s["shift_shared"],
+         f"shift/plain = {s['shift_shared'] / s['shared']:.2f} (one offset for obs and next_obs)"),
         ("memcpy of the same bytes", s["memcpy"], f"native/memcpy = {s['native'] / s['memcpy']:.2f} (goal <= 1.5)"),
         ("numpy frame store, fancy indexing", s["numpy"], f"numpy/native = {s['numpy'] / s['native']:.2f} (goal >= 4)"),
     ]
+    if "torch_shift" in s:
+        rows.append((f"sample({args.batch}) + the shift in torch (grid_sample)", s["torch_shift"],
+                     f"torch/native shift = {s['torch_shift'] / s['shift']:.0f} (one torch thread)"))
     if "python" in s:
         rows.append((f"sample({args.batch}), pure-Python reference", s["python"],
                      f"native is {s['python'] / s['native']:.0f}x faster"))

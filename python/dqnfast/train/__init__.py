@@ -10,7 +10,7 @@ One job per module, in the order a run uses them:
   replay, :class:`dqnfast.ReplayBuffer`, also builds the stacked state the agent acts on); with
   ``--async-actor`` it runs on its own thread (:class:`.actor.ActorThread`);
 - :mod:`.learning` - the learner loop: replay batches and gradient steps
-  (:class:`dqnfast.learner.DQNLearner`, or DRQN), one per `train_frequency` agent steps;
+  (:class:`dqnfast.learner.DQNLearner`, or DRQN), `replay_ratio` gradient steps per agent step;
 - :mod:`.schedule` - epsilon and the update ratio as functions of the agent step;
 - :mod:`.runlog` / :mod:`.progress` - CSV + TensorBoard logs, the progress bar;
 - :mod:`.checkpoints` - checkpoints with their replay snapshots, retention, RNG states;

@@ -55,6 +55,9 @@ def load_replay(run_dir: str, name: Optional[str], cfg: TrainConfig) -> Optional
     if (tuple(rb.frame_shape), rb.stack, rb.num_envs, rb.n_step) != expected:
         raise ValueError(f"replay snapshot {path} does not match the run's config "
                          f"(frame_shape, stack, num_envs, n_step) = {expected}")
+    if getattr(rb, "_PRIORITIZED", False) != cfg.prioritized:
+        raise ValueError(f"replay snapshot {path} is {'not ' if cfg.prioritized else ''}a prioritized replay but the "
+                         f"run's config has prioritized={cfg.prioritized}")
     return rb
 
 

@@ -12,8 +12,8 @@ from .schedule import updates_due
 
 class LearnerLoop:
     """Owns sampling and updates: ``learn_once`` samples a batch (sequences for DRQN) and takes one
-    gradient step; ``due(step)`` says whether the learner is behind the one-update-per-
-    `train_frequency`-agent-steps ratio after ``step`` agent steps."""
+    gradient step; ``due(step)`` says whether the learner is behind the configured ratio of
+    updates to agent steps (``replay_ratio``) after ``step`` agent steps."""
 
     def __init__(self, cfg: TrainConfig, learner: DQNLearner, rb: ReplayBuffer) -> None:
         self.cfg, self.learner, self.rb = cfg, learner, rb
@@ -23,6 +23,8 @@ class LearnerLoop:
         self.batch: Optional[object] = None
         if cfg.recurrent:  # DRQN learns from sequences of single frames
             self.batch = empty_sequence_batch(cfg.batch_size, cfg.sequence_length, shape)
+        elif cfg.prioritized:
+            self.batch = rb.empty_prioritized_batch(cfg.batch_size, shared_frames=shared)
         elif not self.on_device:  # one-step targets: obs and next_obs share their frames (stack + 1 per row)
             self.batch = learner.empty_batch(cfg.batch_size, shared_frames=shared)
         self.update_mode = update_mode(cfg, learner)
@@ -32,6 +34,13 @@ class LearnerLoop:
             self.update = make_update(learner, self.update_mode, batch_size=cfg.batch_size, shared_frames=shared,
                                       autocast_bf16=cfg.bf16)
         self.last_metrics: Dict[str, float] = {}
+
+    def beta(self) -> float:
+        """Prioritized replay's importance-weight exponent for the next update: priority_beta at the
+        first update, linear to 1 at the last one the run will take (updates_due at total_steps)."""
+        last = max(updates_due(self.cfg, self.cfg.total_steps) - 1, 1)
+        b0 = self.cfg.priority_beta
+        return b0 + (1.0 - b0) * min(1.0, self.learner.updates / last)
 
     def due(self, step: int) -> bool:
         return self.learner.updates < updates_due(self.cfg, step) and len(self.rb) > 0
@@ -43,10 +52,18 @@ class LearnerLoop:
         if cfg.recurrent:
             batch = self.rb.sample_sequences(cfg.batch_size, cfg.sequence_length, out=self.batch)
             m = self.learner.update(batch)
+        elif cfg.prioritized:
+            batch = self.rb.sample(cfg.batch_size, self.beta(), out=self.batch, shift=cfg.shift)
+            m, td_error = self.learner.update_prioritized(batch)
+            self.rb.update_priorities(batch.index, td_error + cfg.priority_eps)
         elif self.on_device:
             m = self.update(self.rb.sample(cfg.batch_size), metrics)
+        elif cfg.shift:  # DrQ's random shift, done by the replay as it copies the frames out
+            m = self.update(self.rb.sample(cfg.batch_size, out=self.batch, shift=cfg.shift), metrics)
         else:
             m = self.update(self.rb.sample(cfg.batch_size, out=self.batch), metrics)
+        if cfg.reset_interval and self.learner.updates % cfg.reset_interval == 0:
+            self.learner.reset_layers(cfg.reset_layers, cfg.reset_shrink)
         if m is not None:
             self.last_metrics = m
         return m
@@ -55,7 +72,7 @@ class LearnerLoop:
 def update_mode(cfg: TrainConfig, learner: DQNLearner) -> str:
     """The update mode a config asks for, with ``auto`` resolved: one CUDA graph on a GPU, eager on CPU
     (and always eager for DRQN)."""
-    if cfg.recurrent:
+    if cfg.recurrent or cfg.prioritized or cfg.reset_interval:  # (resets drop optimizer state a graph holds)
         return "eager"
     if cfg.update_mode == "auto":
         return "graph" if learner.device.type == "cuda" else "eager"

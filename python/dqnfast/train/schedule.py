@@ -1,6 +1,9 @@
 """When the trainer explores and when it learns, as functions of the agent step."""
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from ..config import TrainConfig
 from ..learner import linear_schedule
 
@@ -13,6 +16,20 @@ def epsilon_at(cfg: TrainConfig, step: int) -> float:
     return linear_schedule(cfg.start_epsilon, cfg.end_epsilon, cfg.exploration_steps, step)
 
 
+def replay_ratio(cfg: TrainConfig) -> Fraction:
+    """Gradient steps per agent step, exactly: ``replay_ratio`` as the decimal it was written as
+    (0.7 is 7/10, not the float just below it), or 1 / train_frequency."""
+    if cfg.replay_ratio is None:
+        return Fraction(1, cfg.train_frequency)
+    return Fraction(repr(float(cfg.replay_ratio)))
+
+
 def updates_due(cfg: TrainConfig, step: int) -> int:
-    """Gradient steps that should have been taken after ``step`` agent steps (one per train_frequency)."""
-    return max(0, (step - cfg.learning_starts) // cfg.train_frequency)
+    """Gradient steps that should have been taken after ``step`` agent steps:
+    floor(replay_ratio * (step - learning_starts)), never negative."""
+    return max(0, math.floor(replay_ratio(cfg) * (step - cfg.learning_starts)))
+
+
+def steps_for_updates(cfg: TrainConfig, updates: int) -> int:
+    """The fewest agent steps after which ``updates`` gradient steps are due."""
+    return cfg.learning_starts + math.ceil(updates / replay_ratio(cfg))

@@ -17,6 +17,7 @@ from ..config import TrainConfig
 from ..envs import make_env
 from ..evaluate import evaluate_learner
 from ..recurrent import build_learner, make_policy
+from ..prioritized import PrioritizedReplayBuffer
 from ..replay import ReplayBuffer
 from ..vector_env import EnvWorkerError
 from .actor import Actor, ActorThread, Finished, NetworkCopy
@@ -25,7 +26,7 @@ from .learning import LearnerLoop
 from .plots import plot_learning_curve
 from .progress import Progress, StepRate
 from .runlog import RunLog
-from .schedule import epsilon_at
+from .schedule import epsilon_at, steps_for_updates
 
 
 class Trainer:
@@ -84,9 +85,11 @@ class Trainer:
         rb = load_replay(run_dir, state.get("replay") if state else None, cfg)
         self.replay_restored = rb is not None
         if rb is None:
-            rb = ReplayBuffer(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.replay_stack,
-                              num_envs=cfg.replay_streams, seed=cfg.seed + 7919 * self.resumes,
-                              n_step=cfg.n_step, gamma=cfg.gamma)
+            kind, extra = (PrioritizedReplayBuffer, dict(alpha=cfg.priority_alpha)) if cfg.prioritized else \
+                (ReplayBuffer, {})
+            rb = kind(cfg.buffer_size, frame_shape=(cfg.frame_size, cfg.frame_size), stack=cfg.replay_stack,
+                      num_envs=cfg.replay_streams, seed=cfg.seed + 7919 * self.resumes,
+                      n_step=cfg.n_step, gamma=cfg.gamma, **extra)
         if cfg.replay_device != "cpu":  # frames mirrored on the GPU: batches never cross as pixels
             from ..torch_replay import DeviceReplayBuffer
             rb = DeviceReplayBuffer(buffer=rb, device=cfg.replay_device)  # (ValueError without CUDA)
@@ -269,7 +272,7 @@ class Trainer:
             return learner.act(states, epsilon, network=actor_net, rng=actor_rng)
 
         def limit() -> int:  # the actor may not step past this until the learner catches up
-            return cfg.learning_starts + (learner.updates + max_lead) * cfg.train_frequency
+            return steps_for_updates(cfg, learner.updates + max_lead)
 
         self.actor.policy = policy
         thread = ActorThread(self.actor, step=self.global_step, total_steps=cfg.total_steps, limit=limit,

@@ -1,0 +1,114 @@
+"""`dqnfast bench update`: the cost of one learner step on a CPU core, sampling included.
+
+For each frame size: ``rb.sample(32, shift=...)`` plus one gradient step of the atari100k
+learner (dueling, Double DQN, Adam, 10-step returns), on one torch thread, in three ways:
+
+- ``eager``: ``DQNLearner.update`` as the trainer runs it on a CPU;
+- ``channels_last``: the same with the networks in channels-last memory format (oneDNN's
+  preferred layout for convolutions);
+- ``compile``: ``torch.compile`` of the whole step (:class:`dqnfast.fast_update.CompiledUpdate`).
+
+Each way starts from the same weights and takes its steps on the same batches; the table gives
+the largest difference of its weights from eager's after those steps (0 is bit for bit) and the
+updates an hour allows. Median over rounds; the first calls (warm-up, compilation) are not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from typing import Dict, List
+
+import numpy as np
+
+from .replay import fill, machine
+
+MODES = ("eager", "channels_last", "compile")
+
+
+def _learner(frame_size: int, seed: int):
+    from ..learner import DQNLearner
+
+    return DQNLearner(6, frame_shape=(frame_size, frame_size), stack=4, optimizer="adam", learning_rate=1e-4,
+                      adam_eps=1.5e-4, target_update_interval=1, double_dqn=True, dueling=True, device="cpu",
+                      seed=seed)
+
+
+def _update_fn(learner, mode: str):
+    import torch
+
+    if mode == "channels_last":
+        learner.q_network.to(memory_format=torch.channels_last)
+        learner.target_network.to(memory_format=torch.channels_last)
+    if mode == "compile":
+        from ..fast_update import make_update
+
+        return make_update(learner, "compile")
+    return lambda batch, metrics=True: learner.update(batch)
+
+
+def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmup: int, shift: int,
+               seed: int = 0) -> Dict[str, Dict[str, float]]:
+    from ..replay import ReplayBuffer
+
+    rb = ReplayBuffer(20_000, (frame_size, frame_size), stack=4, seed=seed, n_step=10, gamma=0.99)
+    fill(rb, 20_000, (frame_size, frame_size), mean_episode=200)
+    batches = [copy.deepcopy(rb.sample(32, shift=shift)) for _ in range(warmup + 1)]
+    base = _learner(frame_size, seed)
+    out: Dict[str, Dict[str, float]] = {}
+    weights: Dict[str, List] = {}
+    for mode in modes:
+        learner = _learner(frame_size, seed)
+        learner.q_network.load_state_dict(base.q_network.state_dict())
+        learner.target_network.load_state_dict(base.target_network.state_dict())
+        update = _update_fn(learner, mode)
+        for b in batches:  # warm-up (and compilation) on the shared batches: the weights compare here
+            update(b)
+        weights[mode] = [p.detach().clone() for p in learner.q_network.parameters()]
+        batch = rb.empty_batch(32)
+        per_round = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            for _ in range(calls):
+                update(rb.sample(32, out=batch, shift=shift), False)
+            per_round.append((time.perf_counter() - t) / calls * 1e3)
+        out[mode] = {"ms": statistics.median(per_round)}
+    for mode in modes:
+        diff = max(float((a - b).abs().max()) for a, b in zip(weights[mode], weights[modes[0]]))
+        out[mode]["diff"] = diff
+        out[mode]["per_hour"] = 3600e3 / out[mode]["ms"]
+    return out
+
+
+def main(argv: List[str]) -> int:
+    p = argparse.ArgumentParser(prog="dqnfast bench update", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[52, 64, 84], help="frame sizes (at least 36)")
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    p.add_argument("--calls", type=int, default=40, help="timed updates per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3, help="untimed first updates (compilation happens there)")
+    p.add_argument("--shift", type=int, default=3, help="the sampler's random shift (0: none)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = p.parse_args(argv)
+    if any(s < 36 for s in args.sizes) or min(args.calls, args.rounds, args.warmup, args.threads) <= 0:
+        p.error("--sizes must be at least 36 and --calls/--rounds/--warmup/--threads positive")
+    if "eager" not in args.modes:
+        p.error("--modes must include eager (the reference the others are compared with)")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    modes = ["eager"] + [m for m in args.modes if m != "eager"]
+    print(f"dqnfast bench update: sample(32, shift={args.shift}) + one update (dueling, Double DQN, Adam, 10-step), "
+          f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}")
+    print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}")
+    for size in args.sizes:
+        res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift)
+        for mode in modes:
+            r = res[mode]
+            print(f"{size:>6} {mode:<14}{r['ms']:>10.2f}{r['per_hour']:>14,.0f}{r['diff']:>17.2e}")
+    return 0
+
+
+__all__ = ["bench_size", "main", "MODES"]
