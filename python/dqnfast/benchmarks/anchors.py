@@ -44,4 +44,5 @@ def game_name(env_id: str) -> str:
 def anchors_for(env_id: str) -> List[Anchor]:
     """The published scores of ``env_id``'s game, best first; [] for games without any."""
     table = ANCHORS.get(game_name(env_id), {})
-    return sorted((Anchor(agent, score, SOURCES[agent], NOTES.get(agent, "")) for agent, score in table.items()), key=lambda a: -a.score)
+    rows = [Anchor(agent, score, SOURCES[agent], NOTES.get(agent, "")) for agent, score in table.items()]
+    return sorted(rows, key=lambda a: -a.score)

@@ -1,7 +1,7 @@
 """The published Atari 100k evaluation protocol, and where a `dqnfast bench learning` batch departs
 from it (listed beside its figures, so they are not read as like-for-like with the anchors).
 
-Protocol (Kaiser et al. 2020's Atari 100k as the agents in :mod:`.anchors` were scored): 100k agent
+Protocol (Atari 100k, Kaiser et al. 2020, as issue 18 states it for the agents in :mod:`.anchors`): 100k agent
 steps of training; evaluation on full games (every life; a lost life ends only the *training*
 episode) with no sticky actions (repeat_action_probability 0), up to 30 no-op actions at the
 start, at most 108k frames (27k agent steps at frame skip 4) a game, ε-greedy with ε 0.05, 100
