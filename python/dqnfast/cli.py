@@ -12,7 +12,8 @@ from typing import List, Optional
 _COMMANDS = {
     "train": ("dqnfast.train", "train a DQN agent (default: the Breakout `demo` preset)"),
     "evaluate": ("dqnfast.evaluate", "evaluate a checkpoint on the real game score"),
-    "bench": ("dqnfast.benchmarks", "print benchmark tables: replay | preprocess | pipeline | all"),
+    "bench": ("dqnfast.benchmarks", "print benchmark tables: replay | preprocess | pipeline | vector | ray | update | "
+                                    "learning | all"),
 }
 
 

@@ -1,4 +1,4 @@
-"""`dqnfast bench {replay,preprocess,pipeline,vector,ray,update,all}`: print benchmark tables.
+"""`dqnfast bench {replay,preprocess,pipeline,vector,ray,update,learning,all}`: print benchmark tables.
 
 Each group lives in its own module of this package exposing `main(argv) -> int`.
 """
@@ -8,8 +8,10 @@ import importlib
 import sys
 from typing import List
 
-GROUPS = ("replay", "preprocess", "pipeline", "vector", "ray", "update")
+GROUPS = ("replay", "preprocess", "pipeline", "vector", "ray", "update", "learning")
 # `all` leaves out ray: it starts a Ray cluster, which listens on the network; ask for it by name.
+# It leaves out learning too: that trains several agents (hours at the default sizes); and update,
+# whose torch.compile takes minutes.
 ALL = ("replay", "preprocess", "pipeline", "vector")
 MODULES = {"ray": "ray_ingest"}  # (a module named ray would read as the ray package)
 

@@ -1,0 +1,108 @@
+"""One seed of `dqnfast bench learning`, in its own process: train (``python -m dqnfast.train``'s
+main, in this process), then evaluate the final agent with the Atari 100k protocol and write the
+seed's scores file.
+
+    python -m dqnfast.benchmarks.learning_seed --scores FILE --run-dir RUN --eval-games N --eval-seed S \\
+        [-- TRAIN OPTIONS]
+
+Without train options the run in RUN is only evaluated (it finished training earlier). Training and
+evaluation share the process so each seed pays for importing torch once, and seeds evaluate in
+parallel. The scores file is written last and atomically: it is what marks the seed done.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+import time
+from typing import List, Optional, Sequence
+
+from . import protocol
+
+_GAME_LINE = re.compile(r"^game (\d+)/\d+: score (\S+) \((\d+) steps\)$")
+
+
+def evaluate_run(run_dir: str, games: int, seed: int) -> dict:
+    """The scores of ``games`` protocol games of the agent in ``run_dir``/checkpoint.pt, and how they were played."""
+    import numpy as np
+    import torch
+
+    from ..envs import make_env
+    from ..evaluate import evaluate_learner, load_learner
+
+    path = os.path.join(run_dir, "checkpoint.pt")
+    learner, cfg, state = load_learner(path)  # the loader `dqnfast evaluate` uses
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    eval_cfg = protocol.evaluation_config(cfg)
+    env = make_env(eval_cfg, num_envs=1, seed=seed, evaluation=True)  # what the games will be played on
+    sticky = float(env.unwrapped.ale.getFloat("repeat_action_probability"))
+    fire_game = "FIRE" in env.unwrapped.get_action_meanings()[1:2]
+    env.close()
+    max_steps = protocol.max_agent_steps(cfg)
+    printed = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(printed):  # its per-game lines carry each game's length
+        scores = evaluate_learner(learner, eval_cfg, episodes=games, epsilon=cfg.eval_epsilon, seed=seed,
+                                  max_steps=max_steps, progress=True)
+    eval_s = time.perf_counter() - start
+    lengths: List[Optional[int]] = [None] * len(scores)
+    for line in printed.getvalue().splitlines():
+        m = _GAME_LINE.match(line.strip())
+        if m:
+            lengths[int(m.group(1)) - 1] = int(m.group(3))
+    counters = state["counters"]
+    return {
+        "seed": cfg.seed, "env_id": cfg.env_id, "preset": state["preset"],
+        "agent_steps": int(counters["global_step"]), "updates": int(counters["updates"]),
+        "training_games": int(counters["episodes"]), "resumes": int(counters.get("resumes", 0)),
+        "train_s": float(counters["train_time"]), "eval_s": eval_s,
+        "mean": float(np.mean(scores)), "std": float(np.std(scores)), "games": len(scores),
+        "scores": [float(s) for s in scores], "game_steps": lengths,
+        "eval": {"epsilon": cfg.eval_epsilon, "seed": seed, "noop_max": eval_cfg.noop_max,
+                 "max_agent_steps": max_steps, "max_frames": max_steps * cfg.frame_skip,
+                 "repeat_action_probability": sticky, "all_lives": True, "fire_game": fire_game,
+                 "fire_after_lost_life": bool(cfg.fire_reset and cfg.episodic_life and fire_game)},
+    }
+
+
+def write_json(path: str, data: dict) -> None:
+    """Atomically: a reader (or a resumed batch) never sees half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    train_args: List[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, train_args = argv[:split], argv[split + 1:]
+    p = argparse.ArgumentParser(prog="python -m dqnfast.benchmarks.learning_seed")
+    p.add_argument("--scores", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--eval-games", type=int, required=True)
+    p.add_argument("--eval-seed", type=int, required=True)
+    args = p.parse_args(argv)
+    if train_args:
+        from ..train import main as train_main
+        rc = train_main(train_args)
+        if rc:
+            return int(rc)
+    print(f"evaluating {args.run_dir} on {args.eval_games} games", flush=True)
+    result = evaluate_run(args.run_dir, args.eval_games, args.eval_seed)
+    write_json(args.scores, result)
+    print(f"scores {args.scores}: mean {result['mean']:.2f} +- {result['std']:.2f} over {result['games']} games "
+          f"in {result['eval_s']:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
