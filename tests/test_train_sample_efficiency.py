@@ -273,3 +273,12 @@ def test_an_ema_target_follows_the_online_network_with_ten_step_returns_and_the_
         for o, t0, t1 in zip(online, target_before, target_after):
             torch.testing.assert_close(t1, t0 + tau * (o - t0), rtol=1e-5, atol=1e-6)
     assert trainer.rb.n_step == 10 and net.dueling
+
+
+def test_a_resume_cannot_switch_the_dueling_head(tmp_path, capsys):
+    from dqnfast import train
+
+    cfg = tiny(tmp_path, total_steps=70, dueling=True)
+    summary = Trainer(cfg, "demo").run()
+    assert train.main(["--resume", summary["checkpoint"], "--no-dueling", "--no-progress"]) == 2
+    assert "dueling True in the checkpoint, False in the config" in capsys.readouterr().err

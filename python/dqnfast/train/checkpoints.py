@@ -51,14 +51,40 @@ def load_replay(run_dir: str, name: Optional[str], cfg: TrainConfig) -> Optional
         print(f"dqnfast train: replay snapshot {path} is missing; the replay will be refilled", file=sys.stderr)
         return None
     rb = ReplayBuffer.load(path)
-    expected = ((cfg.frame_size, cfg.frame_size), cfg.replay_stack, cfg.replay_streams, cfg.n_step)
-    if (tuple(rb.frame_shape), rb.stack, rb.num_envs, rb.n_step) != expected:
-        raise ValueError(f"replay snapshot {path} does not match the run's config "
-                         f"(frame_shape, stack, num_envs, n_step) = {expected}")
+    # what the snapshot was made with, against what this run's config asks of its replay
+    h, w = rb.frame_shape
+    settings = [("frame_size", h if h == w else (h, w), cfg.frame_size), ("stack", rb.stack, cfg.replay_stack),
+                ("env streams (num_envs)", rb.num_envs, cfg.replay_streams), ("n_step", rb.n_step, cfg.n_step)]
+    differ = [f"{name} {old} in the snapshot, {new} in the config" for name, old, new in settings if old != new]
+    if not math.isclose(rb.gamma, cfg.gamma, rel_tol=1e-6, abs_tol=1e-9):  # n-step returns are summed with it
+        differ.append(f"gamma {rb.gamma:g} in the snapshot, {cfg.gamma:g} in the config")
     if getattr(rb, "_PRIORITIZED", False) != cfg.prioritized:
-        raise ValueError(f"replay snapshot {path} is {'not ' if cfg.prioritized else ''}a prioritized replay but the "
-                         f"run's config has prioritized={cfg.prioritized}")
+        differ.append(f"{'a uniform' if cfg.prioritized else 'a prioritized'} replay in the snapshot, "
+                      f"prioritized={cfg.prioritized} in the config")
+    if differ:
+        raise ValueError(f"replay snapshot {path} was made with other settings than the run's config: "
+                         f"{'; '.join(differ)} (resume with the settings the run had)")
     return rb
+
+
+def _network_shape(cfg: TrainConfig) -> Dict[str, Any]:
+    """The settings that shape a config's network (the stack only without an LSTM, the LSTM's size
+    only with one)."""
+    if cfg.recurrent:
+        return {"frame_size": cfg.frame_size, "recurrent": True, "lstm_hidden": cfg.lstm_hidden}
+    return {"frame_size": cfg.frame_size, "recurrent": False, "stack": cfg.stack, "dueling": cfg.dueling}
+
+
+def check_network_settings(saved: Dict[str, Any], cfg: TrainConfig) -> None:
+    """ValueError naming each setting that shapes the network where ``cfg`` differs from the config a
+    checkpoint was saved with (``saved``): its weights would not fit the network ``cfg`` builds."""
+    before, now = _network_shape(TrainConfig.from_dict(saved)), _network_shape(cfg)
+    names = ("frame_size", "recurrent", "stack", "lstm_hidden", "dueling")
+    differ = [f"{name} {before.get(name)} in the checkpoint, {now.get(name)} in the config"
+              for name in names if before.get(name) != now.get(name)]
+    if differ:
+        raise ValueError(f"the checkpoint's network was built with other settings: {'; '.join(differ)} "
+                         f"(a resume cannot change them)")
 
 
 class CheckpointWriter:

@@ -71,9 +71,17 @@ class LearnerLoop:
 
 def update_mode(cfg: TrainConfig, learner: DQNLearner) -> str:
     """The update mode a config asks for, with ``auto`` resolved: one CUDA graph on a GPU, eager on CPU
-    (and always eager for DRQN)."""
+    (and always eager for DRQN, prioritized replay and resets). ValueError if ``bf16`` is on and that
+    is the eager update (which has no bf16)."""
     if cfg.recurrent or cfg.prioritized or cfg.reset_interval:  # (resets drop optimizer state a graph holds)
-        return "eager"
-    if cfg.update_mode == "auto":
-        return "graph" if learner.device.type == "cuda" else "eager"
-    return cfg.update_mode
+        mode = "eager"
+    elif cfg.update_mode == "auto":
+        mode = "graph" if learner.device.type == "cuda" else "eager"
+    else:
+        mode = cfg.update_mode
+    if cfg.bf16 and mode == "eager":  # say so rather than train in float32 while the config says bf16
+        if cfg.recurrent:
+            raise ValueError("bf16 needs update_mode compile or graph; DRQN's update is always eager: leave bf16 off")
+        raise ValueError(f"bf16 needs update_mode compile or graph; update_mode {cfg.update_mode!r} is the eager "
+                         f"update on {learner.device.type}: choose --update-mode compile, or leave bf16 off")
+    return mode

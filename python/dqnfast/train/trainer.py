@@ -21,7 +21,7 @@ from ..prioritized import PrioritizedReplayBuffer
 from ..replay import ReplayBuffer
 from ..vector_env import EnvWorkerError
 from .actor import Actor, ActorThread, Finished, NetworkCopy
-from .checkpoints import CheckpointWriter, load_replay, restore_rng_state
+from .checkpoints import CheckpointWriter, check_network_settings, load_replay, restore_rng_state
 from .learning import LearnerLoop
 from .plots import plot_learning_curve
 from .progress import Progress, StepRate
@@ -77,6 +77,8 @@ class Trainer:
         if state and int(state["num_actions"]) != self.num_actions:
             raise ValueError(f"checkpoint has {state['num_actions']} actions, {cfg.env_id} has {self.num_actions}")
 
+        if state:
+            check_network_settings(state["config"], cfg)
         self.learner = build_learner(cfg, self.num_actions, device=device, seed=cfg.seed)
         if state:
             self.learner.load_state_dict(state["learner"])
