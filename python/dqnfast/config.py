@@ -390,6 +390,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         double_dqn=True,
         dueling=True,
         shift=3,                      # DrQ's random shift (4 pixels at 84x84)
+        update_mode="compile",        # torch.compile: 1.2-1.4x faster updates on a CPU, same weights (bench update)
         eval_episodes=0,              # the runner (dqnfast bench learning) plays the 100 evaluation games
         checkpoint_interval=25_000,
         torch_threads=1,
