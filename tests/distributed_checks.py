@@ -102,3 +102,16 @@ def steps_held(rb) -> set:
         for f in rb.gather(idx[lo:lo + 4096]).next_obs[:, -1]:
             out.add(decode_frame(f))
     return out
+
+
+class FakePool:
+    """What an Ingestor reads of its pool, without Ray: a test hands its chunks to ``_ingest``
+    directly, as the ingest thread would (one-step uniform replay of 4-frame stacks)."""
+
+    def __init__(self, num_actors: int, envs_per_actor: int, frame_shape=(36, 36)) -> None:
+        self.actors = [None] * num_actors
+        self.num_actors, self.envs_per_actor, self.num_streams = num_actors, envs_per_actor, num_actors * envs_per_actor
+        self.prioritized, self.frame_shape, self.stack, self.pad = False, tuple(frame_shape), 4, "zero"
+
+    def weights(self):
+        return -1, None

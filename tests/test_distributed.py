@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import dqnfast
-from distributed_checks import check_replay_exact
+from distributed_checks import FakePool, check_replay_exact
 from dqnfast import ReplayBuffer
 from dqnfast.distributed import ActorPool, ChunkWriter, EnvActor, apex_epsilons
 from dqnfast.distributed.pool import check_cpus
@@ -179,24 +179,12 @@ def test_prioritized_actor_sends_td_errors():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-class _FakePool:
-    """What an Ingestor reads of its pool, without Ray: its chunks are handed to _ingest directly."""
-
-    def __init__(self, num_actors, envs_per_actor):
-        self.actors = [None] * num_actors
-        self.num_actors, self.envs_per_actor, self.num_streams = num_actors, envs_per_actor, num_actors * envs_per_actor
-        self.prioritized, self.frame_shape, self.stack, self.pad = False, SHAPE, 4, "zero"
-
-    def weights(self):
-        return -1, None
-
-
 def test_ingestor_drops_a_chunk_after_a_gap_and_resyncs():
     from dqnfast.distributed import Ingestor
 
     (actor,) = _actors(1, 2)
     rb = ReplayBuffer(10_000, SHAPE, num_envs=2)
-    ing = Ingestor(_FakePool(1, 2), rb)
+    ing = Ingestor(FakePool(1, 2), rb)
     ing._ingest(0, actor.collect())
     actor.collect()  # its reply was lost, but the actor ran it: the next chunk follows a gap
     ing._ingest(0, actor.collect())

@@ -22,24 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distributed_checks import check_replay_exact, steps_held, steps_sent
+from distributed_checks import FakePool, check_replay_exact, steps_held, steps_sent
 from dqnfast import ReplayBuffer
 from dqnfast.distributed import EnvActor, Ingestor
 from dqnfast.distributed.fake_env import counting_env_fn
 
 SHAPE = (36, 36)
-
-
-class _FakePool:
-    """What an Ingestor reads of its pool; the test hands it the chunks the ingest thread would."""
-
-    def __init__(self, num_actors, envs_per_actor):
-        self.actors = [None] * num_actors
-        self.num_actors, self.envs_per_actor, self.num_streams = num_actors, envs_per_actor, num_actors * envs_per_actor
-        self.prioritized, self.frame_shape, self.stack, self.pad = False, SHAPE, 4, "zero"
-
-    def weights(self):
-        return -1, None
 
 
 def test_consecutive_chunks_go_in_whole_and_episodes_run_on_across_them():
@@ -50,7 +38,7 @@ def test_consecutive_chunks_go_in_whole_and_episodes_run_on_across_them():
     actors = [EnvActor(i, 3, counting_env_fn(25, 60, SHAPE), 0.5, frame_shape=SHAPE, rounds_per_chunk=rounds, seed=3)
               for i in range(2)]
     rb = ReplayBuffer(100_000, SHAPE, num_envs=6)
-    ing = Ingestor(_FakePool(2, 3), rb)
+    ing = Ingestor(FakePool(2, 3), rb)
     sent = set()
     for _ in range(5):
         for a, actor in enumerate(actors):

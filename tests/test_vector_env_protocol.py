@@ -179,6 +179,13 @@ class Gated:
 def gated():
     if not interrupt_gate.supported():
         pytest.skip("needs /proc/PID/task/TID/syscall (Linux on x86_64 or aarch64)")
+    # The gatekeeper's SIGINT must raise KeyboardInterrupt here: a handler or a signal mask that an
+    # earlier test left behind would make these tests wait for an interrupt that never comes.
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.fail(f"SIGINT's handler is {signal.getsignal(signal.SIGINT)!r}, not Python's default: an earlier "
+                    "test left it installed")
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        pytest.fail("SIGINT is blocked in the main thread")
     g = Gated()
     yield g
     g.close()

@@ -1,5 +1,5 @@
 // Random-shift augmentation of sampled states (DrQ, Kostrikov et al. 2021), done while the frames
-// are copied out of the store, so a shifted sample costs about what a plain one does.
+// are copied out of the store: no padded frame and no second pass over the batch.
 //
 // DrQ pads each frame by P pixels on every side, repeating its edge pixels, and crops it back to
 // its size at a random offset. With the offset (dy, dx) in [-P, P]^2 that is
