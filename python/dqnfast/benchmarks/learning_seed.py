@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 import time
 from typing import List, Optional, Sequence
@@ -91,6 +92,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--eval-games", type=int, required=True)
     p.add_argument("--eval-seed", type=int, required=True)
     args = p.parse_args(argv)
+    # The runner asks a seed to stop (and checkpoint) with SIGINT. A runner started in the background
+    # (nohup ... &) passes SIGINT on ignored, as non-interactive shells set it; the trainer would then
+    # never see the request. This process is the runner's child: Python's own handler is the right one.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if train_args:
         from ..train import main as train_main
         rc = train_main(train_args)
