@@ -297,8 +297,8 @@ class SpyReplay(ReplayBuffer):
             self._put(Written(int(env), w + k, np.array(next_frames[k]), int(actions[k]),
                               float(np.float32(rewards[k])), bool(terminated[k]), bool(trunc[k])))
 
-    def sample(self, batch_size, out=None):
-        batch = super().sample(batch_size, out)
+    def sample(self, batch_size, out=None, **kw):
+        batch = super().sample(batch_size, out, **kw)
         self.samples.append({k: np.array(getattr(batch, k)) for k in
                              ("index", "action", "reward", "discount", "terminated", "truncated")})
         return batch

@@ -289,23 +289,29 @@ class DQNLearner:
         its importance weight (``batch.weights``), as Schaul et al. (2016) do. Returns update()'s
         metrics and each row's |TD error| before the step (the new priorities, float64)."""
         weights = torch.from_numpy(np.ascontiguousarray(batch.weights, np.float32)).to(self.device)
-        obs, action, reward, next_obs, terminated, discount = self._to_device(Batch(*batch[:8]))
-        target = self.td_target(reward, next_obs, terminated, discount).float()
-        q = self.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
-        per_row = F.smooth_l1_loss(q, target, reduction="none") if self.loss == "huber" else \
-            F.mse_loss(q, target, reduction="none")
+        q, target = self._q_and_target(*self._to_device(Batch(*batch[:8])))
         td_error = (target - q).detach().abs().double().cpu().numpy()
-        return self._step((weights * per_row).mean(), q.detach().mean()), td_error
+        return self._step((weights * self._td_loss(q, target, "none")).mean(), q.detach().mean()), td_error
 
     def _loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False):
         """The loss of one batch on the device and the mean Q of the actions taken; ``bf16`` runs the
         network passes under bfloat16 autocast (the fast update steps' option)."""
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
-            target = self.td_target(reward, next_obs, terminated, discount).float()
-            q = self.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
-        loss = F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)
-        return loss, q.detach().mean()
+            q, target = self._q_and_target(obs, action, reward, next_obs, terminated, discount)
+        return self._td_loss(q, target), q.detach().mean()
+
+    def _q_and_target(self, obs, action, reward, next_obs, terminated, discount):
+        """Q of the actions taken and their TD targets, float32, one per row."""
+        target = self.td_target(reward, next_obs, terminated, discount).float()
+        q = self.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
+        return q, target
+
+    def _td_loss(self, q: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Huber or squared TD error (``reduction`` "none": one per row)."""
+        if self.loss == "huber":
+            return F.smooth_l1_loss(q, target, reduction=reduction)
+        return F.mse_loss(q, target, reduction=reduction)
 
     def _step(self, loss: torch.Tensor, q_mean: torch.Tensor, metrics: bool = True) -> Optional[Dict[str, float]]:
         """Backward, clip, optimizer step and target sync for a loss; the metrics dict of update()

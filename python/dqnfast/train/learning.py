@@ -58,10 +58,8 @@ class LearnerLoop:
             self.rb.update_priorities(batch.index, td_error + cfg.priority_eps)
         elif self.on_device:
             m = self.update(self.rb.sample(cfg.batch_size), metrics)
-        elif cfg.shift:  # DrQ's random shift, done by the replay as it copies the frames out
+        else:  # (shift: DrQ's random shift, done by the replay as it copies the frames out)
             m = self.update(self.rb.sample(cfg.batch_size, out=self.batch, shift=cfg.shift), metrics)
-        else:
-            m = self.update(self.rb.sample(cfg.batch_size, out=self.batch), metrics)
         if cfg.reset_interval and self.learner.updates % cfg.reset_interval == 0:
             self.learner.reset_layers(cfg.reset_layers, cfg.reset_shrink)
         if m is not None:
