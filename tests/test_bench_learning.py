@@ -332,8 +332,17 @@ def test_a_seed_started_with_sigint_ignored_still_stops_on_the_runners_sigint(tm
            "--preset", "demo", "--seed", "1", "--run-dir", str(tmp_path), "--run-name", "seed-1",
            *TINY, "--total-steps", "1000000", "--no-progress", "--eval-episodes", "0", "--torch-threads", "1",
            "--no-tensorboard"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as proc:  # (closes the pipe)
+        _stop_when_learning(proc, run)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert (run / "checkpoint.pt").exists()
+    assert not (tmp_path / "seed-1.json").exists()  # a stopped seed is not scored
+
+
+def _stop_when_learning(proc, run):
+    import signal
+
     try:
         # once the run logs its learning, it is inside the training loop (no sleep decides the outcome)
         scalars = run / "scalars.csv"
@@ -346,5 +355,3 @@ def test_a_seed_started_with_sigint_ignored_still_stops_on_the_runners_sigint(tm
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 128 + signal.SIGINT, out
-    assert (run / "checkpoint.pt").exists()
-    assert not (tmp_path / "seed-1.json").exists()  # a stopped seed is not scored
