@@ -21,14 +21,20 @@
 // - n-step links: writing a slot sets its link word to an owner mark of the new occupant, and a
 //   link is installed by a compare-exchange from its frame's own owner mark, so a stale writer's
 //   link fails instead of replacing the new occupant's;
-// - prioritized leaves: on_write sets a slot's leaf under the sum tree's lock only while the slot
-//   still holds the write's seq.
+// - prioritized leaves: on_write sets a slot's leaf before the slot is published, while no other
+//   writer can take it; other leaf changes check the slot under the sum tree's lock.
+//
+// The count never reads below the transitions that stay sampleable during the read (see size()),
+// so sample*() calls the buffer empty only when it was empty throughout; a scan that comes up
+// empty while writers move the window on is repeated (see draw_where()).
 //
 // Progress. Samplers never wait (a draw that meets a slot being written is repeated). Writers take
 // no lock and never wait for samplers. One wait remains between writers: the writer of seq waits
 // until seq - capacity, the slot's previous occupant, is published, so two writers never fill one
 // slot. It waits only on a writer that took its sequence number a whole lap of the store earlier
-// and has not finished writing one frame since (preempted), never in a single-threaded run.
+// and has not finished writing one frame since (preempted), never in a single-threaded run; but
+// then it waits inside its own call, so the writer of seq + capacity waits for it in turn: one
+// stalled writer stops all the others after about one lap each (README, "Who waits").
 //
 // Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies are byte-wise atomic accesses
 // (acquire loads, release stores) in place of memcpy + fences, which TSan does not model: the
@@ -51,29 +57,13 @@
 #include "dqnfast/augment.hpp"
 #include "dqnfast/io.hpp"
 #include "dqnfast/rng.hpp"
+#include "dqnfast/test_hooks.hpp"
 
 #include <sys/mman.h>
 
 namespace dqnfast {
 
 constexpr uint64_t kNone = ~0ULL;  // "no frame": padding before an episode's first frame
-
-// Test builds (-DDQNFAST_TEST_HOOKS) can pause a writer where a real one may be preempted, to replay
-// races deterministically (cpp/tests/race_regressions.cpp). Elsewhere the hooks compile to nothing.
-#ifdef DQNFAST_TEST_HOOKS
-namespace test_hooks {
-inline void (*before_link)(uint64_t prev) = nullptr;   // before a stream's n-step link from frame prev
-inline void (*after_publish)(uint64_t seq) = nullptr;  // between publishing a slot and on_write
-}  // namespace test_hooks
-#define DQNFAST_HOOK(name, arg)                                              \
-  do {                                                                       \
-    if (::dqnfast::test_hooks::name) ::dqnfast::test_hooks::name(arg);      \
-  } while (0)
-#else
-#define DQNFAST_HOOK(name, arg) \
-  do {                          \
-  } while (0)
-#endif
 
 enum SlotFlags : uint8_t { kFirst = 1, kTerminated = 2, kTruncated = 4 };
 
@@ -257,13 +247,38 @@ class FrameStore {
   uint64_t sample_calls() const { return calls_.load(std::memory_order_acquire); }
   // Sampleable transitions (exact when no write is in flight): those whose frames are all intact
   // (valid_), less those still waiting for their n-step future (the last n - 1 of each episode).
+  //
+  // While writers run it may count a transition that is being written, but never fewer than the
+  // transitions that stay sampleable for the whole call (so sample() may trust a 0). That rests on
+  // the order of a few steps, each named where it is done:
+  //   - a writer counts a transition in valid_ before it enters a pending list and before its
+  //     frame is published (add_at), and it leaves its pending list before the link that completes
+  //     its window is installed (add_at, start_episode);
+  //   - an overwritten transition's frame is unpublished before it is uncounted (write_slot);
+  //   - here the pending lists are read first, valid_ second, and only entries whose frames are
+  //     still stored after valid_ was read are subtracted: each of those was counted in the valid_
+  //     read (counted before listed; uncounted only after its frames go), and was still waiting
+  //     for its future during this call, so no transition sampleable throughout is subtracted.
   uint64_t size() const {
-    int64_t v = valid_.load(std::memory_order_acquire);
-    for (uint32_t e = 0; e < num_envs_ && n_step_ > 1; ++e) {
-      const Stream& st = streams_[e];
-      const uint64_t n = st.n_pending.load(std::memory_order_acquire);
-      for (uint64_t i = 0; i < n; ++i) v -= frames_valid(st.pending[i].load(std::memory_order_relaxed)) ? 1 : 0;
+    if (n_step_ == 1) {
+      const int64_t v = valid_.load(std::memory_order_acquire);
+      return v > 0 ? uint64_t(v) : 0;
     }
+    uint64_t few[64];            // the entries read (sample() calls this every time: no allocation
+    std::vector<uint64_t> more;  // unless there are more than 64)
+    size_t n_listed = 0;
+    for (uint32_t e = 0; e < num_envs_; ++e) {
+      const Stream& st = streams_[e];
+      const uint64_t n = std::min<uint64_t>(st.n_pending.load(std::memory_order_acquire), n_step_ - 1);
+      for (uint64_t i = 0; i < n; ++i, ++n_listed) {
+        const uint64_t t = st.pending[i].load(std::memory_order_acquire);
+        if (n_listed < 64) few[n_listed] = t;
+        else more.push_back(t);
+      }
+    }
+    DQNFAST_HOOK(in_size, 0);
+    int64_t v = valid_.load(std::memory_order_acquire);
+    for (size_t i = 0; i < n_listed; ++i) v -= frames_valid(i < 64 ? few[i] : more[i - 64]) ? 1 : 0;
     return v > 0 ? uint64_t(v) : 0;
   }
   uint64_t nbytes() const {
@@ -292,7 +307,7 @@ class FrameStore {
     StreamGuard guard(*this, 1, &env, false);
     const uint64_t seq = head_.fetch_add(1, std::memory_order_acq_rel);
     end_abandoned_episode(streams_[env]);
-    begin_episode_in(streams_[env], seq, frame);
+    begin_episode_in(streams_[env], env, seq, frame);
     write_slot(seq, env, frame, StepRecord{}, kFirst, streams_[env].hist.data());
     return seq;
   }
@@ -310,7 +325,7 @@ class FrameStore {
     const uint64_t base = head_.fetch_add(n, std::memory_order_acq_rel);
     for (size_t i = 0; i < n; ++i) {
       end_abandoned_episode(streams_[envs[i]]);
-      begin_episode_in(streams_[envs[i]], base + i, frames + i * frame_bytes_);
+      begin_episode_in(streams_[envs[i]], envs[i], base + i, frames + i * frame_bytes_);
       write_slot(base + i, envs[i], frames + i * frame_bytes_, StepRecord{}, kFirst, streams_[envs[i]].hist.data());
     }
   }
@@ -330,13 +345,19 @@ class FrameStore {
     const Stream& st = streams_[env];
     for (;;) {
       const uint64_t version = st.version.load(std::memory_order_acquire);
+      DQNFAST_HOOK(in_stacked, env);
       if (version & 1) {  // that stream's writer is inside a call
         std::this_thread::yield();
         continue;
       }
-      const uint64_t have = st.frames_in_episode.load(std::memory_order_relaxed);
-      if (have == 0)
+      const uint64_t have = st.frames_in_episode.load(std::memory_order_acquire);
+      if (have == 0) {
+        // No frame yet, or a start_episode() that began after the version was read and has reset
+        // the stream: only the version, read again, tells the two apart.
+        seqlock_acquire_fence();
+        if (st.version.load(std::memory_order_relaxed) != version) continue;
         throw std::invalid_argument("env " + std::to_string(env) + " has no frame yet: call start_episode() first");
+      }
       for (uint32_t k = 0; k < stack_; ++k) {
         uint8_t* dst = out + size_t(k) * frame_bytes_;
         const uint64_t back = stack_ - 1 - k;  // frames before the newest
@@ -629,9 +650,9 @@ class FrameStore {
   }
 
  protected:
-  // Hooks for subclasses (PrioritizedStore): a slot was published with seq (a step, or an episode's
-  // first frame; by the time this runs, a later writer may have reused the slot), and the
-  // snapshot's extra section.
+  // Hooks for subclasses (PrioritizedStore): a slot is being written with seq (a step, or an
+  // episode's first frame), called just before the slot is published; no other writer can take the
+  // slot until then (write_slot's wait). And the snapshot's extra section.
   virtual void on_write(uint64_t /*slot*/, uint64_t /*seq*/, bool /*transition*/) {}
   virtual uint64_t snapshot_kind() const { return 0; }
   virtual double snapshot_alpha() const { return 0.0; }
@@ -658,10 +679,13 @@ class FrameStore {
     std::unique_ptr<std::atomic<uint64_t>[]> pending;
     std::atomic<uint64_t> n_pending{0};
     uint64_t steps_in_episode = 0;
+    // frames_in_episode is stored with release (and stacked() loads it with acquire): a reader that
+    // sees a value written inside a call then sees the call's odd version when it checks again,
+    // also under -DDQNFAST_TSAN, where the seqlock's fences are not used.
     void remember(const uint8_t* frame, uint64_t frame_bytes, uint32_t stack) {
       const uint64_t have = frames_in_episode.load(std::memory_order_relaxed);
       racy_copy(recent.data() + (have % stack) * frame_bytes, frame, frame_bytes);
-      frames_in_episode.store(have + 1, std::memory_order_relaxed);
+      frames_in_episode.store(have + 1, std::memory_order_release);
     }
   };
 
@@ -728,10 +752,16 @@ class FrameStore {
     uint64_t expected = owner(prev);
     next_[prev % capacity_].compare_exchange_strong(expected, link(prev, delta), std::memory_order_acq_rel,
                                                     std::memory_order_relaxed);
+    DQNFAST_HOOK(after_link, prev);
   }
 
+  // The episode's waiting transitions leave the pending list before the link that completes their
+  // windows (see size()).
   void end_abandoned_episode(Stream& st) {
-    if (n_step_ > 1 && st.active.load(std::memory_order_relaxed)) install_link(st.hist[0], 0);
+    if (n_step_ > 1 && st.active.load(std::memory_order_relaxed)) {
+      st.n_pending.store(0, std::memory_order_release);
+      install_link(st.hist[0], 0);
+    }
   }
 
   // Claims the writer side of `n` streams for one call (released when it returns), and checks that
@@ -792,48 +822,57 @@ class FrameStore {
     return o;
   }
 
-  void begin_episode_in(Stream& st, uint64_t seq, const uint8_t* frame) const {
+  void begin_episode_in(Stream& st, uint32_t env, uint64_t seq, const uint8_t* frame) const {
     std::fill(st.hist.begin(), st.hist.end(), kNone);
     st.hist[0] = seq;
     st.active.store(true, std::memory_order_release);
-    st.frames_in_episode.store(0, std::memory_order_relaxed);
+    st.frames_in_episode.store(0, std::memory_order_release);
     st.steps_in_episode = 0;
     st.n_pending.store(0, std::memory_order_release);
+    DQNFAST_HOOK(episode_reset, env);
     st.remember(frame, frame_bytes_, stack_);
   }
 
+  // The order of the steps below is what lets size() never count fewer than the transitions that
+  // stay sampleable during its call (see there): count, then list as pending, then publish, then link.
   void add_at(uint64_t seq, uint32_t env, const StepRecord& step, const uint8_t* frame) {
     Stream& st = streams_[env];
     std::copy_backward(st.hist.begin(), st.hist.end() - 1, st.hist.end());
     st.hist[0] = seq;
     st.remember(frame, frame_bytes_, stack_);
+    // The transition stays sampleable until the oldest frame of its obs is overwritten: count it in
+    // that frame's slot. valid_ goes up before the slot's count and comes back down if the frame is
+    // gone already, so valid_ may be one too high for a moment, never one too low.
+    const uint64_t oldest = oldest_of(st.hist.data(), stack_);
+    valid_.fetch_add(1, std::memory_order_acq_rel);
+    std::atomic<uint64_t>& ex = expire_[oldest % capacity_];
+    uint64_t cur = ex.load(std::memory_order_acquire);
+    bool counted = false;
+    while (!counted && (cur & ~0xFFFFULL) == tag(oldest))
+      counted = ex.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel);
+    if (!counted) valid_.fetch_sub(1, std::memory_order_acq_rel);
+    DQNFAST_HOOK(after_count, seq);
+    const bool ends = step.terminated || step.truncated;
+    // Pending list: a step whose window the next n - 1 steps complete enters it; the entry it
+    // replaces (the step n - 1 back) leaves it here, before the link below completes its window.
+    if (n_step_ > 1) {
+      if (ends) {
+        st.n_pending.store(0, std::memory_order_release);  // the whole episode's future is known now
+      } else {
+        st.pending[st.steps_in_episode % (n_step_ - 1)].store(seq, std::memory_order_release);
+        const uint64_t np = st.n_pending.load(std::memory_order_relaxed);
+        if (np < n_step_ - 1) st.n_pending.store(np + 1, std::memory_order_release);
+      }
+    }
     const uint8_t flags = (step.terminated ? kTerminated : 0) | (step.truncated ? kTruncated : 0);
     write_slot(seq, env, frame, step, flags, st.hist.data());
     // Link the previous frame to this step so n-step windows can walk forward (see link()).
     if (n_step_ > 1) {
       const uint64_t prev = st.hist[1];
       if (seq - prev < kMaxLinkDelta) install_link(prev, seq - prev);
-      if (step.terminated || step.truncated) {
-        st.n_pending.store(0, std::memory_order_release);  // the whole episode's future is known now
-      } else {
-        st.pending[st.steps_in_episode % (n_step_ - 1)].store(seq, std::memory_order_relaxed);
-        const uint64_t np = st.n_pending.load(std::memory_order_relaxed);
-        if (np < n_step_ - 1) st.n_pending.store(np + 1, std::memory_order_release);
-      }
     }
     ++st.steps_in_episode;
-    if (step.terminated || step.truncated) st.active.store(false, std::memory_order_release);
-    // The transition stays sampleable until the oldest frame of its obs is overwritten.
-    uint64_t oldest = st.hist[1];
-    for (uint32_t j = 2; j <= stack_ && st.hist[j] != kNone; ++j) oldest = st.hist[j];
-    std::atomic<uint64_t>& ex = expire_[oldest % capacity_];
-    uint64_t cur = ex.load(std::memory_order_acquire);
-    while ((cur & ~0xFFFFULL) == tag(oldest)) {
-      if (ex.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) {
-        valid_.fetch_add(1, std::memory_order_acq_rel);
-        break;
-      }
-    }
+    if (ends) st.active.store(false, std::memory_order_release);
   }
 
   void write_slot(uint64_t seq, uint32_t env, const uint8_t* frame, const StepRecord& step, uint8_t flags,
@@ -847,10 +886,13 @@ class FrameStore {
       while (pub.load(std::memory_order_acquire) != prev) std::this_thread::yield();
     }
     // Retire the previous occupant: transitions whose oldest frame lived here stop being sampleable.
+    // Unpublished first, uncounted second (the release of the fetch_sub orders the two): size()
+    // relies on a transition whose frames are still stored being still counted.
+    pub.store(0, std::memory_order_relaxed);
     const uint64_t old = expire_[slot].exchange(tag(seq), std::memory_order_acq_rel);
     if (seq >= capacity_ && (old & ~0xFFFFULL) == tag(seq - capacity_))
       valid_.fetch_sub(int64_t(old & 0xFFFF), std::memory_order_acq_rel);
-    pub.store(0, std::memory_order_relaxed);
+    DQNFAST_HOOK(after_retire, seq);
     next_[slot].store(owner(seq), std::memory_order_relaxed);  // see install_link
     seqlock_release_fence();
     racy_copy(frames_->get() + slot * frame_bytes_, frame, frame_bytes_);
@@ -862,9 +904,9 @@ class FrameStore {
     m.flags = flags;
     racy_copy(&meta_[slot], &m, sizeof(Meta));
     racy_copy(hist_.get() + slot * (stack_ + 1), hist, (stack_ + 1) * sizeof(uint64_t));
+    on_write(slot, seq, (flags & kFirst) == 0);  // while the slot is still this write's alone
     pub.store(seq + 1, std::memory_order_release);
     DQNFAST_HOOK(after_publish, seq);
-    on_write(slot, seq, (flags & kFirst) == 0);
   }
 
   // Copies frame `seq` into dst; false if it is not (or no longer) the frame in its slot.
@@ -891,27 +933,40 @@ class FrameStore {
     return draw_where(rng, lo, head, [&](uint64_t t) { return is_valid(t, hist); });
   }
 
-  // The same for transitions satisfying `ok` (which implies is_valid). `none` is the error when a
-  // scan finds none although the buffer is not empty (nullptr: only concurrent writers can cause
-  // that, so refresh the window and try again).
+  static constexpr int kMaxRounds = 64;  // rounds of draws and a scan before giving up on writers
+
+  // The same for transitions satisfying `ok` (which implies is_valid); `none` is the error when
+  // none does although some transition is sampleable (nullptr: sample's own "no sampleable
+  // transition" error).
+  //
+  // A scan checks every transition of the window, so a transition that satisfies `ok` from the
+  // start of the scan until it is picked is always found and returned: the scan's picks drop the
+  // ones overwritten since (the first pick is the reference's draw). An empty scan is therefore
+  // only an error if nothing was written meanwhile: when the cursor moved during the scan, writers
+  // are refilling the window, and another round (draws, then a scan) follows, at most kMaxRounds.
   template <typename Pred>
   uint64_t draw_where(CallRng& rng, uint64_t& lo, uint64_t& head, Pred ok, const char* none = nullptr) const {
-    for (int round = 0; round < 64; ++round) {
+    for (int round = 0; round < kMaxRounds; ++round) {
       for (int attempt = 0; attempt < kMaxRejectsPerDraw; ++attempt) {
         const uint64_t t = lo + rng.below(head - lo);
         if (ok(t)) return t;
       }
       head = head_.load(std::memory_order_acquire);
       lo = head > capacity_ ? head - capacity_ : 0;
-      const std::vector<uint64_t> valid = scan_window(lo, head, ok);
-      if (!valid.empty()) {
-        const uint64_t t = valid[rng.below(valid.size())];
-        if (ok(t)) return t;
-      } else if (size() == 0) {
-        throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
-      } else if (none != nullptr) {
+      DQNFAST_HOOK(before_scan, head);
+      std::vector<uint64_t> valid = scan_window(lo, head, ok);
+      while (!valid.empty()) {
+        const size_t k = size_t(rng.below(valid.size()));
+        if (ok(valid[k])) return valid[k];
+        valid[k] = valid.back();  // overwritten since the scan: pick among the others
+        valid.pop_back();
+      }
+      if (head_.load(std::memory_order_acquire) == head) {  // nothing written during the scan: exact
+        if (none == nullptr || valid_in_window(lo, head).empty())
+          throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
         throw std::invalid_argument(none);
       }
+      std::this_thread::yield();  // the writers are moving the window: let them, then draw again
     }
     throw std::runtime_error("cannot sample: concurrent writers overwrote every transition drawn");
   }

@@ -9,8 +9,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+
+#include "dqnfast/test_hooks.hpp"
 
 namespace dqnfast {
 namespace io {
@@ -120,9 +123,18 @@ inline OsError os_error(const std::string& what, const std::string& path) {
 
 // Writes `path` atomically: everything goes to a temporary file beside it, which is fsynced and
 // renamed over `path` only when complete, so a crash mid-write never loses the previous file.
+//
+// The checksum covers exactly the bytes in the file: data is first copied into a staging buffer,
+// then hashed and written from there, so each byte of the caller's memory is read once. (Hashing
+// the caller's memory and then writing it read it twice; memory that changed in between, such as a
+// priority updated by another thread, made a file whose checksum disagreed with its contents.) The
+// buffer also turns the many small header writes into one system call.
 class AtomicWriter {
  public:
-  explicit AtomicWriter(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(getpid())) {
+  static constexpr size_t kStage = size_t(1) << 20;
+
+  explicit AtomicWriter(std::string path)
+      : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(getpid())), stage_(new char[kStage]) {
     fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw os_error("cannot create", tmp_);
   }
@@ -136,16 +148,17 @@ class AtomicWriter {
   AtomicWriter& operator=(const AtomicWriter&) = delete;
 
   void write(const void* data, size_t n) {
-    hash_.update(data, n);
     auto* p = static_cast<const char*>(data);
     while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n > (size_t(1) << 30) ? (size_t(1) << 30) : n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        throw os_error("cannot write", tmp_);
-      }
-      p += w;
-      n -= size_t(w);
+      const size_t k = n < kStage - staged_ ? n : kStage - staged_;
+      char* copy = stage_.get() + staged_;
+      std::memcpy(copy, p, k);
+      hash_.update(copy, k);
+      DQNFAST_HOOK(after_hash, k);
+      staged_ += k;
+      p += k;
+      n -= k;
+      if (staged_ == kStage) flush();
     }
   }
   template <typename T>
@@ -155,6 +168,7 @@ class AtomicWriter {
   uint64_t digest() const { return hash_.digest(); }
 
   void commit(bool durable) {
+    flush();
     if (durable && ::fsync(fd_) != 0) throw os_error("cannot fsync", tmp_);
     if (::close(fd_) != 0) {
       fd_ = -1;
@@ -178,9 +192,26 @@ class AtomicWriter {
   }
 
  private:
+  void flush() {
+    const char* p = stage_.get();
+    size_t n = staged_;
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        throw os_error("cannot write", tmp_);
+      }
+      p += w;
+      n -= size_t(w);
+    }
+    staged_ = 0;
+  }
+
   std::string path_, tmp_;
   int fd_ = -1;
   XXH64 hash_;
+  std::unique_ptr<char[]> stage_;
+  size_t staged_ = 0;
 };
 
 // Reads a file front to back, hashing what it reads; errors say "truncated" when the file ends early.

@@ -8,8 +8,10 @@
 // zero probability. update_priorities ignores slots overwritten since they were sampled.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "dqnfast/frame_store.hpp"
@@ -86,18 +88,26 @@ class PrioritizedStore : public FrameStore {
   }
 
  protected:
-  // Only while the slot still holds seq: a writer delayed here (preempted, or waiting for the tree's
-  // lock) must not set the leaf of a transition written after it, which could then never be drawn.
-  void on_write(uint64_t slot, uint64_t seq, bool transition) override {
-    const double leaf = transition ? std::pow(max_priority_.load(), alpha_) : 0.0;
-    tree_.set_if(slot, leaf, [&] { return pub_[slot].load(std::memory_order_acquire) == seq + 1; });
+  // Called before the slot is published, while no other writer can take it (write_slot waits for
+  // this write to publish before reusing the slot), so the leaf set here can only be this write's:
+  // a writer delayed here never sets the leaf of a transition written after it. Setting it before
+  // publishing also means a sampleable transition never has leaf 0 for want of its writer's last
+  // step (sample_prioritized would find no mass on it). A sampler that picks the slot meanwhile
+  // finds it being written and draws again; update_priorities and the zeroing of gone transitions
+  // check the slot's publication under the tree's lock, so they no longer match.
+  void on_write(uint64_t slot, uint64_t /*seq*/, bool transition) override {
+    tree_.set(slot, transition ? std::pow(max_priority_.load(), alpha_) : 0.0);
   }
   uint64_t snapshot_kind() const override { return 1; }
   double snapshot_alpha() const override { return alpha_; }
   uint64_t extra_bytes() const override { return 8 + capacity_ * 8; }
+  // Samplers and update_priorities may run during save(): the leaves are copied under the tree's
+  // lock (reading them without it raced with every update), and written from the copy, outside the
+  // lock, so the tree is held for a memcpy and not for the file's write.
   void write_extra(io::AtomicWriter& w) const override {
     w.put<double>(max_priority_.load());
-    w.write(tree_.raw().data() + tree_.leaves(), capacity_ * 8);
+    const std::vector<double> leaves = tree_.copy_leaves(capacity_);
+    w.write(leaves.data(), capacity_ * 8);
   }
   void read_extra(io::HashingReader& r) override {
     max_priority_.store(r.get<double>());
@@ -127,32 +137,54 @@ class PrioritizedStore : public FrameStore {
     return read_transition(t, o);  // false while its n-step future is unknown, or torn
   }
 
-  // Proportional among the sampleable transitions with a positive leaf, from a scan.
+  // Proportional among the sampleable transitions with a positive leaf, from a scan. As in
+  // FrameStore::draw_where, an empty scan is an error only if nothing was written during it;
+  // otherwise writers are refilling the window and the scan is repeated (at most kMaxRounds).
   double fallback(CallRng& rng, const TransitionOut& o) {
-    for (int round = 0; round < 64; ++round) {
+    for (int round = 0; round < kMaxRounds; ++round) {
       const uint64_t head = head_.load(std::memory_order_acquire), lo = head > capacity_ ? head - capacity_ : 0;
+      DQNFAST_HOOK(before_scan, head);
       std::vector<uint64_t> cand;
-      std::vector<double> cum;
+      std::vector<double> weight, cum;
       double sum = 0.0;
       for (uint64_t t = lo; t < head; ++t) {
         const double p = tree_.get(t % capacity_);
         if (p > 0.0 && is_valid(t)) {
           sum += p;
           cand.push_back(t);
+          weight.push_back(p);
           cum.push_back(sum);
         }
       }
-      if (cand.empty())
+      if (cand.empty()) {
+        if (head_.load(std::memory_order_acquire) != head) {
+          std::this_thread::yield();  // the writers are moving the window: let them, then scan again
+          continue;
+        }
+        if (valid_in_window(lo, head).empty())
+          throw std::invalid_argument("cannot sample: the buffer holds no sampleable transition yet");
         throw std::invalid_argument("cannot sample: no sampleable transition has a positive priority");
-      const double u = rng.uniform() * sum;
-      const size_t k = std::min(size_t(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin()), cand.size() - 1);
-      // P(i) = leaf / total (as the draws above); the candidates' sum stands in only if concurrent
-      // writers emptied the tree since the scan, so the probability stays positive
-      const double total = tree_.total();
-      if (read_transition(cand[k], o)) return (cum[k] - (k ? cum[k - 1] : 0.0)) / (total > 0.0 ? total : sum);
+      }
+      // A pick that was overwritten since the scan is dropped and the pick repeated among the other
+      // candidates (a few times; then a new scan), so one that stays sampleable is not passed over
+      // for the rest. Single-threaded the first pick is read: the reference's draw.
+      for (int pick = 0; pick < kMaxPicksPerScan && sum > 0.0; ++pick) {
+        const double u = rng.uniform() * sum;
+        const size_t k = std::min(size_t(std::upper_bound(cum.begin(), cum.end(), u) - cum.begin()), cand.size() - 1);
+        const double p = cum[k] - (k ? cum[k - 1] : 0.0);
+        // P(i) = leaf / total (as the draws above); the candidates' sum stands in only if concurrent
+        // writers emptied the tree since the scan, so the probability stays positive
+        const double total = tree_.total();
+        if (read_transition(cand[k], o)) return p / (total > 0.0 ? total : sum);
+        weight[k] = 0.0;  // drop it: the cumulative sums again, without it
+        sum = 0.0;
+        for (size_t i = 0; i < cand.size(); ++i) cum[i] = sum += weight[i];
+      }
     }
     throw std::runtime_error("cannot sample: concurrent writers overwrote every transition drawn");
   }
+
+  static constexpr int kMaxPicksPerScan = 64;
 
   const double alpha_;
   SumTree tree_;

@@ -6,6 +6,7 @@
 // copies, which stay lock-free.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -60,9 +61,12 @@ class SumTree {
     return i - leaves_;
   }
 
-  // Raw access for snapshots (no concurrent use then).
-  std::vector<double>& raw() { return tree_; }
-  const std::vector<double>& raw() const { return tree_; }
+  // The first n leaves, copied under the lock: one consistent state of the tree even while other
+  // threads sample and update priorities (a snapshot writes this copy).
+  std::vector<double> copy_leaves(uint64_t n) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::vector<double>(tree_.begin() + std::ptrdiff_t(leaves_), tree_.begin() + std::ptrdiff_t(leaves_ + n));
+  }
 
  private:
   void set_locked(uint64_t i, double value) {
