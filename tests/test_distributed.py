@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import dqnfast
-from distributed_checks import FakePool, check_replay_exact
+from distributed_checks import FakePool, check_replay_exact, steps_held, steps_sent
 from dqnfast import ReplayBuffer
 from dqnfast.distributed import ActorPool, ChunkWriter, EnvActor, apex_epsilons
 from dqnfast.distributed.pool import check_cpus
@@ -201,6 +201,47 @@ def test_ingestor_drops_a_chunk_after_a_gap_and_resyncs():
     ing._ingest(0, again.collect())
     assert ing.stats().restarts == 1
     check_replay_exact(rb, 2)
+
+
+def test_ingestor_writes_a_duplicated_fresh_chunk_once():
+    """A chunk that starts every env (an actor's first) delivered twice: the second copy is stale
+    and dropped like any other duplicate, and needs no resync (nothing is missing)."""
+    from dqnfast.distributed import Ingestor
+
+    (actor,) = _actors(1, 2)
+    c = [actor.collect() for _ in range(3)]
+    rb = ReplayBuffer(10_000, SHAPE, num_envs=2)
+    ing = Ingestor(FakePool(1, 2), rb)
+    for chunk in (c[0], c[0], c[1], c[2]):
+        ing._ingest(0, chunk)
+    s = ing.stats()
+    assert (s.chunks, s.dropped_chunks, s.restarts) == (3, 1, 0) and not ing._resync[0]
+    assert steps_held(rb) == steps_sent(c[0]) | steps_sent(c[1]) | steps_sent(c[2])
+    assert len(rb) == s.transitions == 3 * 10 * 2
+    check_replay_exact(rb, 2)  # no episode holds a step twice
+
+
+def test_ingestor_drops_chunks_of_an_incarnation_it_has_replaced():
+    """After a restarted actor's first chunk was written, chunks of its old incarnation that arrive
+    late are stale, the one that starts every env included: dropped, and not counted as another
+    restart. The new incarnation's chunks go on being written."""
+    from dqnfast.distributed import Ingestor
+
+    (old,) = _actors(1, 2)
+    (new,) = _actors(1, 2, seed=2)  # a new incarnation, as after a restart (its seed differs)
+    o, n = [old.collect() for _ in range(2)], [new.collect() for _ in range(3)]
+    rb = ReplayBuffer(10_000, SHAPE, num_envs=2)
+    ing = Ingestor(FakePool(1, 2), rb)
+    for chunk in (o[0], n[0], n[1], o[0], o[1], n[2]):  # o[0] starts every env; o[1] follows it
+        ing._ingest(0, chunk)
+    s = ing.stats()
+    assert (s.chunks, s.dropped_chunks, s.restarts) == (4, 2, 1) and not ing._resync[0]
+    assert steps_held(rb) == steps_sent(o[0]) | steps_sent(n[0]) | steps_sent(n[1]) | steps_sent(n[2])
+    assert len(rb) == s.transitions
+    check_replay_exact(rb, 2)
+    for stream in range(2):  # the streams run on in the new incarnation's episodes
+        _, _, seed, _, _ = decode_frame(rb.stacked(stream)[-1])
+        assert seed == decode_frame(n[2]["frames"][-1])[2]
 
 
 @pytest.mark.atari

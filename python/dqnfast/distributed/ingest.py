@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
 
 from ..prioritized import PrioritizedReplayBuffer
 from .chunk import ChunkWriter, starts_all_envs
@@ -44,7 +44,10 @@ class Ingestor:
     A chunk lost with a dead or unreachable actor is counted and its actor asked again (Ray restarts
     it, and the restarted actor begins new episodes in all its envs, which ends the old episodes of
     its streams in the replay). A chunk that follows a gap in its actor's sequence is dropped and
-    the actor asked to restart its episodes, so no transition ever joins frames across a gap. Any
+    the actor asked to restart its episodes, so no transition ever joins frames across a gap. A
+    stale chunk (a duplicate, one delivered after a newer one was written, or one from an
+    incarnation the actor has been restarted out of) is dropped too, including one that starts
+    every env: nothing is written twice or out of order. Any
     other error (the env, its constructor or the replay raising) stops the thread; ``check()`` re-raises it on the
     caller's thread, and ``stop()`` does too.
     """
@@ -76,7 +79,8 @@ class Ingestor:
         n = pool.num_actors
         self._sent_version = [-1] * n  # weights version each actor has, or was last sent
         self._expect: List[Optional[Tuple[int, int]]] = [None] * n  # (incarnation, next seq)
-        self._incarnation: List[Optional[int]] = [None] * n
+        self._incarnation: List[Optional[int]] = [None] * n  # whose chunks are being written
+        self._retired: List[Set[int]] = [set() for _ in range(n)]  # incarnations replaced since
         self._resync = [False] * n
         self._failures = [0] * n  # consecutive failed requests
         self._retry_at = [0.0] * n
@@ -205,9 +209,20 @@ class Ingestor:
         if int(meta["actor"]) != a:
             raise ValueError(f"actor {a} answered with a chunk of actor {meta['actor']}")
         inc, seq = int(meta["incarnation"]), int(meta["seq"])
-        if inc != self._incarnation[a] and int(meta["weights_version"]) < self._sent_version[a]:
-            self._sent_version[a] = int(meta["weights_version"])  # a new process: send the weights again
         fresh = starts_all_envs(chunk, self.pool.envs_per_actor)
+        current = inc == self._incarnation[a]
+        # Stale: a chunk of an incarnation this actor has left (Ray restarted it since), or one of the
+        # current incarnation that is not newer than what was written (a duplicate, or one delivered
+        # late). Dropped, fresh or not: the replay's streams already went on past it. Nothing is
+        # missing from them, so no resync.
+        if inc in self._retired[a] or (current and seq < self._expect[a][1]):
+            with self._lock:
+                self._stats.dropped_chunks += 1
+            return
+        if not current and int(meta["weights_version"]) < self._sent_version[a]:
+            self._sent_version[a] = int(meta["weights_version"])  # a new process: send the weights again
+        # A chunk that starts every env depends on nothing before it, so it may follow a gap (its
+        # actor was asked to resync, or restarted). Any other must follow the last one written.
         if not fresh and (self._resync[a] or self._expect[a] != (inc, seq)):
             # a gap: writing this would join its frames to episodes whose last steps never arrived
             with self._lock:
@@ -227,4 +242,6 @@ class Ingestor:
                 self._stats.episodes += len(returns)
         self._resync[a] = False
         self._expect[a] = (inc, seq + 1)
+        if not current and self._incarnation[a] is not None:
+            self._retired[a].add(self._incarnation[a])  # its chunks are stale from now on
         self._incarnation[a] = inc
