@@ -656,8 +656,8 @@ def test_bad_vectorized_arguments():
         rb.start_episodes(frames[:2], np.array([1, 1]))
     with pytest.raises(ValueError, match=r"envs must be 1-D, got shape \(1, 2\)"):
         rb.start_episodes(frames[:2], np.array([[0, 1]]))
-    with pytest.raises(TypeError, match="envs must be a numpy.ndarray of integers, got list"):
-        rb.start_episodes(frames[:2], [0, 1])
+    with pytest.raises(TypeError, match="envs must be integers, got float at position 1"):
+        rb.start_episodes(frames[:2], [0, 1.0])
     with pytest.raises(IndexError, match="env 3 out of range"):
         rb.start_episodes(frames[:1], np.array([3]))
     rb.start_episodes(frames)
@@ -672,6 +672,53 @@ def test_bad_vectorized_arguments():
     with pytest.raises(ValueError, match="env 0: add\\(\\) before start_episode"):
         rb.add_batch(np.zeros(3, int), np.zeros(3), frames, np.zeros(3, bool))
     assert rb.writes == writes + 1  # the failed call wrote nothing
+
+
+@pytest.mark.parametrize("envs", [[0, 2], (0, 2), range(0, 3, 2), np.array([0, 2], np.uint8), [np.int64(0), 2],
+                                  memoryview(np.array([0, 2], np.int32))],
+                         ids=["list", "tuple", "range", "uint8-array", "numpy-ints", "buffer"])
+def test_env_ids_may_be_any_array_like_of_integers(envs):
+    """start_episodes and add_batch take env ids as numpy takes an array: a list, a tuple, a range,
+    any integer array or buffer; the native buffer and the reference then hold the same."""
+    rb, ref = ReplayBuffer(50, SHAPE, num_envs=3, seed=1), PyReplayBuffer(50, SHAPE, num_envs=3, seed=1)
+    for buf in (rb, ref):
+        buf.start_episodes(np.stack([make_frame(e, 0, 0, SHAPE) for e in (0, 2)]), envs)
+        buf.add_batch(np.array([1, 2]), np.array([0.5, 1.5]), np.stack([make_frame(e, 0, 1, SHAPE) for e in (0, 2)]),
+                      np.zeros(2, bool), envs=envs)
+    assert [rb.episode_active(e) for e in range(3)] == [True, False, True]
+    assert_batches_equal(rb.gather(rb.valid_indices()), ref.gather(ref.valid_indices()))
+    rb.start_episodes(np.zeros((0,) + SHAPE, np.uint8), [])  # no rows
+    assert rb.writes == 4
+
+
+@pytest.mark.parametrize(
+    "envs, exc, msg",
+    [
+        ([True, False], TypeError, "envs must be integers, got bool at position 0"),
+        ([0, np.bool_(True)], TypeError, "envs must be integers, got bool at position 1"),
+        ((0, 1.0), TypeError, "envs must be integers, got float at position 1"),
+        ([[0, 1]], TypeError, "envs must be integers, got list at position 0"),
+        (np.array([True, False]), TypeError, "envs must be an array of integers, got dtype bool"),
+        (np.array([0.0, 1.0]), TypeError, "envs must be an array of integers, got dtype float64"),
+        (1, TypeError, "envs must be an array-like of integers, got int"),
+        (np.int64(1), TypeError, "envs must be an array-like of integers, got int64"),
+        ("01", TypeError, "envs must be an array-like of integers, got str"),
+        (range(2, 4), IndexError, "env 3 out of range"),
+        ([0, -1], IndexError, "env -1 out of range"),
+        ([1, 1], ValueError, "envs lists env 1 twice"),
+        (np.array([[0, 1]]), ValueError, r"envs must be 1-D, got shape \(1, 2\)"),
+        ([0, 2**70], ValueError, "envs out of range"),
+    ],
+)
+def test_bad_env_ids_are_refused_before_anything_is_written(envs, exc, msg):
+    rb = ReplayBuffer(50, (2, 2), num_envs=3)
+    rb.start_episodes(np.zeros((3, 2, 2), np.uint8))
+    writes = rb.writes
+    with pytest.raises(exc, match=msg):
+        rb.start_episodes(np.zeros((2, 2, 2), np.uint8), envs)
+    with pytest.raises(exc, match=msg):
+        rb.add_batch(np.zeros(2, int), np.zeros(2), np.zeros((2, 2, 2), np.uint8), np.zeros(2, bool), envs=envs)
+    assert rb.writes == writes
 
 
 @pytest.mark.parametrize("n, exc", [(0, ValueError), (-3, ValueError), (2.0, TypeError), ("4", TypeError)])

@@ -47,18 +47,43 @@ struct BoundStore {
     store->check_env(e);
     return uint32_t(e);
   }
-  // Rows' env ids: `envs` (unique, in range) or all streams in order when None.
+  // Rows' env ids: `envs` (unique, in range) or all streams in order when None. Any array-like of
+  // integers, as numpy takes it: an integer ndarray, a list or tuple of ints, or anything
+  // numpy.asarray makes an integer array of (a range, another library's tensor). A bool or a float
+  // is refused, also inside a list, where numpy.asarray would turn [0, True] into integers.
   std::vector<uint32_t> envs_arg(py::handle envs) const {
     std::vector<uint32_t> out;
     if (envs.is_none()) {
       for (uint32_t e = 0; e < store->num_envs(); ++e) out.push_back(e);
       return out;
     }
-    auto ids = vector_arg<int64_t>(envs, "envs", "iu", "integers");
+    std::vector<int64_t> ids;
+    PyObject* o = envs.ptr();
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+      const bool list = PyList_Check(o);
+      const Py_ssize_t n = list ? PyList_GET_SIZE(o) : PyTuple_GET_SIZE(o);
+      for (Py_ssize_t i = 0; i < n; ++i) {
+        py::handle item(list ? PyList_GET_ITEM(o, i) : PyTuple_GET_ITEM(o, i));
+        if (!is_int(item))
+          throw py::type_error("envs must be integers, got " + type_name(item) + " at position " + std::to_string(i));
+        ids.push_back(int_arg(item, "envs"));
+      }
+    } else {
+      if (!py::isinstance<py::array>(envs)) {
+        // A scalar or a string is no array of env ids (numpy would make a 0-d or a str array of it).
+        if (PyBool_Check(o) || PyLong_Check(o) || PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o) ||
+            PyObject_TypeCheck(o, numpy_number) || Py_TYPE(o) == numpy_bool)
+          throw py::type_error("envs must be an array-like of integers, got " + type_name(envs));
+      }
+      py::object arr = py::isinstance<py::array>(envs) ? py::reinterpret_borrow<py::object>(envs)
+                                                       : py::module_::import("numpy").attr("asarray")(envs);
+      auto v = vector_arg<int64_t>(arr, "envs", "iu", "integers");
+      ids.assign(v.data(), v.data() + v.shape(0));
+    }
     std::vector<bool> seen(store->num_envs(), false);
-    for (py::ssize_t i = 0; i < ids.shape(0); ++i) {
-      store->check_env(ids.at(i));
-      const auto e = uint32_t(ids.at(i));
+    for (const int64_t id : ids) {
+      store->check_env(id);
+      const auto e = uint32_t(id);
       if (seen[e]) throw py::value_error("envs lists env " + std::to_string(e) + " twice");
       seen[e] = true;
       out.push_back(e);

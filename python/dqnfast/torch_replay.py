@@ -26,6 +26,7 @@ import threading
 from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ._validate import positive_int
@@ -147,14 +148,14 @@ class DeviceReplayBuffer:
             self.buffer.add(action, reward, next_frame, terminated, truncated, env)
             return self._mirror_rows(next_frame[None])
 
-    def start_episodes(self, frames: np.ndarray, envs: Optional[np.ndarray] = None) -> None:
+    def start_episodes(self, frames: np.ndarray, envs: Optional[npt.ArrayLike] = None) -> None:
         with self._lock:
             self._check_in_sync()
             self.buffer.start_episodes(frames, envs)
             self._mirror_rows(frames)
 
     def add_batch(self, actions: np.ndarray, rewards: np.ndarray, next_frames: np.ndarray, terminated: np.ndarray,
-                  truncated: Optional[np.ndarray] = None, envs: Optional[np.ndarray] = None) -> None:
+                  truncated: Optional[np.ndarray] = None, envs: Optional[npt.ArrayLike] = None) -> None:
         with self._lock:
             self._check_in_sync()
             self.buffer.add_batch(actions, rewards, next_frames, terminated, truncated, envs)
