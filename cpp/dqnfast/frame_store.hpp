@@ -886,7 +886,7 @@ class FrameStore {
   // Rejection sampling; if that keeps failing, a scan of the window. Either fails when almost
   // nothing is sampleable (one-step episodes) or when concurrent writers moved the window on during
   // this call, so the scan first refreshes the window. Single-threaded, the window never moves and
-  // the draws are those of python/dqnfast/reference.py.
+  // the draws are those of python/dqnfast/replay_reference.py.
   uint64_t draw(CallRng& rng, uint64_t& lo, uint64_t& head, uint64_t* hist) const {
     return draw_where(rng, lo, head, [&](uint64_t t) { return is_valid(t, hist); });
   }

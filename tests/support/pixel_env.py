@@ -1,12 +1,12 @@
-"""A tiny gymnasium pixel env whose frames identify themselves (tests/frames.py), for adapter tests."""
+"""A tiny gymnasium pixel env whose frames identify themselves (tests/support/frames.py), for adapter tests."""
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from frames import make_frame
-from streams import reward_of
+from support.frames import make_frame
+from support.streams import reward_of
 
 
 class PixelEnv(gym.Env):

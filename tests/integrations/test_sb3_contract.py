@@ -1,7 +1,7 @@
 """DqnfastReplayBuffer keeps SB3's ReplayBuffer contract: counters (buffer_size, pos, full, size()),
 pickling (save_replay_buffer / load_replay_buffer / copy.deepcopy), SB3's n-step keyword and
-VecNormalize. The second half ports the replay-buffer parts of SB3's own tests (tests/test_buffers.py,
-tests/test_save_load.py, tests/test_n_step_replay.py; not in SB3's wheel, so rewritten here) to uint8
+VecNormalize. The second half ports the replay-buffer parts of SB3's own tests (in SB3's repository:
+test_buffers.py, test_save_load.py and test_n_step_replay.py; not in SB3's wheel, so rewritten here) to uint8
 frame-stacked image observations, each run against SB3's buffer and this one."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecNorm
 from dqnfast import ReplayBuffer  # noqa: E402
 from dqnfast.sb3 import DqnfastReplayBuffer, save_replay_buffer  # noqa: E402
 from dqnfast.torch_replay import DeviceReplayBuffer  # noqa: E402
-from pixel_env import PixelEnv  # noqa: E402
+from support.pixel_env import PixelEnv  # noqa: E402
 
 FRAME = (6, 5, 1)
 
@@ -318,7 +318,7 @@ def make_buffer(kind, venv, buffer_size, **kw):
                                seed=0, **kw)
 
 
-# tests/test_buffers.py::test_replay_buffer_normalization. Only rewards: with norm_obs=True VecNormalize
+# SB3's tests/test_buffers.py::test_replay_buffer_normalization. Only rewards: with norm_obs=True VecNormalize
 # turns image observations into floats, which this buffer refuses (test above).
 @pytest.mark.parametrize("kind", BUFFERS)
 def test_replay_buffer_normalization(kind):
@@ -340,7 +340,7 @@ def test_replay_buffer_normalization(kind):
     assert np.allclose(sample.rewards.mean(0), np.zeros(1), atol=1)
 
 
-# tests/test_buffers.py::test_device_buffer
+# SB3's tests/test_buffers.py::test_device_buffer
 @pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
 @pytest.mark.parametrize("kind", BUFFERS + ["dqnfast-device-storage"])
 def test_device_buffer(kind, device):
@@ -356,7 +356,7 @@ def test_device_buffer(kind, device):
             assert value.device.type == want
 
 
-# tests/test_save_load.py::test_save_load_replay_buffer (DQN): save, drop, load on the model's device.
+# SB3's tests/test_save_load.py::test_save_load_replay_buffer (DQN): save, drop, load on the model's device.
 @pytest.mark.parametrize("kind", BUFFERS)
 def test_save_load_replay_buffer(tmp_path, kind, one_torch_thread):
     path = tmp_path / "logs" / "replay_buffer.pkl"
@@ -393,7 +393,7 @@ def test_save_load_replay_buffer(tmp_path, kind, one_torch_thread):
         assert new.store.writes == writes
 
 
-# tests/test_save_load.py::test_warn_buffer: only a second learn() that resets the envs with
+# SB3's tests/test_save_load.py::test_warn_buffer: only a second learn() that resets the envs with
 # optimize_memory_usage=True warns that the last trajectory is truncated.
 @pytest.mark.parametrize("optimize_memory_usage", [False, True])
 @pytest.mark.parametrize("kind", BUFFERS)
@@ -410,7 +410,7 @@ def test_warn_buffer(recwarn, kind, optimize_memory_usage, one_torch_thread):
     assert len(warned) == int(optimize_memory_usage)
 
 
-# tests/test_n_step_replay.py. The buffer refuses n_steps > 1 (SB3's window semantics differ from the
+# SB3's tests/test_n_step_replay.py. The buffer refuses n_steps > 1 (SB3's window semantics differ from the
 # store's native n-step returns, see dqnfast.sb3._check_n_steps); SB3's side runs to keep the port honest.
 def fill(buffer, length, done_at=None, truncated_at=None):
     """SB3's fill_buffer on frames: reward 1, frame k has value k (a zero-padded stack at k = 0)."""
@@ -454,7 +454,7 @@ def test_nstep(kind, case):
     assert batch.next_observations[0, ..., -1].max().item() == last + 1  # next_obs ends the window
 
 
-# tests/test_n_step_replay.py::test_match_normal_buffer: with n_steps=1 (accepted), the plain buffer.
+# SB3's tests/test_n_step_replay.py::test_match_normal_buffer: with n_steps=1 (accepted), the plain buffer.
 def test_match_normal_buffer():
     venv = make_venv(1)
     ref = NStepReplayBuffer(10, venv.observation_space, venv.action_space, device="cpu", n_steps=1)

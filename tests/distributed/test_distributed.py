@@ -1,10 +1,10 @@
 """dqnfast.distributed: Ape-X-style actors on Ray feeding one learner's replay.
 
 The chunk format, the actors' stepping and the whole-or-nothing writer are tested in this process.
-Everything that starts Ray runs in tests/ray_netns_run.py inside a private network namespace
+Everything that starts Ray runs in tests/support/ray_netns_run.py inside a private network namespace
 (``unshare -n`` with only loopback up), so every packet stays on this machine: one local 2-node
 cluster for the ingest, restart, node-loss, priority and per-actor exploration checks, one
-single-node Ray for SIGTERM. More behaviour tests (no Ray started): tests/test_distributed_behaviour.py.
+single-node Ray for SIGTERM. More behaviour tests (no Ray started): tests/distributed/test_distributed_behaviour.py.
 """
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 
 import dqnfast
-from distributed_checks import FakePool, check_replay_exact
+from support.distributed_checks import FakePool, check_replay_exact
 from dqnfast import ReplayBuffer
 from dqnfast.distributed import ActorPool, ChunkWriter, EnvActor, apex_epsilons
 from dqnfast.distributed.pool import check_cpus
 from dqnfast.distributed.fake_env import CountingPixelVectorEnv, counting_env_fn, decode_frame
 
-HERE = Path(__file__).resolve().parent
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 SHAPE = (36, 36)
 
 
@@ -260,7 +260,7 @@ def _netns_run(scenario: str, out: Path, timeout: float):
     # the dqnfast this test imported (the source tree with an in-place build, or an installed one)
     where = str(Path(dqnfast.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (where, os.environ.get("PYTHONPATH")) if p)}
-    cmd = [unshare, "-n", "sh", "-c", f'"{ip}" link set lo up && exec "{sys.executable}" "{HERE / "ray_netns_run.py"}" '
+    cmd = [unshare, "-n", "sh", "-c", f'"{ip}" link set lo up && exec "{sys.executable}" "{SUPPORT / "ray_netns_run.py"}" '
            f'{scenario} "{out}"']
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True), timeout
 

@@ -6,7 +6,7 @@ from typing import List
 
 import numpy as np
 
-from frames import make_frame
+from support.frames import make_frame
 
 
 def encode_action(env: int, episode: int, step: int) -> int:

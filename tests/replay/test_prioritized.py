@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer
 from dqnfast.batch import empty_prioritized_batch
 from dqnfast.replay_reference import PyPrioritizedReplayBuffer
-from frames import make_frame
-from stats import assert_matches, sample_counts
-from streams import StreamDriver
+from support.frames import make_frame
+from support.stats import assert_matches, sample_counts
+from support.streams import StreamDriver
 from test_replay import check_transition
 
 SHAPE = (6, 5)

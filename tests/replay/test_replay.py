@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from dqnfast import Batch, ReplayBuffer, empty_batch
 from dqnfast.batch import shared_frames
 from dqnfast.replay_reference import PyReplayBuffer
-from frames import check_stack, decode, make_frame
-from stats import assert_matches, sample_counts
-from streams import StreamDriver, encode_action, reward_of
+from support.frames import check_stack, decode, make_frame
+from support.stats import assert_matches, sample_counts
+from support.streams import StreamDriver, encode_action, reward_of
 
 SHAPE = (6, 5)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import dqnfast
-from version_source import VERSION_FILE, written_version
+from support.version_source import VERSION_FILE, written_version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_written_version_is_pep440():

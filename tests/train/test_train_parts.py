@@ -18,8 +18,8 @@ import pytest
 torch = pytest.importorskip("torch")
 gym = pytest.importorskip("gymnasium")
 
-from frames import decode  # noqa: E402
-from pixel_env import PixelEnv  # noqa: E402
+from support.frames import decode  # noqa: E402
+from support.pixel_env import PixelEnv  # noqa: E402
 
 from dqnfast import ReplayBuffer  # noqa: E402
 from dqnfast import checkpoint as ckpt  # noqa: E402
@@ -148,7 +148,7 @@ def test_one_epsilon_schedule():
 
 
 # -- the learner, built from a config: gradient clipping ----------------------------------------------------
-# (tests/test_learner.py checks the clipped step against a hand-computed one)
+# (tests/learner/test_learner.py checks the clipped step against a hand-computed one)
 
 
 # -- checkpoints and resume ----------------------------------------------------------------------------------

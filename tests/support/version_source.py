@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-VERSION_FILE = Path(__file__).resolve().parents[1] / "python" / "dqnfast" / "_version.py"
+VERSION_FILE = Path(__file__).resolve().parents[2] / "python" / "dqnfast" / "_version.py"
 
 
 def written_version() -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEADERS = sorted(p.name for p in (ROOT / "cpp" / "dqnfast").glob("*.hpp"))
 PROGRAMS = sorted(p.name for p in (ROOT / "cpp" / "tests").glob("*.cpp"))
 FLAGS = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread"]

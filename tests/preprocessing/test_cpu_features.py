@@ -4,7 +4,7 @@ on the scalar path without any test noticing; this catches that for whichever bu
 import pytest
 
 from dqnfast import _core
-from cpu_flags import expected_simd_levels, linux_cpu_flags
+from support.cpu_flags import expected_simd_levels, linux_cpu_flags
 
 
 def test_detected_simd_levels_match_proc_cpuinfo():

@@ -22,7 +22,7 @@ import pytest
 
 gym = pytest.importorskip("gymnasium")
 
-import interrupt_gate  # noqa: E402
+from support import interrupt_gate  # noqa: E402
 from dqnfast.vector_env import EnvWorkerError, ProcessVectorEnv  # noqa: E402
 
 

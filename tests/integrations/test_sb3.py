@@ -13,8 +13,8 @@ from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer  # 
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage  # noqa: E402
 
 from dqnfast.sb3 import DqnfastReplayBuffer  # noqa: E402
-from frames import check_stack, decode  # noqa: E402
-from pixel_env import PixelEnv  # noqa: E402
+from support.frames import check_stack, decode  # noqa: E402
+from support.pixel_env import PixelEnv  # noqa: E402
 
 N_ENVS = 2
 
@@ -234,7 +234,7 @@ from gymnasium.wrappers import FrameStackObservation  # noqa: E402
 AutoresetMode = getattr(gym.vector, "AutoresetMode", None)
 needs_autoreset_modes = pytest.mark.skipif(AutoresetMode is None, reason="gymnasium < 1.1 has no autoreset modes")
 
-from frames import make_frame  # noqa: E402
+from support.frames import make_frame  # noqa: E402
 
 FRAME = (6, 5)
 STACK = 4

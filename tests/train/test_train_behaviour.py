@@ -1,7 +1,7 @@
 """What the trainer does, checked against an independent record of what really happened.
 
 Each test runs the Trainer briefly on a real Atari game (36x36 frames, a few hundred steps) with
-the recorders of tests/train_records.py patched in: every env make_atari_env builds records its
+the recorders of tests/support/train_records.py patched in: every env make_atari_env builds records its
 game (raw rewards, real game overs, seeds) and its agent stream (what the actor was given), and the
 replay records every frame written to it and every batch sampled. The trainer's counters and logs
 are then compared with those records, never with each other. Most tests run all three of the
@@ -24,8 +24,8 @@ pytest.importorskip("gymnasium")
 pytest.importorskip("ale_py")
 
 import torch.nn.functional as F  # noqa: E402
-from pixel_env import PixelEnv  # noqa: E402
-from train_records import EnvRecorder, SpyReplay, install_replay_spy  # noqa: E402
+from support.pixel_env import PixelEnv  # noqa: E402
+from support.train_records import EnvRecorder, SpyReplay, install_replay_spy  # noqa: E402
 
 from dqnfast import ReplayBuffer  # noqa: E402
 from dqnfast import checkpoint as ckpt  # noqa: E402

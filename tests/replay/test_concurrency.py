@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from dqnfast import ReplayBuffer
-from frames import check_stack, make_frame
-from native import compile_cpp
-from streams import encode_action, reward_of
+from support.frames import check_stack, make_frame
+from support.native import compile_cpp
+from support.streams import encode_action, reward_of
 from test_replay import check_transition
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (24, 25)  # large enough that a copy can overlap an overwrite
 
 

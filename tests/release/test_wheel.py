@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from cpu_flags import expected_simd_levels, linux_cpu_flags
-from version_source import written_version
+from support.cpu_flags import expected_simd_levels, linux_cpu_flags
+from support.version_source import written_version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANYLINUX_NEWEST = (2, 28)  # PyTorch's own floor; a wheel needing more would lock torch users out
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from dqnfast import ReplayBuffer  # noqa: E402
 from dqnfast.torch_replay import DeviceReplayBuffer, TorchBatch  # noqa: E402
-from frames import check_stack, make_frame  # noqa: E402
-from streams import StreamDriver  # noqa: E402
+from support.frames import check_stack, make_frame  # noqa: E402
+from support.streams import StreamDriver  # noqa: E402
 
 SHAPE = (6, 5)
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]

@@ -1,7 +1,7 @@
 """The examples run end to end and do what a DQN script must, checked against independent records.
 
 Each test imports an example script as a module and runs its main() with command-line arguments, as a
-user would run it, with recorders patched around its parts (tests/example_probes.py): the env's own
+user would run it, with recorders patched around its parts (tests/support/example_probes.py): the env's own
 resets and steps, the buffer's samples, both networks, the optimizer and the epsilon schedule. From
 those records the test rebuilds every transition and state itself and checks that the buffer holds
 exactly them, that greedy actions are the argmax of the online network on the right state, that each
@@ -24,7 +24,7 @@ pytest.importorskip("torch")
 pytest.importorskip("ale_py")
 import torch  # noqa: E402
 
-from example_probes import EnvStep, Probe, install_cleanrl_dqn, install_cleanrl_sb3_style, load_example  # noqa: E402
+from support.example_probes import EnvStep, Probe, install_cleanrl_dqn, install_cleanrl_sb3_style, load_example  # noqa: E402
 
 GAMMA = 0.99  # the scripts' default, used by the reference loss
 
@@ -318,14 +318,14 @@ def test_cleanrl_sb3_style_example_trains_with_the_sb3_adapter(mode, num_envs, m
 
 @pytest.mark.parametrize("script", ["cleanrl_dqn.py", "cleanrl_sb3_style_dqn.py"])
 def test_example_scripts_start_as_commands(script):
-    """Run as a user runs them (`python examples/X.py --help`): the `__main__` guard calls main(),
+    """Run as a user runs them (`python examples/<script>.py --help`): the `__main__` guard calls main(),
     which parses the command line. The tests above import the scripts instead."""
     import os
     import subprocess
     from pathlib import Path
 
     import dqnfast
-    path = Path(__file__).resolve().parents[1] / "examples" / script
+    path = Path(__file__).resolve().parents[2] / "examples" / script
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(dqnfast.__file__))}
     r = subprocess.run([sys.executable, str(path), "--help"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

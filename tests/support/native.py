@@ -9,7 +9,7 @@ from typing import Sequence
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def compile_cpp(tmp_path: Path, source: str, flags: Sequence[str]) -> Path:

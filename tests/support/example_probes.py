@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load_example(name: str):

@@ -10,7 +10,7 @@ from dqnfast import ReplayBuffer, empty_batch  # noqa: E402
 from dqnfast.batch import shared_frames  # noqa: E402
 from dqnfast.learner import DQNLearner, QNetwork  # noqa: E402
 
-from tiny_env import CatchEnv  # noqa: E402
+from support.tiny_env import CatchEnv  # noqa: E402
 
 GAMMA = 0.9
 SHAPE = (36, 36)

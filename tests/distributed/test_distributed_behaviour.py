@@ -9,9 +9,9 @@
   its envs took, and its log), and a checkpoint's step is the number of steps its replay holds.
 
 Each actor's own Ape-X epsilon under a real Ray pool is checked with the cluster scenario in
-tests/test_distributed.py (it needs Ray actors, so it runs in a network namespace there).
+tests/distributed/test_distributed.py (it needs Ray actors, so it runs in a network namespace there).
 The trainer tests run `dqnfast train --ray local` in this process with the Ray transport swapped
-for direct calls (tests/inprocess_actors.py), so they start no Ray and open no socket.
+for direct calls (tests/support/inprocess_actors.py), so they start no Ray and open no socket.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distributed_checks import FakePool, check_replay_exact, steps_held, steps_sent
+from support.distributed_checks import FakePool, check_replay_exact, steps_held, steps_sent
 from dqnfast import ReplayBuffer
 from dqnfast.distributed import EnvActor, Ingestor
 from dqnfast.distributed.fake_env import counting_env_fn
@@ -104,10 +104,10 @@ TRAIN = ["--ray", "local", "--ray-actors", "2", "--envs-per-actor", "2", "--fram
 @pytest.fixture(scope="module")
 def ray_run_and_resume(tmp_path_factory):
     """`dqnfast train --ray local ... --total-steps 300`, then `--resume` to 600; what its envs did
-    and what it broadcast, recorded independently (tests/inprocess_actors.py)."""
+    and what it broadcast, recorded independently (tests/support/inprocess_actors.py)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("ale_py")  # the trainer asks the game for its number of actions
-    from inprocess_actors import Record, patch_ray_loop
+    from support.inprocess_actors import Record, patch_ray_loop
 
     from dqnfast.checkpoint import load_training_checkpoint
     from dqnfast.train import main as train_main
@@ -170,7 +170,7 @@ def test_a_ray_checkpoint_counts_the_steps_its_replay_holds(tmp_path, one_torch_
     written between the learner's last look at the ingest and the pause (forced here every time);
     else a run resumed from it counts steps it never saw, or misses some it holds."""
     pytest.importorskip("ale_py")
-    from inprocess_actors import LateChunkIngestor, Record, patch_ray_loop
+    from support.inprocess_actors import LateChunkIngestor, Record, patch_ray_loop
 
     from dqnfast.train import checkpoints
     from dqnfast.train import main as train_main

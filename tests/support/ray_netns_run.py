@@ -1,6 +1,6 @@
-"""Ray scenarios for tests/test_distributed.py, run inside a private network namespace.
+"""Ray scenarios for tests/distributed/test_distributed.py, run inside a private network namespace.
 
-    unshare -n sh -c 'ip link set lo up && python tests/ray_netns_run.py SCENARIO OUT.json'
+    unshare -n sh -c 'ip link set lo up && python tests/support/ray_netns_run.py SCENARIO OUT.json'
 
 ``cluster``: one local 2-node cluster (head + worker, token authentication, no dashboard): a
 client with a wrong token is refused; two actors ingest while the learner samples; actor 0's
@@ -29,9 +29,9 @@ import warnings
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for support.*
 
-from distributed_checks import check_replay_exact  # noqa: E402
+from support.distributed_checks import check_replay_exact  # noqa: E402
 
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer  # noqa: E402
 from dqnfast.distributed import ActorPool, Ingestor, StopOnSignals, ensure_token_auth  # noqa: E402

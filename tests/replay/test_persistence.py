@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from dqnfast import ReplayBuffer
-from native import compile_cpp
-from streams import StreamDriver
+from support.native import compile_cpp
+from support.streams import StreamDriver
 from test_replay import assert_batches_equal
 
 SHAPE = (6, 5)
