@@ -15,19 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Tuple
 
 from ._validate import positive_int
+from .learner_options import LOSSES, OPTIMIZERS, Loss, Optimizer  # noqa: F401 (the config's field types and choices)
 
 Interpolation = Literal["nearest", "area"]
 Gray = Literal["luma", "mean"]
-Loss = Literal["huber", "mse"]
-Optimizer = Literal["adam", "rmsprop"]
 PresetName = Literal["demo", "nature", "course", "gpu", "atari100k"]
 UpdateMode = Literal["auto", "eager", "compile", "graph"]
 ResetLayers = Literal["head", "all"]
 ReplayDevice = Literal["cpu", "cuda"]
 
 INTERPOLATIONS: Tuple[str, ...] = typing.get_args(Interpolation)
-LOSSES: Tuple[str, ...] = typing.get_args(Loss)
-OPTIMIZERS: Tuple[str, ...] = typing.get_args(Optimizer)
 
 
 @dataclass

@@ -39,7 +39,7 @@ def test_apex_epsilons():
     assert eps == pytest.approx([0.4 ** (1 + 7 * i / 7) for i in range(8)])
     assert all(a > b for a, b in zip(eps, eps[1:]))
     assert apex_epsilons(360)[0] == pytest.approx(0.4) and apex_epsilons(360)[-1] == pytest.approx(0.4 ** 8)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="num_actors must be positive"):
         apex_epsilons(0)
     with pytest.raises(TypeError, match="int"):
         apex_epsilons(2.0)

@@ -121,14 +121,18 @@ def ray_run_and_resume(tmp_path_factory):
             assert train_main(TRAIN + ["--checkpoint-interval", "0", "--total-steps", "300", "--run-dir", str(run_dir),
                                        "--run-name", "ray"]) == 0
             out["first"] = {"env_steps": record.env_steps, "counters": load_training_checkpoint(str(ckpt))["counters"],
-                            "publications": len(record.publications)}
+                            "publications": len(record.publications), "games": list(record.games)}
+            with open(run_dir / "ray" / "episodes.csv", newline="") as f:
+                out["first"]["episodes_csv"] = list(csv.DictReader(f))
             assert train_main(["--resume", str(ckpt), "--total-steps", "600"]) == 0
             out["second"] = {"env_steps": record.env_steps, "counters": load_training_checkpoint(str(ckpt))["counters"]}
             out["publications"] = record.publications
     finally:
         torch.set_num_threads(threads)
     with open(run_dir / "ray" / "scalars.csv", newline="") as f:
-        out["log_steps"] = [int(r["global_step"]) for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    out["log_steps"] = [int(r["global_step"]) for r in rows]
+    out["updates_log"] = [(int(r["global_step"]), int(float(r["value"]))) for r in rows if r["tag"] == "charts/updates"]
     return out
 
 
@@ -161,6 +165,45 @@ def test_a_resumed_ray_run_continues_the_step_count(ray_run_and_resume):
     assert second["counters"]["global_step"] == second["env_steps"] >= 600, (second, first)
     steps = ray_run_and_resume["log_steps"]
     assert steps == sorted(steps) and steps[-1] > first["env_steps"], steps
+
+
+@pytest.mark.atari
+def test_a_ray_run_keeps_the_configured_replay_ratio(ray_run_and_resume):
+    """The Ray learner takes exactly the updates the configured ratio asks for at the run's last
+    step (one per 4 agent steps after learning_starts), whatever the actors' speed, as the
+    in-process loops do: while updates are due the actors wait."""
+    from dqnfast.config import TrainConfig
+    from dqnfast.train.schedule import updates_due
+
+    cfg = TrainConfig(learning_starts=100, train_frequency=4)
+    for run in ("first", "second"):
+        counters = ray_run_and_resume[run]["counters"]
+        assert counters["updates"] == updates_due(cfg, counters["global_step"]), (run, counters)
+    # and all along: an update is logged once it is taken, at the step count of that moment; the
+    # learner is never behind by more than the chunks one look at the ingest can bring (2 actors x
+    # 32 rounds x 2 envs, a quarter of them updates), nor ever ahead
+    lags = [updates_due(cfg, step) - updates for step, updates in ray_run_and_resume["updates_log"]]
+    assert len(lags) >= 20 and max(lags) <= 2 * 32 * 2 // 4 and min(lags) >= 0, lags
+
+
+@pytest.mark.atari
+def test_a_ray_run_logs_each_game_with_its_length_and_its_actors_epsilon(ray_run_and_resume):
+    """episodes.csv has one row per game the actors' envs finished, with its real return and length
+    and the Ape-X epsilon of the actor that played it (not length 0 and epsilon NaN)."""
+    from dqnfast.distributed import apex_epsilons
+
+    first = ray_run_and_resume["first"]
+    eps = apex_epsilons(2)
+    rows = sorted((float(r["return"]), int(r["length"]), float(r["epsilon"])) for r in first["episodes_csv"])
+    # games finished in chunks that were still in flight when the run stopped never reached the log
+    played = sorted((ret, length, round(eps[actor], 4)) for actor, _, ret, length in first["games"])  # (4 decimals in the csv)
+    assert len(rows) >= 10
+    logged = list(rows)
+    for game in played:
+        if game in logged:
+            logged.remove(game)
+    assert not logged, f"logged games no env played: {logged[:5]}"
+    assert len(played) - len(rows) <= 2 * 2 * 2, (len(played), len(rows))  # at most the chunks in flight
 
 
 @pytest.mark.atari

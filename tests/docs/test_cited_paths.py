@@ -4,7 +4,8 @@ A moved or deleted file leaves its citations behind (``config.py`` once cited a 
 that no longer existed). This scans every tracked text file for words that start with one of the
 repository's top-level folders (``cpp/``, ``python/``, ``tests/``, ...) and checks each against the
 checkout. Citations inside another project (``google/dopamine`` ``labs/...``, SB3's ``tests/...``)
-name their project right before the path and are skipped by the rule in ``_foreign``.
+name their project right before the path and are skipped by the rule in ``_foreign``. A path that
+exists from the citing file's own folder (``tests/README.md`` citing ``replay/...``) counts too.
 """
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ def _foreign(line: str, start: int) -> bool:
     return bool(FOREIGN.search(line[:start]))
 
 
-def _exists(citation: str) -> bool:
+def _exists(citation: str, folder: Path = ROOT) -> bool:
+    """Whether the cited path exists from the repository's root or from the citing file's folder."""
+    if folder != ROOT and _exists(citation):
+        return True
     path = citation[3:] if citation.startswith("../") else citation
-    base = ROOT.parent if citation.startswith("../") else ROOT
+    base = folder.parent if citation.startswith("../") else folder
     if citation.startswith("../shared/"):
         return True  # the shared folder beside the checkout is not part of the repository
     path = path.rstrip(".")
@@ -52,6 +56,8 @@ def cited_paths() -> Dict[str, Set[str]]:
     """Each missing citation, with the files (and lines) that cite it."""
     missing: Dict[str, Set[str]] = {}
     for f in tracked_text_files():
+        if f == Path(__file__).resolve():  # its own examples of missing paths
+            continue
         try:
             text = f.read_text(encoding="utf-8")
         except UnicodeDecodeError:
@@ -59,7 +65,7 @@ def cited_paths() -> Dict[str, Set[str]]:
         for lineno, line in enumerate(text.splitlines(), 1):
             for m in CITATION.finditer(line):
                 citation = m.group(1)
-                if _foreign(line, m.start()) or _exists(citation):
+                if _foreign(line, m.start()) or _exists(citation, f.parent):
                     continue
                 missing.setdefault(citation, set()).add(f"{f.relative_to(ROOT)}:{lineno}")
     return missing

@@ -83,9 +83,9 @@ def test_clipping_is_part_of_the_fast_step():
     b = batches(1)[0]
     norms = []
     for lrn in (clipped, free):
-        loss, _ = lrn._loss_and_q(*lrn._to_device(b))
+        loss, _ = lrn.loss_and_q(*lrn.batch_tensors(b))
         loss.backward()
-        norms.append(float(lrn._clip_gradients()))
+        norms.append(float(lrn.clip_gradients()))
         total = torch.sqrt(sum(p.grad.pow(2).sum() for p in lrn.q_network.parameters()))
         norms.append(float(total))
     # the reported norm is the norm before clipping in both cases; after clipping it is max_grad_norm

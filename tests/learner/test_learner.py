@@ -255,13 +255,13 @@ def test_a_shared_batch_goes_to_the_device_as_one_array():
         if name != "next_obs":
             getattr(shared, name)[:] = a
     shared.next_obs[:, -1] = std.next_obs[:, -1]  # the rest of next_obs is obs shifted by one frame
-    obs, _, _, next_obs, _, _ = lrn._to_device(shared)
+    obs, _, _, next_obs, _, _ = lrn.batch_tensors(shared)
     assert obs.untyped_storage().data_ptr() == next_obs.untyped_storage().data_ptr()  # one transfer
     assert obs.shape == next_obs.shape == (4, 2, *SHAPE)
     assert torch.equal(obs, torch.from_numpy(std.obs))
     assert torch.equal(next_obs[:, -1], torch.from_numpy(std.next_obs[:, -1]))
     assert torch.equal(next_obs[:, 0], torch.from_numpy(std.obs[:, 1]))
-    obs, _, _, next_obs, _, _ = lrn._to_device(std)
+    obs, _, _, next_obs, _, _ = lrn.batch_tensors(std)
     assert obs.untyped_storage().data_ptr() != next_obs.untyped_storage().data_ptr()
 
 

@@ -10,6 +10,7 @@ and learner loop are the real ones.
 What a test reads afterwards is recorded independently of the trainer's counters:
 
 - ``Record.env_steps``: agent steps the envs actually took (each env ``step`` call counts its envs);
+- ``Record.games``: every game the envs finished: its actor, env, return and length;
 - ``Record.publications``: every weights broadcast, a copy of what was published beside copies of
   the learner's online and target networks at that moment.
 
@@ -33,6 +34,7 @@ from dqnfast.distributed.fake_env import CountingPixelVectorEnv
 @dataclass
 class Record:
     env_steps: int = 0
+    games: List[tuple] = field(default_factory=list)  # (actor, env, return, length) of each finished game
     publications: List[Dict[str, Dict[str, np.ndarray]]] = field(default_factory=list)
 
 
@@ -41,14 +43,34 @@ def _state(module) -> Dict[str, np.ndarray]:
 
 
 class _RecordingEnv(CountingPixelVectorEnv):
+    """Counts its steps, and reports each finished game's return and length in ``info`` as
+    gymnasium's RecordEpisodeStatistics does (``episode`` with its ``_episode`` mask), keeping its own
+    record of them in ``Record.games``."""
+
     def __init__(self, record: Record, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.record = record
+        self.actor = kwargs["actor"]
+        self.ret = np.zeros(self.num_envs)
+        self.length = np.zeros(self.num_envs, np.int64)
+
+    def reset(self, **kwargs: Any):
+        self.ret[:], self.length[:] = 0.0, 0
+        return super().reset(**kwargs)
 
     def step(self, actions):
-        out = super().step(actions)
+        obs, rewards, terminated, truncated, info = super().step(actions)
         self.record.env_steps += self.num_envs
-        return out
+        self.ret += rewards
+        self.length += 1
+        ended = terminated | truncated
+        if ended.any():
+            info["episode"] = {"r": self.ret.copy(), "l": self.length.copy(), "t": np.zeros(self.num_envs)}
+            info["_episode"] = ended.copy()
+            for e in np.flatnonzero(ended):
+                self.record.games.append((self.actor, int(e), float(self.ret[e]), int(self.length[e])))
+            self.ret[ended], self.length[ended] = 0.0, 0
+        return obs, rewards, terminated, truncated, info
 
 
 class _RecordingEnvFn:
@@ -119,8 +141,10 @@ class LateChunkIngestor(InProcessIngestor):
 
 
 @contextlib.contextmanager
-def patch_ray_loop(record: Record, ingestor: type = InProcessIngestor) -> Iterator[Record]:
-    """While inside, `dqnfast train --ray ...` in this process runs its actors here (see the module doc)."""
+def patch_ray_loop(record: Record, ingestor: type = InProcessIngestor, atari: bool = False) -> Iterator[Record]:
+    """While inside, `dqnfast train --ray ...` in this process runs its actors here (see the module doc).
+    ``atari``: the actors keep the pool's own env function (the config's Atari envs, built by
+    make_atari_env, where tests/support/train_records.py records them) instead of counting envs."""
     pytest.importorskip("ray", reason='the trainer checks that Ray is installed (pip install "dqnfast[ray]")')
     from dqnfast.train import ray_loop
 
@@ -130,7 +154,8 @@ def patch_ray_loop(record: Record, ingestor: type = InProcessIngestor) -> Iterat
         pool = real_actor_pool(trainer)
         local = InProcessPool.__new__(InProcessPool)
         local.__dict__.update(vars(pool))
-        local.env_fn = _RecordingEnvFn(record, pool.frame_shape)
+        if not atari:
+            local.env_fn = _RecordingEnvFn(record, pool.frame_shape)
         local.record, local.learner = record, trainer.learner
         return local
 

@@ -177,7 +177,7 @@ def scenario_cluster(report: dict) -> None:
     s = ing.stats()
     # frame slots written (steps and episode starts): past capacity, the oldest steps were overwritten
     overwritten = rb.writes > rb.capacity
-    report.update(stages=stages, stats={k: v for k, v in vars(s).items() if k != "episode_returns"},
+    report.update(stages=stages, stats={k: v for k, v in vars(s).items() if not k.startswith("episode_")},
                   samples=sampler.count, sampler_error=repr(sampler.error) if sampler.error else None,
                   len=len(rb), valid=int(len(rb.valid_indices())), overwritten=overwritten)
     assert sampler.error is None, sampler.error

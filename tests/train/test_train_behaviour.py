@@ -4,14 +4,16 @@ Each test runs the Trainer briefly on a real Atari game (36x36 frames, a few hun
 the recorders of tests/support/train_records.py patched in: every env make_atari_env builds records its
 game (raw rewards, real game overs, seeds) and its agent stream (what the actor was given), and the
 replay records every frame written to it and every batch sampled. The trainer's counters and logs
-are then compared with those records, never with each other. Most tests run all three of the
-trainer's in-process loops: the synchronous one, the async actor thread, and the synchronous one
-with env worker processes (ProcessVectorEnv, SAME_STEP autoreset), so a behaviour is pinned once
-for all of them; with two or more envs and no workers the envs are gymnasium's SyncVectorEnv
-(NEXT_STEP autoreset).
+are then compared with those records, never with each other. Most tests run all of the trainer's
+loops: the synchronous one, the async actor thread, the synchronous one with env worker processes
+(ProcessVectorEnv, SAME_STEP autoreset) and, where the behaviour is the Ray path's too, `--ray`
+with its actor in this process (its envs are the config's Atari envs, recorded the same way), so a
+behaviour is pinned once for all of them; with two or more envs and no workers the envs are
+gymnasium's SyncVectorEnv (NEXT_STEP autoreset).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 from collections import Counter
@@ -41,8 +43,11 @@ def _one_thread(one_torch_thread):
     yield
 
 
-# the loops a run can take, as config changes (workers: at most num_envs of them)
+# the loops a run can take, as config changes (workers: at most num_envs of them). "ray" is
+# `dqnfast train --ray local` with its one actor in this process (tests/support/inprocess_actors.py):
+# the actor steps the config's Atari envs, so the same recorders see them.
 LOOPS = ["sync", "async", "workers"]
+LOOPS_WITH_RAY = LOOPS + ["ray"]
 
 
 def tiny(tmp_path, loop: str = "sync", num_envs: int = 1, **changes) -> TrainConfig:
@@ -54,13 +59,17 @@ def tiny(tmp_path, loop: str = "sync", num_envs: int = 1, **changes) -> TrainCon
         values["async_actor"] = True
     elif loop == "workers":
         values["env_workers"] = min(2, num_envs)
+    elif loop == "ray":  # one actor stepping num_envs envs: env i is seeded (and streamed) as i
+        values.update(ray="local", ray_actors=1, envs_per_actor=num_envs, num_envs=1)
     values.update(changes)
     return preset("demo", **values)
 
 
 def same_step(cfg: TrainConfig) -> bool:
     """Whether an ended env is reset within the step that ended it (one env, or env workers), or on
-    a vector step of its own (gymnasium's SyncVectorEnv, NEXT_STEP)."""
+    a vector step of its own (gymnasium's SyncVectorEnv, NEXT_STEP, which a Ray actor's envs are)."""
+    if cfg.ray:
+        return False
     return cfg.num_envs == 1 or cfg.env_workers > 0
 
 
@@ -73,18 +82,25 @@ class Run:
         self.envs = envs or EnvRecorder(tmp_path / "envs", max_episode_steps).install(monkeypatch)
         install_replay_spy(monkeypatch)
         self.envs.watch_evaluation(monkeypatch, trainer_module)
-        self.trainer = Trainer(cfg, "demo")
-        self.summary = self.trainer.run()
+        with contextlib.ExitStack() as stack:
+            if cfg.ray:
+                from support.inprocess_actors import Record, patch_ray_loop
+                stack.enter_context(patch_ray_loop(Record(), atari=True))
+            self.trainer = Trainer(cfg, "demo")
+            self.summary = self.trainer.run()
         self.rb: SpyReplay = self.trainer.rb
 
     def logs(self, phase: str = "train"):
         logs = self.envs.logs(phase, same_step=same_step(self.cfg))
         if phase == "train":
-            assert sorted(log.first_seed - self.trainer.env_seed for log in logs) == list(range(self.cfg.num_envs))
+            assert sorted(self.env_index(log) for log in logs) == list(range(self.cfg.replay_streams))
         return logs
 
     def env_index(self, log) -> int:
-        return log.first_seed - self.trainer.env_seed  # env i of a vector env is seeded seed + i
+        # env i of a vector env is seeded seed + i: by the reset the loop makes, or (a Ray actor's envs,
+        # reset without a seed) by make_atari_env's own first reset, which the game level records
+        first = log.first_seed if log.first_seed is not None else log.reset_seeds[0]
+        return first - self.trainer.env_seed
 
     def episodes_csv(self):
         with open(f"{self.trainer.run_dir}/episodes.csv") as f:
@@ -92,7 +108,8 @@ class Run:
 
 
 # -- 1. reward clipping --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("loop, clip", [("sync", True), ("async", True), ("workers", True), ("sync", False)])
+@pytest.mark.parametrize("loop, clip", [("sync", True), ("async", True), ("workers", True), ("ray", True),
+                                        ("sync", False)])
 def test_the_replay_gets_clipped_rewards_and_evaluation_the_real_score(tmp_path, monkeypatch, loop, clip):
     """Space Invaders pays 5 to 30 points an alien, so clipping shows: with clip_rewards every stored
     reward is sign(the game's reward for that step); without, the game's reward itself. The final
@@ -116,7 +133,7 @@ def test_the_replay_gets_clipped_rewards_and_evaluation_the_real_score(tmp_path,
 
 
 # -- 2. truncation ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("loop", LOOPS_WITH_RAY)
 def test_a_truncated_step_is_stored_truncated_with_its_real_last_frame_and_bootstraps(tmp_path, monkeypatch, loop):
     """A game cut off by a time limit is not a terminal state: its last transition is stored with
     terminated False and truncated True and ends at the game's real last frame (not the next game's
@@ -150,7 +167,7 @@ def _key(prev, action, reward, frame, terminated, truncated):
     return prev.tobytes(), int(action), float(reward), frame.tobytes(), bool(terminated), bool(truncated)
 
 
-@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("loop", LOOPS_WITH_RAY)
 def test_every_stored_transition_is_a_real_env_step(tmp_path, monkeypatch, loop):
     """With several envs, each env stream of the replay holds exactly that env's steps, in order:
     no transition from an episode's last frame to the next episode's first (gymnasium's NEXT_STEP
@@ -176,7 +193,7 @@ def test_every_stored_transition_is_a_real_env_step(tmp_path, monkeypatch, loop)
 
 
 # -- 4. episodes.csv ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("loop", LOOPS_WITH_RAY)
 def test_episodes_csv_lists_the_games_the_envs_finished(tmp_path, monkeypatch, loop):
     """One row per real game an env finished (game over or time limit), with the game's return and
     length and the agent step it ended at; none for envs still playing at that step."""
@@ -185,12 +202,15 @@ def test_episodes_csv_lists_the_games_the_envs_finished(tmp_path, monkeypatch, l
     run = Run(tmp_path, monkeypatch, cfg, max_episode_steps=limit)
     expected = sorted((g.vector_step * cfg.num_envs, g.ret, g.length) for log in run.logs() for g in log.games)
     assert len(expected) >= 6
+    if cfg.ray:  # a game is logged when the chunk that ended it reaches the replay: at a later step
+        assert sorted(row[1:] for row in run.episodes_csv()) == sorted(row[1:] for row in expected)
+        return
     assert sorted(run.episodes_csv()) == expected
     assert list(run.trainer.recent_returns) == [ret for _, ret, _ in run.episodes_csv()]  # avg100's games
 
 
 # -- 5. gamma and n-step returns --------------------------------------------------------------------------------
-@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("loop", LOOPS_WITH_RAY)
 def test_sampled_n_step_returns_use_the_configured_gamma(tmp_path, monkeypatch, loop):
     """With gamma 0.5 and n_step 3 every sampled transition's discount is 0.5^m and its reward the
     0.5-discounted sum of the m rewards it spans (m = 3, or fewer where the episode ended), both
@@ -357,13 +377,13 @@ def test_drqn_loss_at_step_t_uses_the_q_of_the_action_taken_at_t(one_torch_threa
     expected = expected.detach()
 
     seen = {}
-    step = learner._step
+    step = learner.optimizer_step
 
     def spy(loss, q_mean, metrics=True):
         seen["grads"] = torch.autograd.grad(loss, list(learner.q_network.parameters()), retain_graph=True)
         return step(loss, q_mean, metrics)
 
-    learner._step = spy
+    learner.optimizer_step = spy
     metrics = learner.update(seq)
     assert metrics["td_loss"] == pytest.approx(expected.item(), rel=1e-5)
     assert metrics["q_values"] == pytest.approx(float(sum(qs) / sum(weights)), rel=1e-5, abs=1e-7)

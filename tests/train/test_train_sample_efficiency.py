@@ -172,7 +172,7 @@ def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorit
     rb, learner = trainer.rb, trainer.learner
     assert isinstance(rb, PrioritizedReplayBuffer)
     betas, pending, checked = [], {}, []
-    sample, update_priorities, step = rb.sample, rb.update_priorities, learner._step
+    sample, update_priorities, step = rb.sample, rb.update_priorities, learner.optimizer_step
 
     def spy_sample(batch_size, beta=0.4, out=None, **kw):  # the buffer's records: what it was asked for
         b = sample(batch_size, beta, out=out, **kw)
@@ -198,7 +198,7 @@ def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorit
         checked.append(len(index))
         return update_priorities(index, priorities)
 
-    rb.sample, rb.update_priorities, learner._step = spy_sample, spy_update, spy_step
+    rb.sample, rb.update_priorities, learner.optimizer_step = spy_sample, spy_update, spy_step
     trainer.run()
     assert len(checked) == len(betas) == 25
     # beta anneals from priority_beta at the first update to 1 at the last

@@ -40,7 +40,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .pipeline import _actions, _cpu_name, bench_dqnfast, prefill
+from .pipeline import scripted_actions, cpu_name, bench_dqnfast, prefill
 
 
 class Timing(NamedTuple):
@@ -80,7 +80,7 @@ def rom_name(env_id: str) -> str:
 
 
 def _vector_actions(steps: int, num_envs: int, num_actions: int, seed: int) -> np.ndarray:
-    return _actions(steps * num_envs, num_actions, seed).reshape(steps, num_envs)
+    return scripted_actions(steps * num_envs, num_actions, seed).reshape(steps, num_envs)
 
 
 def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, seed: int) -> Timing:
@@ -332,7 +332,7 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
              f"processes_env_w{hi}_over_w{lo}": ratio(f"processes_env_w{hi}", f"processes_env_w{lo}")}
     return {"env_id": env_id, "agent_steps": agent_steps, "num_envs": num_envs, "workers": list(workers),
             "frame_size": frame_size, "batch": batch, "train_frequency": train_frequency, "capacity": capacity,
-            "repeats": repeats, "machine": f"{_cpu_name()}, {os.cpu_count()} logical CPUs",
+            "repeats": repeats, "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs",
             "load_before": load_before, "load_after": load_after, "times": times, "steps_per_s": sps,
             "cpu_us_per_agent_step": cpu_us,
             "ratios": goals}

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from ..episode_stats import finished_games
 from .chunk import Chunk, ChunkBuilder
 
 EnvFn = Callable[[int, int, int], Any]  # (actor_index, num_envs, seed) -> vector env
@@ -130,14 +131,14 @@ class EnvActor:
             self.pending_reset[:] = False
             self.q = self._forward(self.stacks)
             self.fresh = False
-        returns = []
+        finished = []
         for _ in range(self.rounds):
             actions = self._act()
             obs, rewards, terminated, truncated, info = self.env.step(actions)
             frames = self._frames(obs)
             rewards = np.asarray(rewards, np.float32)
             terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
-            returns.extend(_episode_returns(info))
+            finished.extend(finished_games(info, self.k, True))
             if self.same_step:
                 stepping = all_envs
                 done = terminated | truncated
@@ -176,7 +177,8 @@ class EnvActor:
             # the states just evaluated for the priorities are the next acting states unless an env reset
             self.q = q_next if q_next is not None and not len(ended) else self._forward(self.stacks)
         meta = {"actor": self.actor_index, "incarnation": self.incarnation, "seq": self.seq,
-                "weights_version": self.weights_version, "episode_returns": returns}
+                "weights_version": self.weights_version,
+                "episode_returns": [r for r, _ in finished], "episode_lengths": [n for _, n in finished]}
         self.seq += 1
         return b.build(meta)
 
@@ -189,12 +191,3 @@ class EnvActor:
         import os
 
         return os.getpid()
-
-
-def _episode_returns(info: Dict[str, Any]) -> list:
-    """Real returns of the episodes that ended this step, where RecordEpisodeStatistics reports them."""
-    ep = info.get("episode") if isinstance(info, dict) else None
-    if not isinstance(ep, dict) or "r" not in ep:
-        return []
-    mask = np.asarray(info.get("_episode", np.ones(len(np.atleast_1d(ep["r"])), bool)), bool)
-    return [float(r) for r in np.atleast_1d(ep["r"])[mask]]

@@ -10,8 +10,9 @@ they must be written, plus ``segments`` that group the rows into replay calls:
 - ``segments`` (S, 3) int64 rows ``[begin, end, is_start]``: rows begin..end-1 are either episode
   starts (``start_episodes``) or steps (``add_batch``) of distinct envs.
 - ``meta``: ``actor``, ``incarnation`` (random per actor process, new after a restart), ``seq``
-  (chunk number within the incarnation), ``weights_version``, ``episode_returns`` (real returns of
-  the episodes that ended in the chunk, when the env reports them).
+  (chunk number within the incarnation), ``weights_version``, ``episode_returns`` and
+  ``episode_lengths`` (real returns and lengths of the episodes that ended in the chunk, when the
+  env reports them).
 
 Whole numpy arrays travel through Ray's object store (read zero-copy on the learner's node);
 nothing is pickled per transition.

@@ -13,21 +13,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from ..episode_stats import Finished, finished_games
 from ..vector_env import add_same_step
 
 Policy = Callable[[np.ndarray, float], np.ndarray]
-Finished = List[Tuple[float, int]]  # (return, length) of each real game that ended at a step
-
-
-def episode_stats(info: Dict[str, Any], num_envs: int, vector: bool) -> Finished:
-    """(return, length) of each real game that ended at this step (RecordEpisodeStatistics)."""
-    if "episode" not in info:
-        return []
-    ep = info["episode"]
-    if not vector:
-        return [(float(np.asarray(ep["r"]).reshape(-1)[0]), int(np.asarray(ep["l"]).reshape(-1)[0]))]
-    mask = info.get("_episode", np.ones(num_envs, bool))
-    return [(float(ep["r"][i]), int(ep["l"][i])) for i in range(num_envs) if mask[i]]
 
 
 class Actor:
@@ -100,7 +89,7 @@ class Actor:
         if self.vector and self.same_step:  # every env in one add_batch: its transitions end at final_obs
             for i in add_same_step(rb, actions, obs, rewards, terms, truncs, info):
                 self._started(int(i))
-            return episode_stats(info, self.num_envs, True)
+            return finished_games(info, self.num_envs, True)
         for i in range(self.num_envs):
             if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
                 rb.start_episode(obs[i], i)
@@ -120,7 +109,7 @@ class Actor:
                     self._started(i)
                 else:
                     self.pending_start[i] = True
-        return episode_stats(info, self.num_envs, self.vector)
+        return finished_games(info, self.num_envs, self.vector)
 
     def abandon(self) -> None:
         """Drops a step still in flight (the run is stopping): it is collected from the env but not
