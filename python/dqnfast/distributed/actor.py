@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from ..vector_info import finished_episodes
 from .chunk import Chunk, ChunkBuilder
 
 EnvFn = Callable[[int, int, int], Any]  # (actor_index, num_envs, seed) -> vector env
@@ -192,9 +193,6 @@ class EnvActor:
 
 
 def _episode_returns(info: Dict[str, Any]) -> list:
-    """Real returns of the episodes that ended this step, where RecordEpisodeStatistics reports them."""
-    ep = info.get("episode") if isinstance(info, dict) else None
-    if not isinstance(ep, dict) or "r" not in ep:
-        return []
-    mask = np.asarray(info.get("_episode", np.ones(len(np.atleast_1d(ep["r"])), bool)), bool)
-    return [float(r) for r in np.atleast_1d(ep["r"])[mask]]
+    """Real returns of the episodes that ended this step, where RecordEpisodeStatistics reports them
+    (``info["episode"]`` or, under SAME_STEP autoreset, ``info["final_info"]["episode"]``)."""
+    return [r for _, r, _ in finished_episodes(info)]

@@ -14,20 +14,21 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 
 from ..vector_env import add_same_step
+from ..vector_info import finished_episodes
 
 Policy = Callable[[np.ndarray, float], np.ndarray]
 Finished = List[Tuple[float, int]]  # (return, length) of each real game that ended at a step
 
 
-def episode_stats(info: Dict[str, Any], num_envs: int, vector: bool) -> Finished:
-    """(return, length) of each real game that ended at this step (RecordEpisodeStatistics)."""
-    if "episode" not in info:
-        return []
-    ep = info["episode"]
+def episode_stats(info: Dict[str, Any], vector: bool) -> Finished:
+    """(return, length) of each real game that ended at this step (RecordEpisodeStatistics); a vector
+    env's in env order, wherever gymnasium's layout puts them (``episode`` or ``final_info``)."""
     if not vector:
+        if "episode" not in info:
+            return []
+        ep = info["episode"]
         return [(float(np.asarray(ep["r"]).reshape(-1)[0]), int(np.asarray(ep["l"]).reshape(-1)[0]))]
-    mask = info.get("_episode", np.ones(num_envs, bool))
-    return [(float(ep["r"][i]), int(ep["l"][i])) for i in range(num_envs) if mask[i]]
+    return [(r, length) for _, r, length in finished_episodes(info)]
 
 
 class Actor:
@@ -100,7 +101,7 @@ class Actor:
         if self.vector and self.same_step:  # every env in one add_batch: its transitions end at final_obs
             for i in add_same_step(rb, actions, obs, rewards, terms, truncs, info):
                 self._started(int(i))
-            return episode_stats(info, self.num_envs, True)
+            return episode_stats(info, True)
         for i in range(self.num_envs):
             if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
                 rb.start_episode(obs[i], i)
@@ -120,7 +121,7 @@ class Actor:
                     self._started(i)
                 else:
                     self.pending_start[i] = True
-        return episode_stats(info, self.num_envs, self.vector)
+        return episode_stats(info, self.vector)
 
     def abandon(self) -> None:
         """Drops a step still in flight (the run is stopping): it is collected from the env but not
