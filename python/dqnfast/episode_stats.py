@@ -1,23 +1,46 @@
-"""The one reader of episode statistics: the (return, length) of each real game that ended at a step,
-as gymnasium's RecordEpisodeStatistics reports them in ``info["episode"]`` (with the ``_episode``
-mask of a vector env). Numpy only, so the trainer's actor and the Ray actors share it."""
+"""The one reader of episode statistics: the games one env or vector-env step reports as ended, as
+gymnasium's ``RecordEpisodeStatistics`` puts them in ``info``. Needs no gymnasium, so that the
+trainer's actor and the Ray actors (which may run any vector env) share it."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from collections.abc import Mapping
+from typing import Any, List, Tuple
 
 import numpy as np
 
 Finished = List[Tuple[float, int]]  # (return, length) of each real game that ended at a step
 
 
-def finished_games(info: Dict[str, Any], num_envs: int, vector: bool) -> Finished:
-    """(return, length) of each real game that ended at this step; none without statistics. For a
-    vector env only the envs its ``_episode`` mask names (all of them when the mask is absent)."""
-    ep = info.get("episode") if isinstance(info, dict) else None
-    if not isinstance(ep, dict) or "r" not in ep:
-        return []
-    returns, lengths = np.atleast_1d(ep["r"]), np.atleast_1d(ep.get("l", np.zeros(len(np.atleast_1d(ep["r"])))))
+def finished_episodes(info: Any) -> List[Tuple[int, float, int]]:
+    """(env, return, length) of each episode that one vector step's ``info`` reports
+    (``RecordEpisodeStatistics``' ``r`` and ``l``, length 0 where ``l`` is missing), in env order.
+
+    gymnasium puts them in two places, each with its ``_episode`` mask: ``info["episode"]`` (an
+    episode that ended on this step under NEXT_STEP autoreset, or one that a reset made inside the
+    step reported) and ``info["final_info"]["episode"]`` (the step that ended an episode under
+    SAME_STEP autoreset: its info is ``final_info``). For one env, the latter comes first: the
+    reset follows the step."""
+    found: List[Tuple[int, float, int]] = []
+    if not isinstance(info, Mapping):
+        return found
+    for source in (info.get("final_info"), info):
+        episode = source.get("episode") if isinstance(source, Mapping) else None
+        if not isinstance(episode, Mapping) or "r" not in episode:
+            continue
+        returns = np.atleast_1d(episode["r"])
+        lengths = np.atleast_1d(episode["l"]) if "l" in episode else np.zeros(len(returns), np.int64)
+        mask = np.asarray(source.get("_episode", np.ones(len(returns), bool)), bool).reshape(-1)
+        found.extend((int(i), float(returns[i]), int(lengths[i])) for i in np.flatnonzero(mask))
+    found.sort(key=lambda e: e[0])  # (stable: final_info's episode before the reset's, for one env)
+    return found
+
+
+def finished_games(info: Any, vector: bool) -> Finished:
+    """(return, length) of each real game that ended at this step: a single env's ``info["episode"]``,
+    or a vector env's episodes in env order, wherever gymnasium's layout puts them."""
     if not vector:
-        return [(float(returns.reshape(-1)[0]), int(lengths.reshape(-1)[0]))]
-    mask = np.asarray(info.get("_episode", np.ones(num_envs, bool)), bool)
-    return [(float(returns[i]), int(lengths[i])) for i in range(num_envs) if mask[i]]
+        ep = info.get("episode") if isinstance(info, Mapping) else None
+        if not isinstance(ep, Mapping) or "r" not in ep:
+            return []
+        return [(float(np.asarray(ep["r"]).reshape(-1)[0]), int(np.asarray(ep["l"]).reshape(-1)[0]))]
+    return [(r, length) for _, r, length in finished_episodes(info)]

@@ -155,6 +155,44 @@ def test_next_step_autoreset_vector_env_is_exact():
         assert b.reward[i] == step % 7
 
 
+class _EpisodeCountingEnv(_OneCountingEnv):
+    """_OneCountingEnv reporting each episode's return and length as RecordEpisodeStatistics does."""
+
+    def reset(self, *, seed=None, options=None):
+        self.ret, self.len = 0.0, 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, r, term, trunc, info = super().step(action)
+        self.ret, self.len = self.ret + r, self.len + 1
+        if term or trunc:
+            info = {"episode": {"r": self.ret, "l": self.len, "t": 0.0}}
+        return obs, r, term, trunc, info
+
+
+def _same_step_env_fn(actor_index, num_envs, seed):
+    import gymnasium as gym
+
+    return gym.vector.SyncVectorEnv([lambda i=i: _EpisodeCountingEnv(actor_index, seed + i) for i in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def test_same_step_actor_reports_the_returns_gymnasium_puts_in_final_info():
+    """Under SAME_STEP autoreset gymnasium puts an ended step's episode statistics in
+    info["final_info"]: the actor reports one return for every episode that ended in its chunks."""
+    pytest.importorskip("gymnasium")
+    actor = EnvActor(0, 3, _same_step_env_fn, 0.3, frame_shape=SHAPE, rounds_per_chunk=12)
+    assert actor.same_step
+    ended = reported = 0
+    for _ in range(3):
+        chunk = actor.collect()
+        for begin, end, is_start in chunk["segments"]:
+            if not is_start:
+                ended += int((chunk["terminated"][begin:end] | chunk["truncated"][begin:end]).sum())
+        reported += len(chunk["meta"]["episode_returns"])
+    assert reported == ended >= 3
+
+
 def test_prioritized_actor_sends_td_errors():
     torch = pytest.importorskip("torch")
     from dqnfast import PrioritizedReplayBuffer

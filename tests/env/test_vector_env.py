@@ -16,9 +16,28 @@ from dqnfast.vector_env import ProcessVectorEnv, add_same_step  # noqa: E402
 from dqnfast.wrappers import make_atari_env  # noqa: E402
 
 
+def assert_episode(info, i, ep, where):
+    """Env i's episode statistics in ``info`` (gymnasium's layout) are ``ep`` (None: none)."""
+    if ep is None:
+        assert "_episode" not in info or not info["_episode"][i], where
+    else:
+        assert info["_episode"][i], where
+        assert (info["episode"]["r"][i], info["episode"]["l"][i]) == (ep["r"], ep["l"]), where
+
+
+def assert_key(info, i, key, env_info, where):
+    """Env i's ``info[key]`` (with its mask) is ``env_info[key]``, or absent where env_info has none."""
+    if key in env_info:
+        assert info[f"_{key}"][i] and info[key][i] == env_info[key], where
+    else:
+        assert f"_{key}" not in info or not info[f"_{key}"][i], where
+
+
 def lockstep(vec, singles, steps, action_seed=0):
     """Steps the vector env and the single envs with the same random actions; every observation,
-    reward, flag, final frame and episode statistic must be equal. Returns counts of what happened."""
+    reward, flag, final frame and episode statistic must be equal, where gymnasium's SAME_STEP
+    layout puts them: an ended step's info in ``final_info``, the reset's info on top (with
+    ``infos="all"``, ALE's ``lives`` too). Returns counts of what happened."""
     n = len(singles)
     obs, info = vec.reset()
     for i, env in enumerate(singles):
@@ -26,38 +45,43 @@ def lockstep(vec, singles, steps, action_seed=0):
         assert np.array_equal(obs[i], o)
     rng = np.random.default_rng(action_seed)
     seen = {"terminated": 0, "truncated": 0, "episodes": 0, "life_losses": 0}
+    all_infos = vec.infos == "all"
     for t in range(steps):
         actions = rng.integers(vec.single_action_space.n, size=n)
         obs, reward, terminated, truncated, info = vec.step(actions)
         for i, env in enumerate(singles):
             o, r, term, trunc, step_info = env.step(int(actions[i]))
             assert (r, term, trunc) == (reward[i], terminated[i], truncated[i]), (t, i)
-            ep = step_info.get("episode")
+            top_info = step_info
             if term or trunc:
                 seen["terminated" if term else "truncated"] += 1
                 assert info["_final_obs"][i] and np.array_equal(info["final_obs"][i], o), (t, i)
-                o, reset_info = env.reset()
-                ep = ep or reset_info.get("episode")  # the no-op after a lost life can end the game
-                seen["life_losses"] += ep is None
+                assert info["_final_info"][i], (t, i)
+                assert_episode(info["final_info"], i, step_info.get("episode"), (t, i))
+                if all_infos:
+                    assert_key(info["final_info"], i, "lives", step_info, (t, i))
+                o, top_info = env.reset()  # the no-op after a lost life can end the game: an episode here
+                seen["life_losses"] += "episode" not in step_info and "episode" not in top_info
             else:
                 assert "_final_obs" not in info or not info["_final_obs"][i]
+                assert "_final_info" not in info or not info["_final_info"][i]
             assert np.array_equal(obs[i], o), (t, i)
-            if ep is None:
-                assert "_episode" not in info or not info["_episode"][i]
+            assert_episode(info, i, top_info.get("episode"), (t, i))
+            seen["episodes"] += ("episode" in top_info) + ((term or trunc) and "episode" in step_info)
+            if all_infos:
+                assert_key(info, i, "lives", top_info, (t, i))
             else:
-                seen["episodes"] += 1
-                assert info["_episode"][i], (t, i)
-                assert (info["episode"]["r"][i], info["episode"]["l"][i]) == (ep["r"], ep["l"]), (t, i)
+                assert set(info) <= {"episode", "_episode", "final_obs", "_final_obs", "final_info", "_final_info"}
     return seen
 
 
-@pytest.mark.parametrize("kw", [
-    dict(noop_max=0),  # the issue's deterministic setting
-    dict(),  # no-op starts: the same RNG draws, since each worker runs the single-env stack itself
-    dict(repeat_action_probability=0.25, max_episode_steps=60),  # sticky actions, truncation
+@pytest.mark.parametrize("kw,infos", [
+    (dict(noop_max=0), "all"),  # the issue's deterministic setting
+    (dict(), "episode"),  # no-op starts: the same RNG draws, since each worker runs the single-env stack itself
+    (dict(repeat_action_probability=0.25, max_episode_steps=60), "episode"),  # sticky actions, truncation
 ])
-def test_each_env_matches_the_single_env_with_its_seed(kw):
-    vec = make_atari_env(num_envs=3, workers=2, seed=7, **kw)
+def test_each_env_matches_the_single_env_with_its_seed(kw, infos):
+    vec = make_atari_env(num_envs=3, workers=2, seed=7, infos=infos, **kw)
     singles = [make_atari_env(seed=7 + i, **kw) for i in range(3)]
     try:
         seen = lockstep(vec, singles, steps=260)
@@ -78,7 +102,8 @@ def test_vector_env_contract():
         assert vec.single_observation_space.shape == (84, 84) and vec.observation_space.shape == (2, 84, 84)
         assert vec.single_action_space.n == 4
         obs, info = vec.reset(seed=[3, None])
-        assert obs.shape == (2, 84, 84) and obs.dtype == np.uint8 and info == {}
+        assert obs.shape == (2, 84, 84) and obs.dtype == np.uint8
+        assert info["lives"].tolist() == [5, 5] and info["_lives"].all()  # ALE's info, in gymnasium's layout
         a = np.array([1, 2])
         vec.step_async(a)
         with pytest.raises(RuntimeError, match="call step_wait"):
@@ -113,7 +138,7 @@ def test_reset_seeds_and_mask():
         before = obs.copy()
         obs, _ = vec.reset(seed=[5, None], options={"reset_mask": np.array([True, False])})
         assert np.array_equal(obs[0], single.reset(seed=5)[0]) and np.array_equal(obs[1], before[1])
-        with pytest.raises(ValueError, match="reset_mask"):
+        with pytest.raises(TypeError, match="reset_mask"):
             vec.reset(options={"reset_mask": np.array([1, 0])})
         with pytest.raises(ValueError, match="one seed per env"):
             vec.reset(seed=[1])
@@ -148,6 +173,8 @@ def test_next_step_autoreset():
     (dict(num_envs=2, workers=1.0), TypeError, "workers must be an int"),
     (dict(num_envs=2, workers=2, vectorization="async"), ValueError, "workers= is for vectorization='processes'"),
     (dict(num_envs=2, vectorization="threads"), ValueError, "'processes'"),
+    (dict(num_envs=2, infos="episode"), ValueError, "infos='episode' is for vectorization='processes'"),
+    (dict(num_envs=2, workers=2, infos="some"), ValueError, "infos must be 'all' or 'episode'"),
 ])
 def test_make_atari_env_worker_args(kw, exc, msg):
     with pytest.raises(exc, match=msg):
@@ -169,7 +196,7 @@ def test_bad_actions_are_refused():
         vec.reset()
         with pytest.raises(ValueError, match=r"shape \(2,\)"):
             vec.step(np.array([0, 1, 2]))
-        with pytest.raises(ValueError, match="integers"):
+        with pytest.raises(TypeError, match="integers"):
             vec.step(np.array([0.5, 1.0]))
         with pytest.raises(ValueError, match=r"in \[0, 4\)"):
             vec.step(np.array([0, 4]))
@@ -206,18 +233,16 @@ def test_send_recv_each_env_matches_the_single_env_with_its_seed():
             for k, i in enumerate(ids):
                 o, r, term, trunc, step_info = singles[i].step(int(actions[i, taken[i] - 1]))
                 assert (r, term, trunc) == (reward[k], terminated[k], truncated[k]), (i, taken[i])
-                ep = step_info.get("episode")
+                top_info = step_info
                 if term or trunc:
                     seen["terminated" if term else "truncated"] += 1
                     assert info["_final_obs"][k] and np.array_equal(info["final_obs"][k], o), (i, taken[i])
-                    o, reset_info = singles[i].reset()
-                    ep = ep or reset_info.get("episode")
+                    assert_episode(info["final_info"], k, step_info.get("episode"), (i, taken[i]))
+                    seen["episodes"] += "episode" in step_info
+                    o, top_info = singles[i].reset()
                 assert np.array_equal(obs[k], o), (i, taken[i])
-                if ep is not None:
-                    seen["episodes"] += 1
-                    assert info["_episode"][k] and info["episode"]["r"][k] == ep["r"], (i, taken[i])
-                else:
-                    assert "_episode" not in info or not info["_episode"][k]
+                assert_episode(info, k, top_info.get("episode"), (i, taken[i]))
+                seen["episodes"] += "episode" in top_info
             if taken[ids[0]] < steps:
                 vec.send(actions[ids, taken[ids]], ids)
                 taken[ids] += 1
@@ -229,13 +254,19 @@ def test_send_recv_each_env_matches_the_single_env_with_its_seed():
     assert seen["terminated"] >= 1 and seen["truncated"] >= 1 and seen["episodes"] >= 1
 
 
-def test_add_same_step_ends_at_the_final_frame_and_starts_the_next_episode():
+@pytest.mark.parametrize("layout", ["gymnasium", "dense"])
+def test_add_same_step_ends_at_the_final_frame_and_starts_the_next_episode(layout):
     """One SAME_STEP vector step of envs 2 and 0 (a send/recv group, rows in that order): env 0's
-    episode ended, so its transition ends at final_obs and obs starts its next episode."""
+    episode ended, so its transition ends at final_obs and obs starts its next episode. final_obs in
+    gymnasium's layout (an object array, None where no episode ended) or as one array of frames."""
     rb = ReplayBuffer(64, (2, 2), stack=2, num_envs=3)
     rb.start_episodes(np.stack([np.full((2, 2), 10 * e, np.uint8) for e in range(3)]))
     obs = np.stack([np.full((2, 2), 21, np.uint8), np.full((2, 2), 99, np.uint8)])  # env 2, env 0 (reset)
     final = np.stack([np.zeros((2, 2), np.uint8), np.full((2, 2), 1, np.uint8)])
+    if layout == "gymnasium":
+        last = final[1]
+        final = np.full(2, None, dtype=object)
+        final[1] = last
     ended = add_same_step(rb, np.array([3, 1]), obs, np.array([0.5, 1.0]), np.array([False, True]),
                           np.array([False, False]), {"final_obs": final, "_final_obs": np.array([False, True])},
                           envs=np.array([2, 0]))

@@ -152,7 +152,9 @@ def bench_ale_full_frames(env_id: str, steps: int, num_envs: int, workers: int, 
 
 def _process_env(env_id: str, num_envs: int, workers: int, frame_size: int, seed: int):
     from ..wrappers import make_atari_env
-    env = make_atari_env(env_id, num_envs=num_envs, workers=workers, seed=seed, screen_size=frame_size)
+    # infos="episode", as the trainer makes it: no info but the episode statistics is pickled per step
+    env = make_atari_env(env_id, num_envs=num_envs, workers=workers, seed=seed, screen_size=frame_size,
+                         infos="episode")
     env.copy = False  # views of the shared frames: add_batch copies them into the replay at once
     return env
 

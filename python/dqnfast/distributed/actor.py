@@ -138,7 +138,7 @@ class EnvActor:
             frames = self._frames(obs)
             rewards = np.asarray(rewards, np.float32)
             terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
-            finished.extend(finished_games(info, self.k, True))
+            finished.extend(finished_games(info, True))
             if self.same_step:
                 stepping = all_envs
                 done = terminated | truncated

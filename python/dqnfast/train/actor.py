@@ -89,7 +89,7 @@ class Actor:
         if self.vector and self.same_step:  # every env in one add_batch: its transitions end at final_obs
             for i in add_same_step(rb, actions, obs, rewards, terms, truncs, info):
                 self._started(int(i))
-            return finished_games(info, self.num_envs, True)
+            return finished_games(info, True)
         for i in range(self.num_envs):
             if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
                 rb.start_episode(obs[i], i)
@@ -109,7 +109,7 @@ class Actor:
                     self._started(i)
                 else:
                     self.pending_start[i] = True
-        return finished_games(info, self.num_envs, self.vector)
+        return finished_games(info, self.vector)
 
     def abandon(self) -> None:
         """Drops a step still in flight (the run is stopping): it is collected from the env but not
