@@ -58,6 +58,8 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from .feed import SAME_STEP, StepFeed
+
 try:
     import cloudpickle
     import gymnasium as gym
@@ -80,20 +82,11 @@ def add_same_step(rb: Any, actions: Any, obs: Any, rewards: Any, terminated: Any
     ``envs[i]`` (all envs in order when None). An ended episode's transition ends at its real last
     frame (``info["final_obs"]``: gymnasium's object array, or any array with one row per env), and
     ``obs`` (already the next episode's first frame there) starts that env's next episode. Returns
-    the envs whose episode ended."""
-    terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
-    ended = np.flatnonzero(terminated | truncated)
-    next_frames = obs
-    if ended.size:
-        next_frames = np.array(obs)
-        final_obs = info["final_obs"]
-        for i in ended:
-            next_frames[i] = final_obs[i]
-    rb.add_batch(actions, np.asarray(rewards, np.float32), next_frames, terminated, truncated, envs=envs)
-    ended_envs = ended if envs is None else np.asarray(envs)[ended]
-    if ended.size:
-        rb.start_episodes(np.ascontiguousarray(np.asarray(obs)[ended]), envs=ended_envs)
-    return ended_envs
+    the envs whose episode ended. (:class:`dqnfast.feed.StepFeed` does the writing.)"""
+    feed = StepFeed(len(np.atleast_1d(terminated)), SAME_STEP)
+    rows = feed.rows(obs, terminated, truncated, info)
+    feed.write(rb, rows, actions, rewards, streams=envs)
+    return rows.ended if envs is None else np.asarray(envs)[rows.ended]
 
 
 class EnvWorkerError(RuntimeError):

@@ -21,6 +21,9 @@ from dqnfast.benchmarks.learning import StepTail
 # -- (a) the statistics ------------------------------------------------------------------------------------
 
 
+pytestmark = pytest.mark.slow  # the learning runner trains and evaluates seeds
+
+
 def test_iqm_is_the_mean_of_the_middle_half():
     assert aggregate.iqm(range(1, 9)) == 4.5  # 8 scores: cut 2 each end, mean of 3, 4, 5, 6
     assert aggregate.iqm([8, 1, 7, 2, 6, 3, 5, 4]) == 4.5  # order does not matter

@@ -139,7 +139,7 @@ def _next_step_env_fn(actor_index, num_envs, seed):
 def test_next_step_autoreset_vector_env_is_exact():
     pytest.importorskip("gymnasium")
     actor = EnvActor(0, 3, _next_step_env_fn, 0.3, frame_shape=SHAPE, rounds_per_chunk=12)
-    assert not actor.same_step
+    assert actor.feed.mode == "next_step"
     rb = ReplayBuffer(10_000, SHAPE, num_envs=3)
     writer = ChunkWriter(rb, 1, 3)
     for _ in range(5):
@@ -182,7 +182,7 @@ def test_same_step_actor_reports_the_returns_gymnasium_puts_in_final_info():
     info["final_info"]: the actor reports one return for every episode that ended in its chunks."""
     pytest.importorskip("gymnasium")
     actor = EnvActor(0, 3, _same_step_env_fn, 0.3, frame_shape=SHAPE, rounds_per_chunk=12)
-    assert actor.same_step
+    assert actor.feed.mode == "same_step"
     ended = reported = 0
     for _ in range(3):
         chunk = actor.collect()
@@ -247,7 +247,7 @@ def test_breakout_actor_chunks_go_into_the_replay():
     from dqnfast.distributed import AtariEnvFn
 
     actor = EnvActor(0, 2, AtariEnvFn("ALE/Breakout-v5", max_episode_steps=20), 0.5, rounds_per_chunk=25)
-    assert not actor.same_step  # gymnasium's SyncVectorEnv: NEXT_STEP autoreset
+    assert actor.feed.mode == "next_step"  # gymnasium's SyncVectorEnv: NEXT_STEP autoreset
     rb = ReplayBuffer(1_000, num_envs=2)
     writer = ChunkWriter(rb, 1, 2)
     steps = writer.write(actor.collect()) + writer.write(actor.collect())

@@ -14,6 +14,9 @@ from typing import List, Optional, Tuple
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the docs' examples train SB3's DQN and step Atari games
+
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(.*?)\s*-->")

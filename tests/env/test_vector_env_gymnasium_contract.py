@@ -21,7 +21,7 @@ Not taken over from gymnasium's suite, and why:
   VectorEnv's; ProcessVectorEnv's ``reset`` and ``call`` wait for their results.
 - ``test_async_vector_subenv_error``: AsyncVectorEnv raises an env's exception as its own type;
   ProcessVectorEnv raises ``EnvWorkerError`` (a RuntimeError with the worker's traceback) from
-  ``step``/``reset`` and closes, as tests/test_vector_env.py pins. ``call``/``get_attr``/
+  ``step``/``reset`` and closes, as tests/env/test_vector_env.py pins. ``call``/``get_attr``/
   ``set_attr`` do raise the env's own exception, pinned below.
 - Action-space seeding (``test_sync_vector_env_seed``, ``test_sync_vector_determinism``): the
   batched action space is gymnasium's ``batch_space`` of env 0's, nothing of ProcessVectorEnv's.

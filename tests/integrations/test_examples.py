@@ -26,6 +26,9 @@ import torch  # noqa: E402
 
 from support.example_probes import EnvStep, Probe, install_cleanrl_dqn, install_cleanrl_sb3_style, load_example  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the example scripts' runs
+
+
 GAMMA = 0.99  # the scripts' default, used by the reference loss
 
 

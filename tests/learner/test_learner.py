@@ -321,6 +321,7 @@ def play_greedy(lrn: DQNLearner, episodes: int, seed: int) -> float:
     return total / episodes
 
 
+@pytest.mark.slow  # learns a task: thousands of updates
 def test_learns_catch_from_a_seed():
     """DQN on the tiny Catch game: random play scores about -0.5, the trained agent nearly +1."""
     seed, steps, starts = 0, 1500, 200

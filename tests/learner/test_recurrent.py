@@ -129,6 +129,7 @@ def play(learner, env, rb, episodes, epsilon):
     return total / episodes
 
 
+@pytest.mark.slow  # learns a task: thousands of updates
 def test_drqn_learns_a_memory_task_from_a_seed():
     torch.manual_seed(0)
     env = CueMemory(delay=2, seed=0)

@@ -15,6 +15,9 @@ from support.native import compile_cpp
 from support.streams import encode_action, reward_of
 from test_replay import check_transition
 
+pytestmark = pytest.mark.slow  # C++ stress and sanitizer builds and runs
+
+
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (24, 25)  # large enough that a copy can overlap an overwrite
 

@@ -19,6 +19,9 @@ from dqnfast.config import PRESETS, TrainConfig, preset  # noqa: E402
 needs_wrapper = pytest.mark.skipif(
     not __import__("importlib").util.find_spec("dqnfast.wrappers"), reason="dqnfast.wrappers (issue 3) not merged yet")
 
+pytestmark = pytest.mark.slow  # end-to-end `dqnfast train` runs
+
+
 TINY = ["--frame-size", "36", "--buffer-size", "2000", "--batch-size", "8", "--learning-starts", "100",
         "--train-frequency", "4", "--target-update-interval", "20", "--exploration-steps", "200",
         "--eval-episodes", "0", "--no-progress", "--torch-threads", "1", "--noop-max", "5", "--log-interval", "10"]

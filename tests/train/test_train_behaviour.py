@@ -38,6 +38,9 @@ from dqnfast.train import Trainer  # noqa: E402
 from dqnfast.train import trainer as trainer_module  # noqa: E402
 
 
+pytestmark = pytest.mark.slow  # trainer runs on real Atari games, every loop
+
+
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     yield

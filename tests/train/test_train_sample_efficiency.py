@@ -18,6 +18,9 @@ from dqnfast.replay_reference import shift_state  # noqa: E402
 from dqnfast.train import Trainer  # noqa: E402
 
 
+pytestmark = pytest.mark.slow  # trainer runs
+
+
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     yield

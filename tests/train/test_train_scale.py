@@ -23,7 +23,7 @@ from dqnfast.train import Trainer  # noqa: E402
 from dqnfast.train.learning import update_mode  # noqa: E402
 from test_train_parts import tiny as train_parts_tiny  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # slow: trainer runs with env workers, async actors and faults
 
 
 def tiny(tmp_path, **changes):

@@ -147,6 +147,7 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     copies run beside the emulator. Uses two cores."""
     import queue
     import threading
+    from ..feed import StepFeed
     from ..replay import ReplayBuffer
     env = dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
     rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
@@ -164,15 +165,16 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     obs, _ = env.reset(seed=seed)
     if learner_thread is not None:
         learner_thread.start()
+    feed = StepFeed(1, None)  # writes each step as the trainer's actor does
     t0 = time.perf_counter()
-    rb.start_episode(obs)
+    feed.start(rb, obs[None])
     for i, a in enumerate(acts):
         rb.stacked(out=state)  # what the agent would act on
-        obs, r, term, trunc, _ = env.step(int(a))
-        rb.add(int(a), float(r), obs, term, trunc)
+        obs, r, term, trunc, info = env.step(int(a))
+        feed.step(rb, acts[i:i + 1], obs[None], (r,), (term,), (trunc,), info)
         if term or trunc:
             obs, _ = env.reset()
-            rb.start_episode(obs)
+            feed.start(rb, obs[None])
         if i % train_frequency == 0:
             if learner_thread is not None:
                 due.put(True)
