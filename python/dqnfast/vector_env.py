@@ -48,7 +48,6 @@ by the next command.
 from __future__ import annotations
 
 import multiprocessing as mp
-import operator
 import pickle
 import time
 import traceback
@@ -58,6 +57,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
+from ._validate import integer
 from .feed import SAME_STEP, StepFeed
 
 try:
@@ -335,12 +335,6 @@ def _rows(info: Dict[str, Any], rows: np.ndarray) -> Dict[str, Any]:
     return {key: _rows(value, rows) if isinstance(value, dict) else value[rows] for key, value in info.items()}
 
 
-def _index(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    return operator.index(value)
-
-
 class ProcessVectorEnv(VectorEnv):
     """``ProcessVectorEnv(env_fns, workers=None, *, autoreset_mode=SAME_STEP, copy=True, context=None,
     observation_mode="same", infos="all")``
@@ -378,7 +372,7 @@ class ProcessVectorEnv(VectorEnv):
         if not env_fns or not all(callable(fn) for fn in env_fns):
             raise ValueError("env_fns must be a non-empty sequence of callables that build one env each")
         n = len(env_fns)
-        workers = n if workers is None else _index(workers, "workers")
+        workers = n if workers is None else integer(workers, "workers")
         if not 1 <= workers <= n:
             raise ValueError(f"workers must be between 1 and num_envs={n} (each worker steps at least one env), "
                              f"got {workers}")
@@ -572,9 +566,9 @@ class ProcessVectorEnv(VectorEnv):
         elif isinstance(seed, (list, tuple)):
             if len(seed) != n:
                 raise ValueError(f"seed must give one seed per env ({n}), got {len(seed)}")
-            seeds = [None if s is None else _index(s, "seed") for s in seed]
+            seeds = [None if s is None else integer(s, "seed") for s in seed]
         else:
-            s0 = _index(seed, "seed")
+            s0 = integer(seed, "seed")
             seeds = [s0 + i for i in range(n)]
         mask = None
         if options is not None:
@@ -641,7 +635,7 @@ class ProcessVectorEnv(VectorEnv):
 
     def worker_envs(self, worker: int) -> np.ndarray:
         """The envs worker ``worker`` steps: ``worker, worker + workers, ...``."""
-        w = _index(worker, "worker")
+        w = integer(worker, "worker")
         if not 0 <= w < self.num_workers:
             raise IndexError(f"worker must be in [0, {self.num_workers}), got {w}")
         return self._groups[w].copy()
@@ -832,6 +826,11 @@ class ProcessVectorEnv(VectorEnv):
     def render(self) -> Tuple[Any, ...]:
         """Each env's ``render()``, in env order (the frames travel pickled)."""
         return self.call("render")
+
+    @property
+    def worker_pids(self) -> Tuple[int, ...]:
+        """The process ids of the workers (worker w steps envs ``worker_envs(w)``), e.g. to read their CPU time."""
+        return tuple(p.pid for p in self._procs)
 
     @property
     def np_random_seed(self) -> Tuple[int, ...]:

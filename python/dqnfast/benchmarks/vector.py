@@ -165,7 +165,7 @@ def bench_processes_env(env_id: str, steps: int, num_envs: int, workers: int, fr
     env = _process_env(env_id, num_envs, workers, frame_size, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     env.reset(seed=seed)
-    clock = _Clock([p.pid for p in env._procs])
+    clock = _Clock(list(env.worker_pids))
     for a in acts:
         env.step(a)
     dt = clock.stop()
@@ -181,7 +181,7 @@ def bench_dqnfast_vector(env_id: str, steps: int, num_envs: int, workers: int, f
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     obs, _ = env.reset(seed=seed)
-    clock = _Clock([p.pid for p in env._procs])
+    clock = _Clock(list(env.worker_pids))
     rb.start_episodes(obs)
     for t, a in enumerate(acts):
         for i in range(num_envs):
@@ -251,7 +251,7 @@ def bench_dqnfast_async(env_id: str, steps: int, num_envs: int, workers: int, fr
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     obs, _ = env.reset(seed=seed)
-    clock = _Clock([p.pid for p in env._procs])
+    clock = _Clock(list(env.worker_pids))
     rb.start_episodes(obs)
     groups = [env.worker_envs(w) for w in range(workers)]
     taken = [0] * workers  # steps sent to each worker's envs
