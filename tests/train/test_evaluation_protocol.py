@@ -218,3 +218,22 @@ def test_the_trainers_final_evaluation_plays_eval_epsilon(tmp_path, monkeypatch)
     assert len(games) == 4 and len(summary["eval_returns"]) == 4
     assert len(greedy) == sum(len(g["steps"]) for g in games)  # one forward pass per evaluation step
     assert_epsilon_played(*non_greedy(games, lambda k: greedy[k]), epsilon=0.05, min_steps=600)
+
+
+def test_a_games_score_does_not_depend_on_the_games_played_beside_it():
+    """Game g is seeded seed + g and draws its own epsilon-greedy choices, so playing the games one
+    at a time or several side by side (one batched forward pass) gives the same scores, in game order."""
+    class StateQ(torch.nn.Module):
+        """A greedy action that changes with the state (its pixel sum mod 4): games on other states
+        are played with other actions, so a row mixed up between games changes the game."""
+
+        def forward(self, x):
+            return torch.nn.functional.one_hot(x.reshape(x.shape[0], -1).long().sum(1) % 4, 4).float()
+
+    cfg = cfg_36()
+    learner = build_learner(cfg, 4, device="cpu", seed=0)
+    learner.q_network = StateQ()
+    one = evaluate.evaluate_learner(learner, cfg, episodes=5, epsilon=0.3, seed=7, max_steps=400)
+    three = evaluate.evaluate_learner(learner, cfg, episodes=5, epsilon=0.3, seed=7, max_steps=400, parallel=3)
+    assert one == three
+    assert len(set(one)) > 1  # the games differ: a mix-up of games would show
