@@ -329,6 +329,10 @@ def test_bad_input_raises_before_writing(collected):
     f = d[:, 10:].clone()
     f["pixels"][2, 5] = f["pixels"][2, 4]  # a repeated step inside the batch
     fails(f, ValueError, r"env 2 step \d+: ")
+    f = d[:, 10:]
+    gap = next(t for t in range(1, f.shape[1] - 1) if not f["next", "done"][:, t - 1].any())
+    kept = [t for t in range(f.shape[1]) if t != gap]  # a step left out inside the batch, no episode end before it
+    fails(f[:, kept], ValueError, rf"step {gap}: 'pixels' does not continue the previous step's")
     fails(d[:2, 10:], ValueError, r"num_envs=3")
     fails(d[:, 10:].reshape(-1)[:-1], ValueError, "cannot be 3 env streams")
     f = d[:, 10:].clone()

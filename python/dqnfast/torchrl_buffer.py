@@ -147,8 +147,7 @@ class DqnfastTensorDictReplayBuffer:
         step = extras.reshape(-1)[0]
         self._extras = step.apply(lambda x: x.new_zeros((cap, *x.shape)), batch_size=[cap])
         self._extra_keys = set(self._extras.keys(include_nested=True, leaves_only=True))
-        self._succ = np.full(cap, -1, np.int64)  # id of the same episode's next transition (n-step windows)
-        self._ends = np.zeros(cap, bool)  # the transition ended its episode
+        self._succ = np.full(cap, -1, np.int64)  # id of the same episode's next transition, -1 at its end
         self._last_id = np.full(num_envs, -1, np.int64)  # each env's newest transition, -1 if its episode ended
         self._open = np.zeros(num_envs, bool)  # env has an episode open in the store
 
@@ -271,7 +270,6 @@ class DqnfastTensorDictReplayBuffer:
         slots = ids % self.capacity
         self._extras[torch.from_numpy(slots.reshape(-1))] = extras.reshape(-1)
         self._succ[slots] = -1
-        self._ends[slots] = ended
         link = ~ended[:, :-1]
         self._succ[slots[:, :-1][link]] = ids[:, 1:][link]
         cont = ~restart[:, 0] & (self._last_id >= 0)
@@ -383,7 +381,7 @@ class DqnfastTensorDictReplayBuffer:
         cur, m = b.index.copy(), np.ones(len(b.index), np.int64)
         for _ in range(self.n_step - 1):
             slot = cur % self.capacity
-            go = ~self._ends[slot] & (self._succ[slot] >= 0)
+            go = self._succ[slot] >= 0  # (-1 after an episode's last step)
             cur = np.where(go, self._succ[slot], cur)
             m += go
         last = self._extras[torch.from_numpy(cur % self.capacity)]
