@@ -362,3 +362,14 @@ def test_end_episodes_after_an_outside_reset(collected):
 def test_multistep_transform_is_refused():
     with pytest.raises(ValueError, match="n_step="):
         DqnfastTensorDictReplayBuffer(100).append_transform(MultiStepTransform(n_steps=3, gamma=0.9))
+
+
+def test_bench_runs(capsys, one_torch_thread):  # (the bench sets one torch thread)
+    """`dqnfast bench torchrl` at a tiny size: every row prints (the figures are the bench's business)."""
+    from dqnfast.benchmarks import main
+
+    assert main(["torchrl", "--sizes", "1000", "--rounds", "1", "--calls", "2", "--stacked", "--chunk", "300",
+                 "--episode", "40"]) == 0
+    out = capsys.readouterr().out
+    for row in ("dqnfast TorchRL adapter", "TorchRL SliceSampler + CatFrames", "TorchRL, stacks stored"):
+        assert row in out

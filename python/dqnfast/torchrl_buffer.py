@@ -53,7 +53,7 @@ Thread safety: ``extend``, ``sample`` and the priority updates take one lock, as
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -77,6 +77,54 @@ def _count(value: Any, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
+
+
+class _Rows:
+    """The stored entries: each transition's leaves packed as bytes in one row of a (capacity, row)
+    uint8 tensor, so a sample reads them with one gather. Leaves are laid out by decreasing item
+    size, so each starts aligned and its rows read back as views of the gathered bytes."""
+
+    def __init__(self, step: TensorDictBase, capacity: int) -> None:
+        leaves = []
+        for key, value in step.items(include_nested=True, leaves_only=True):
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"entry {_key_name(key)} is not a tensor ({type(value).__name__}); pass exclude_keys="
+                                f"[{_key_name(key)}]")
+            leaves.append((key, value.dtype, tuple(value.shape), value.element_size() * value.numel()))
+        leaves.sort(key=lambda leaf: -torch.empty((), dtype=leaf[1]).element_size())
+        self.layout, offset = [], 0
+        for key, dtype, shape, nbytes in leaves:
+            self.layout.append((key, dtype, shape, offset, nbytes))
+            offset += nbytes
+        self.width = max(8, -(-offset // 8) * 8)  # rows start 8-byte aligned
+        self.keys = {leaf[0] for leaf in leaves}
+        self.data = torch.zeros((capacity, self.width), dtype=torch.uint8)
+
+    def write(self, slots: torch.Tensor, td: TensorDictBase) -> None:
+        rows = torch.zeros((len(slots), self.width), dtype=torch.uint8)
+        for key, dtype, _, offset, nbytes in self.layout:
+            rows[:, offset:offset + nbytes] = td.get(key).reshape(len(slots), -1).contiguous().view(torch.uint8)
+        self.data[slots] = rows
+
+    def read(self, slots: torch.Tensor, pin: bool = False) -> Dict[NestedKey, torch.Tensor]:
+        """key -> (B, *shape) tensors, views of one freshly gathered (B, row) tensor."""
+        n = int(slots.shape[0])
+        rows = torch.empty((n, self.width), dtype=torch.uint8, pin_memory=pin)
+        torch.index_select(self.data, 0, slots, out=rows)
+        return {key: rows[:, offset:offset + nbytes].view(dtype).view(n, *shape)
+                for key, dtype, shape, offset, nbytes in self.layout}
+
+
+def _nested(flat: Dict[NestedKey, torch.Tensor]) -> Dict[str, Any]:
+    """{("next", "reward"): x} -> {"next": {"reward": x}}: one TensorDict construction for a sample."""
+    out: Dict[str, Any] = {}
+    for key, value in flat.items():
+        path = (key,) if isinstance(key, str) else key
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
 
 
 class DqnfastTensorDictReplayBuffer:
@@ -144,9 +192,8 @@ class DqnfastTensorDictReplayBuffer:
         self.num_envs = num_envs
         cap = self.capacity
         # One row per transition id modulo capacity: the live ids are the last `capacity` write numbers.
-        step = extras.reshape(-1)[0]
-        self._extras = step.apply(lambda x: x.new_zeros((cap, *x.shape)), batch_size=[cap])
-        self._extra_keys = set(self._extras.keys(include_nested=True, leaves_only=True))
+        self._rows = _Rows(extras.reshape(-1)[0], cap)
+        self._extra_keys = self._rows.keys
         self._succ = np.full(cap, -1, np.int64)  # id of the same episode's next transition, -1 at its end
         self._last_id = np.full(num_envs, -1, np.int64)  # each env's newest transition, -1 if its episode ended
         self._open = np.zeros(num_envs, bool)  # env has an episode open in the store
@@ -268,7 +315,7 @@ class DqnfastTensorDictReplayBuffer:
             ids[:, t] = np.arange(store.writes - E, store.writes)  # add_batch's row k is write number writes - E + k
         # The entries, and the links of each episode's transitions (n-step windows read them).
         slots = ids % self.capacity
-        self._extras[torch.from_numpy(slots.reshape(-1))] = extras.reshape(-1)
+        self._rows.write(torch.from_numpy(slots.reshape(-1)), extras.reshape(-1))
         self._succ[slots] = -1
         link = ~ended[:, :-1]
         self._succ[slots[:, :-1][link]] = ids[:, 1:][link]
@@ -343,15 +390,11 @@ class DqnfastTensorDictReplayBuffer:
         if self.store is None:
             raise RuntimeError("cannot sample: nothing was written yet")
         pin = self.pin_memory
-        obs = torch.empty((n, self.stack, *self.frame_shape), dtype=torch.uint8, pin_memory=pin)
-        nxt = torch.empty((n, self.stack, *self.frame_shape), dtype=torch.uint8, pin_memory=pin)
-        fields = [obs, torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.float32), nxt,
-                  torch.empty(n, dtype=torch.bool), torch.empty(n, dtype=torch.bool),
-                  torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.float32)]
-        arrays = [f.numpy() for f in fields]
-        if prioritized:
-            return PrioritizedBatch(*arrays, weights=np.empty(n, np.float32))
-        return Batch(*arrays)
+        obs = torch.empty((n, self.stack, *self.frame_shape), dtype=torch.uint8, pin_memory=pin).numpy()
+        nxt = torch.empty((n, self.stack, *self.frame_shape), dtype=torch.uint8, pin_memory=pin).numpy()
+        b = Batch(obs, np.empty(n, np.int64), np.empty(n, np.float32), nxt, np.empty(n, bool), np.empty(n, bool),
+                  np.empty(n, np.int64), np.empty(n, np.float32))
+        return PrioritizedBatch(*b, weights=np.empty(n, np.float32)) if prioritized else b
 
     def _finish(self, b: Batch, return_info: bool):
         index = torch.from_numpy(b.index)
@@ -366,17 +409,14 @@ class DqnfastTensorDictReplayBuffer:
         return (td, info) if return_info else td
 
     def _build(self, b: Batch) -> TensorDictBase:
-        slots = torch.from_numpy(b.index % self.capacity)
-        td = self._extras[slots]
+        entries = self._rows.read(torch.from_numpy(b.index % self.capacity), self.pin_memory)
         if self.n_step > 1:
-            td = self._n_step_entries(td, b)
-        if self.pin_memory:
-            td = td.pin_memory()  # (the frames below already are)
-        td.set(self.pixels_key, torch.from_numpy(b.obs))
-        td.set(self._next_pixels_key, torch.from_numpy(b.next_obs))
-        return td
+            self._n_step_entries(entries, b)
+        entries[self.pixels_key] = torch.from_numpy(b.obs)
+        entries[self._next_pixels_key] = torch.from_numpy(b.next_obs)
+        return TensorDict(_nested(entries), batch_size=[len(b.index)])
 
-    def _n_step_entries(self, td: TensorDictBase, b: Batch) -> TensorDictBase:
+    def _n_step_entries(self, entries: Dict[NestedKey, torch.Tensor], b: Batch) -> None:
         """The window's last step: follow each episode's links up to n - 1 times (not past its end)."""
         cur, m = b.index.copy(), np.ones(len(b.index), np.int64)
         for _ in range(self.n_step - 1):
@@ -384,14 +424,13 @@ class DqnfastTensorDictReplayBuffer:
             go = self._succ[slot] >= 0  # (-1 after an episode's last step)
             cur = np.where(go, self._succ[slot], cur)
             m += go
-        last = self._extras[torch.from_numpy(cur % self.capacity)]
-        reward = td.get(("next", "reward"))
-        td.set("next", last.get("next"))
-        td.set(("next", "original_reward"), reward)
-        td.set(("next", "reward"), torch.from_numpy(b.reward).to(reward.dtype).reshape(reward.shape))
-        td.set("steps_to_next_obs", torch.from_numpy(m))  # one per transition, as MultiStepTransform writes them
-        td.set("gamma", torch.from_numpy(b.discount))
-        return td
+        last = self._rows.read(torch.from_numpy(cur % self.capacity), self.pin_memory)
+        reward = entries[("next", "reward")]
+        entries.update((k, v) for k, v in last.items() if not isinstance(k, str) and k[0] == "next")
+        entries[("next", "original_reward")] = reward
+        entries[("next", "reward")] = torch.from_numpy(b.reward).to(reward.dtype).reshape(reward.shape)
+        entries["steps_to_next_obs"] = torch.from_numpy(m)  # one per transition, as MultiStepTransform writes them
+        entries["gamma"] = torch.from_numpy(b.discount)
 
     def __getitem__(self, index) -> TensorDictBase:
         """The transitions with these ids (``"index"`` of a sample, or what ``extend`` returned),
