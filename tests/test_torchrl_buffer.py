@@ -373,3 +373,25 @@ def test_bench_runs(capsys, one_torch_thread):  # (the bench sets one torch thre
     out = capsys.readouterr().out
     for row in ("dqnfast TorchRL adapter", "TorchRL SliceSampler + CatFrames", "TorchRL, stacks stored"):
         assert row in out
+
+
+@pytest.mark.atari
+@pytest.mark.slow
+def test_example_runs(monkeypatch, capsys, one_torch_thread):
+    """examples/torchrl_dqn_atari.py (TorchRL's DQN recipe with this buffer) runs on Breakout and learns
+    from samples; the full-length run is for a person to start (see the README)."""
+    pytest.importorskip("ale_py")
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).parent.parent / "examples" / "torchrl_dqn_atari.py"
+    spec = importlib.util.spec_from_file_location("torchrl_dqn_atari", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", [str(path), "--total-frames", "300", "--frames-per-batch", "100",
+                                      "--init-random-frames", "200", "--num-updates", "2", "--buffer-size", "2000",
+                                      "--device", "cpu"])
+    module.main()
+    out = capsys.readouterr().out
+    assert "done: steps=300 updates=4 buffer_transitions=300" in out
