@@ -365,6 +365,13 @@ class DqnfastTensorDictReplayBuffer:
                 self._open[:] = False
                 self._last_id[:] = -1
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the frame store, the entries' rows and the n-step links (0 before the first extend)."""
+        if self.store is None:
+            return 0
+        return self.store.nbytes + self._rows.data.nbytes + self._succ.nbytes
+
     # ---- sample ---------------------------------------------------------------------------------
     def __len__(self) -> int:
         """Transitions that can be sampled now."""
