@@ -320,6 +320,9 @@ def test_bad_input_raises_before_writing(collected):
     fails(d[:, 10:].exclude(("next", "done"), ("next", "terminated"), ("next", "truncated")), KeyError, "done")
     fails(d[:, 10:].exclude(("next", "end-of-life")), ValueError, "end-of-life")
     f = d[:, 10:].clone()
+    f.set("action", f["action"].to(torch.int32))
+    fails(f, ValueError, r"entry 'action' is torch.int32 \(\) per step; earlier extends had torch.int64")
+    f = d[:, 10:].clone()
     f.set("pixels", f["pixels"].float())
     fails(f, TypeError, r"'pixels' must be uint8")
     fails(d[:, 11:], ValueError, r"step 0: 'pixels' does not continue")  # a step was skipped

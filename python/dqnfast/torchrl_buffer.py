@@ -100,10 +100,24 @@ class _Rows:
         self.keys = {leaf[0] for leaf in leaves}
         self.data = torch.zeros((capacity, self.width), dtype=torch.uint8)
 
+    def check(self, td: TensorDictBase) -> None:
+        """Raise unless ``td`` ([E, T]) has exactly the keys, dtypes and per-step shapes of the first extend."""
+        keys = set(td.keys(include_nested=True, leaves_only=True))
+        if keys != self.keys:
+            raise ValueError(f"data's entries changed: new {sorted(map(_key_name, keys - self.keys))}, missing "
+                             f"{sorted(map(_key_name, self.keys - keys))} (every extend must have the same keys; "
+                             f"exclude_keys= leaves some out)")
+        for key, dtype, shape, _, _ in self.layout:
+            value = td.get(key)
+            if value.dtype != dtype or tuple(value.shape[2:]) != shape:
+                raise ValueError(f"entry {_key_name(key)} is {value.dtype} {tuple(value.shape[2:])} per step; earlier "
+                                 f"extends had {dtype} {shape}")
+
     def write(self, slots: torch.Tensor, td: TensorDictBase) -> None:
-        rows = torch.zeros((len(slots), self.width), dtype=torch.uint8)
+        n = len(slots)
+        rows = torch.zeros((n, self.width), dtype=torch.uint8)
         for key, dtype, _, offset, nbytes in self.layout:
-            rows[:, offset:offset + nbytes] = td.get(key).reshape(len(slots), -1).contiguous().view(torch.uint8)
+            rows[:, offset:offset + nbytes] = td.get(key).reshape(n, -1).contiguous().view(torch.uint8)
         self.data[slots] = rows
 
     def read(self, slots: torch.Tensor, pin: bool = False) -> Dict[NestedKey, torch.Tensor]:
@@ -193,7 +207,6 @@ class DqnfastTensorDictReplayBuffer:
         cap = self.capacity
         # One row per transition id modulo capacity: the live ids are the last `capacity` write numbers.
         self._rows = _Rows(extras.reshape(-1)[0], cap)
-        self._extra_keys = self._rows.keys
         self._succ = np.full(cap, -1, np.int64)  # id of the same episode's next transition, -1 at its end
         self._last_id = np.full(num_envs, -1, np.int64)  # each env's newest transition, -1 if its episode ended
         self._open = np.zeros(num_envs, bool)  # env has an episode open in the store
@@ -291,11 +304,7 @@ class DqnfastTensorDictReplayBuffer:
         if self.store is None:
             self._init(pix.shape[2:], E, extras)
         else:
-            keys = set(extras.keys(include_nested=True, leaves_only=True))
-            if keys != self._extra_keys:
-                raise ValueError(f"data's entries changed: new {sorted(map(_key_name, keys - self._extra_keys))}, "
-                                 f"missing {sorted(map(_key_name, self._extra_keys - keys))} (every extend must "
-                                 f"have the same keys; exclude_keys= leaves some out)")
+            self._rows.check(extras)
         cur = pix.reshape(E, T, -1, *self.frame_shape).numpy()  # (E, T, k, H, W), k = 1 or stack
         new = nxt.reshape(E, T, -1, *self.frame_shape).numpy()
         restart = np.zeros((E, T), bool)
