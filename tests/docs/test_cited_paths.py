@@ -47,8 +47,8 @@ def _exists(citation: str, folder: Path = ROOT) -> bool:
     path = path.rstrip(".")
     if "{" in path:  # a template such as build/{wheel_tag}
         return True
-    if "*" in path:
-        return any(base.glob(path))
+    if "*" in path:  # a pattern (often of build outputs, absent from a clean checkout): its folder must exist
+        return (base / path).parent.is_dir() if "*" not in str(Path(path).parent) else any(base.glob(path))
     return (base / path).exists()
 
 

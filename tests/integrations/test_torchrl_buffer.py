@@ -388,7 +388,7 @@ def test_example_runs(monkeypatch, capsys, one_torch_thread):
     import pathlib
     import sys
 
-    path = pathlib.Path(__file__).parent.parent / "examples" / "torchrl_dqn_atari.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "torchrl_dqn_atari.py"
     spec = importlib.util.spec_from_file_location("torchrl_dqn_atari", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

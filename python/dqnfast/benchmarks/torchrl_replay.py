@@ -6,7 +6,7 @@ transitions with stacks of 4 frames:
 - dqnfast: ``DqnfastTensorDictReplayBuffer`` (the frame store; stacks built natively at sample time).
 - TorchRL, frames stacked in the buffer: ``ReplayBuffer`` with ``LazyTensorStorage``, a
   ``SliceSampler`` and ``CatFrames``, made by ``CatFrames.make_rb_transform_and_sampler`` (TorchRL's
-  way to store single frames; ``examples/replay-buffers/catframes-in-buffer.py``). It stores pixels
+  way to store single frames; TorchRL's ``examples/replay-buffers/catframes-in-buffer.py``). It stores pixels
   and ("next", "pixels") for every step, and draws slices of 4 steps within an episode (so never the
   first 3 steps of one).
 - TorchRL, stacks stored (``--stacked``): what TorchRL's DQN example does, the env's CatFrames
