@@ -513,6 +513,11 @@ def make_atari_env(
 
     def make_one(index: int):
         def thunk():
+            # A worker process started by spawn or forkserver (the start method torchrl, for one, sets
+            # for the whole program on import) has not registered ALE's ids: register them where the
+            # env is made, not only in the parent.
+            import ale_py
+            gym.register_envs(ale_py)
             env = gym.make(env_id, frameskip=1, repeat_action_probability=float(repeat_action_probability),
                            obs_type="rgb" if gray == "mean" else "grayscale")
             fire = fire_reset and "FIRE" in env.unwrapped.get_action_meanings()[1:2]

@@ -390,6 +390,33 @@ def test_spawned_workers():
         vec.close()
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_make_atari_env_workers_under_a_program_wide_start_method(method):
+    """A program that sets the start method for everything (importing torchrl sets spawn) still gets
+    working env workers: a spawned or forkserver worker has none of its parent's registrations,
+    so ALE's ids must be registered where the env is made. Run in a fresh interpreter, since the
+    start method can be set only once per program."""
+    import subprocess
+    import sys
+    code = f"""
+import multiprocessing as mp
+mp.set_start_method({method!r})
+import numpy as np
+from dqnfast.wrappers import make_atari_env
+if __name__ == "__main__":
+    vec = make_atari_env(num_envs=2, workers=2, seed=5, noop_max=0)
+    try:
+        obs, _ = vec.reset()
+        for i in range(2):
+            assert np.array_equal(obs[i], make_atari_env(seed=5 + i, noop_max=0).reset()[0]), i
+    finally:
+        vec.close()
+    print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
 def test_bench_runs_in_tiny_mode(capsys):
     """`dqnfast bench vector` end to end on a few steps, so the code cannot rot (timings not checked)."""
     assert vector_bench.main(["--steps", "16", "--repeats", "1", "--capacity", "400"]) == 0
