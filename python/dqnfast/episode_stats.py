@@ -35,12 +35,8 @@ def finished_episodes(info: Any) -> List[Tuple[int, float, int]]:
     return found
 
 
-def finished_games(info: Any, vector: bool) -> Finished:
-    """(return, length) of each real game that ended at this step: a single env's ``info["episode"]``,
-    or a vector env's episodes in env order, wherever gymnasium's layout puts them."""
-    if not vector:
-        ep = info.get("episode") if isinstance(info, Mapping) else None
-        if not isinstance(ep, Mapping) or "r" not in ep:
-            return []
-        return [(float(np.asarray(ep["r"]).reshape(-1)[0]), int(np.asarray(ep["l"]).reshape(-1)[0]))]
+def finished_games(info: Any) -> Finished:
+    """(return, length) of each real game that ended at this step, in env order: a single env's
+    ``info["episode"]`` (scalars: one game, no mask) or a vector env's, wherever gymnasium's layout
+    puts them."""
     return [(r, length) for _, r, length in finished_episodes(info)]

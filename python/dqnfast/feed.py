@@ -61,7 +61,6 @@ class StepRows:
     starts: np.ndarray
     start_frames: np.ndarray
     ended: np.ndarray
-    all_envs: bool  # every env stepped: add_batch may take envs=None
 
 
 class StepFeed:
@@ -98,7 +97,7 @@ class StepFeed:
             stepping = self._all[~resetting]
             ended = self._all[done & ~resetting]
             return StepRows(stepping, obs[stepping], terminated[stepping], truncated[stepping],
-                            self._all[resetting], obs[resetting], ended, not resetting.any())
+                            self._all[resetting], obs[resetting], ended)
         ended = self._all[done]
         next_frames = obs
         if ended.size and self.mode == SAME_STEP:  # the transition ends at the real last frame
@@ -107,7 +106,7 @@ class StepFeed:
             for i in ended:
                 next_frames[i] = final_obs[i]
         starts = ended if self.mode == SAME_STEP else empty
-        return StepRows(self._all, next_frames, terminated, truncated, starts, obs[starts], ended, True)
+        return StepRows(self._all, next_frames, terminated, truncated, starts, obs[starts], ended)
 
     def write(self, sink: Any, rows: StepRows, actions: Any, rewards: Any, *, streams: Optional[np.ndarray] = None,
               **extra: Any) -> None:
@@ -117,9 +116,10 @@ class StepFeed:
         goes to ``add_batch``."""
         actions, rewards = np.asarray(actions), np.asarray(rewards, np.float32)
         if rows.stepping.size:
-            if not rows.all_envs:
+            every_env = rows.stepping.size == self.num_envs  # add_batch may then take envs=None
+            if not every_env:
                 actions, rewards = actions[rows.stepping], rewards[rows.stepping]
-            envs = None if rows.all_envs and streams is None else \
+            envs = None if every_env and streams is None else \
                 (rows.stepping if streams is None else np.asarray(streams)[rows.stepping])
             sink.add_batch(actions, rewards, rows.next_frames, rows.terminated, rows.truncated, envs=envs, **extra)
         if rows.starts.size:

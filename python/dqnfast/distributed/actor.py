@@ -126,7 +126,7 @@ class EnvActor:
         for _ in range(self.rounds):
             actions = self._act()
             obs, rewards, terminated, truncated, info = self.env.step(actions)
-            finished.extend(finished_games(info, True))
+            finished.extend(finished_games(info))
             rows = self.feed.rows(self._frames(obs), terminated, truncated, info)
             stepping = rows.stepping
             self.stacks[stepping, :-1] = self.stacks[stepping, 1:]

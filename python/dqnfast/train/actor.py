@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Actor:
             first, _ = self.env.reset()
             self.feed.start(self.rb, np.asarray(first)[None], np.zeros(1, np.int64))
             self._started(0)
-        return finished_games(info, self.vector)
+        return finished_games(info)
 
     def abandon(self) -> None:
         """Drops a step still in flight (the run is stopping): it is collected from the env but not

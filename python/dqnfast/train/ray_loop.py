@@ -47,9 +47,8 @@ def run_with_ray(trainer: LoopSteps, progress: Progress) -> None:
         ingest = Ingestor(pool, trainer.rb).start()
         episodes_seen = 0
 
-        def record_new_games() -> None:
+        def record_new_games(stats) -> None:
             nonlocal episodes_seen
-            stats = ingest.stats()
             new = min(stats.episodes - episodes_seen, len(stats.episode_returns))
             if new > 0:  # (the stats keep the latest games)
                 for ret, length, actor in zip(stats.episode_returns[-new:], stats.episode_lengths[-new:],
@@ -70,8 +69,9 @@ def run_with_ray(trainer: LoopSteps, progress: Progress) -> None:
         try:
             while trainer.global_step < cfg.total_steps and not trainer.out_of_time():
                 ingest.check()
-                trainer.global_step = base + ingest.stats().transitions
-                record_new_games()
+                stats = ingest.stats()  # one snapshot: its step count and its games agree
+                trainer.global_step = base + stats.transitions
+                record_new_games(stats)
                 if trainer.learning.due(trainer.global_step):
                     learn_due_updates()
                 else:
@@ -84,7 +84,8 @@ def run_with_ray(trainer: LoopSteps, progress: Progress) -> None:
                 trainer.show_progress(progress)
         finally:
             ingest.stop()
-            trainer.global_step = base + ingest.stats().transitions
-            record_new_games()  # those of the last chunks written
+            stats = ingest.stats()
+            trainer.global_step = base + stats.transitions
+            record_new_games(stats)  # those of the last chunks written
             restore_sigterm()
         learn_due_updates()  # the last chunks' updates: the run ends at the configured ratio
