@@ -381,8 +381,9 @@ def main() -> int:
             with contextlib.redirect_stdout(buf):
                 # the whole-run figure's training runs stay in OUT's folder for the test to read back
                 rc = ray_bench.main(["--actors", "2", "--envs-per-actor", "2", "--seconds", "1", "--rounds", "8",
-                                      "--capacity", "20000", "--env", "fake", "--train-seconds", "15",
-                                      "--train-warmup", "1", "--train-learning-starts", "200",
+                                      "--capacity", "20000", "--env", "fake", "--train-seconds", "240",
+                                      "--train-steps", "1400", "--train-warmup-updates", "100",
+                                      "--train-learning-starts", "200",
                                       "--train-dir", os.path.join(os.path.dirname(os.path.abspath(out)), "runs"),
                                       "--json"])
             assert rc == 0, rc
