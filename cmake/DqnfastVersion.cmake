@@ -2,7 +2,7 @@
 # cmake build (tools/dev-build.sh) and a pip build agree. Sets
 #   DQNFAST_VERSION_FULL  the string as written there (PEP 440, e.g. 0.2.0rc1)
 #   DQNFAST_VERSION       its leading numeric part, which is all CMake's project(VERSION) accepts.
-# `cmake -P cmake/DqnfastVersion.cmake` prints DQNFAST_VERSION_FULL on stdout (tests/test_version.py).
+# `cmake -P cmake/DqnfastVersion.cmake` prints DQNFAST_VERSION_FULL on stdout (tests/release/test_version.py).
 get_filename_component(_dqnfast_root "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
 file(STRINGS "${_dqnfast_root}/python/dqnfast/_version.py" _dqnfast_version_line
      REGEX "^__version__ = \"[^\"]+\"$")

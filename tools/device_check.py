@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-CUDA_TEST_FILES = ["tests/test_torch_replay.py", "tests/test_learner.py", "tests/test_fast_update.py"]
+CUDA_TEST_FILES = ["tests/replay/test_torch_replay.py", "tests/learner/test_learner.py", "tests/learner/test_fast_update.py"]
 
 
 class Check:

@@ -1,6 +1,7 @@
-// What one stalled writer costs the others (README, "Concurrency", "Who waits"): a writer is paused
-// inside start_episode() holding a sequence number it has not published (a test hook stands in for
-// a preempted thread), while `writers` other threads add to their own streams and one thread samples.
+// What one stalled writer costs the others (docs/design.md, "Concurrency", "Who waits"): a
+// writer is paused inside start_episode() holding a sequence number it has not published (a test
+// hook stands in for a preempted thread), while `writers` other threads add to their own streams
+// and one thread samples.
 //
 //   g++ -std=c++17 -O2 -DDQNFAST_TEST_HOOKS -Icpp tools/stalled_writer.cpp -o stalled_writer -pthread
 //   ./stalled_writer CAPACITY [FRAME_BYTES=7056] [WRITERS=2]

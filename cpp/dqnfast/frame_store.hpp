@@ -34,7 +34,7 @@
 // slot. It waits only on a writer that took its sequence number a whole lap of the store earlier
 // and has not finished writing one frame since (preempted), never in a single-threaded run; but
 // then it waits inside its own call, so the writer of seq + capacity waits for it in turn: one
-// stalled writer stops all the others after about one lap each (README, "Who waits").
+// stalled writer stops all the others after about one lap each (docs/design.md, "Who waits").
 //
 // Under ThreadSanitizer (-DDQNFAST_TSAN) frame and metadata copies are byte-wise atomic accesses
 // (acquire loads, release stores) in place of memcpy + fences, which TSan does not model: the
@@ -928,7 +928,7 @@ class FrameStore {
   // Rejection sampling; if that keeps failing, a scan of the window. Either fails when almost
   // nothing is sampleable (one-step episodes) or when concurrent writers moved the window on during
   // this call, so the scan first refreshes the window. Single-threaded, the window never moves and
-  // the draws are those of python/dqnfast/reference.py.
+  // the draws are those of python/dqnfast/replay_reference.py.
   uint64_t draw(CallRng& rng, uint64_t& lo, uint64_t& head, uint64_t* hist) const {
     return draw_where(rng, lo, head, [&](uint64_t t) { return is_valid(t, hist); });
   }

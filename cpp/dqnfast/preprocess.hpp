@@ -2,7 +2,7 @@
 // crop, and resize (nearest or box average) in one pass, writing uint8 into a caller buffer.
 //
 // Exactness. Every step is integer arithmetic with one fixed evaluation order, so the scalar,
-// AVX2 and AVX-512 paths give the same bytes (python/dqnfast/preprocess_ref.py is the numpy
+// AVX2 and AVX-512 paths give the same bytes (python/dqnfast/preprocess_reference.py is the numpy
 // statement of the same maths):
 //   luma  Y = (9798 R + 19235 G + 3735 B + 16384) >> 15   (OpenCV's RGB2GRAY, ALE's NTSC palette)
 //   mean  Y = (R + G + B) / 3, computed as (s * 21846) >> 16 (exact for s <= 765, checked below)

@@ -3,7 +3,7 @@
 // Every sample() call takes the next call number from an atomic counter and draws from its own
 // SplitMix64 stream seeded by (seed, call number). So any number of threads can sample with no
 // shared mutable RNG state, and a single-threaded call sequence is reproducible for a given seed.
-// python/dqnfast/reference.py replicates this generator bit for bit.
+// python/dqnfast/replay_reference.py replicates this generator bit for bit.
 #pragma once
 #include <cstdint>
 

@@ -1,7 +1,7 @@
 // A sum tree over `size` leaves for proportional prioritized replay (Schaul et al. 2016).
 //
 // Parents are recomputed from their children on every update (never adjusted by deltas), so the
-// sums depend only on the current leaves, and python/dqnfast/reference.py reproduces them bit for
+// sums depend only on the current leaves, and python/dqnfast/replay_reference.py reproduces them bit for
 // bit. Updates and lookups are O(log n) and guarded by one mutex: they are short next to the frame
 // copies, which stay lock-free.
 #pragma once

@@ -1,5 +1,5 @@
-// Stress scenarios for the edges of the concurrency promises (README, "Concurrency"), each found
-// by a stress review; optimised and under ThreadSanitizer.
+// Stress scenarios for the edges of the concurrency promises (docs/design.md, "Concurrency"),
+// each found by a stress review; optimised and under ThreadSanitizer.
 //
 //   g++ -std=c++17 -O2 -Icpp cpp/tests/concurrency_edges.cpp -o edges -pthread
 //   ./edges [calls=20000] [scratch dir=.]   # one line per scenario, then failures=N; exit 0 when N == 0

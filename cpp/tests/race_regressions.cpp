@@ -552,8 +552,9 @@ void save_while_a_priority_changes(const std::string& dir) {
   std::remove(path.c_str());
 }
 
-// The README's exact progress promise: one writer paused holding an unpublished sequence number s
-// lets the other writers write every sequence number up to s + capacity - 1 (a lap less one), and
+// The exact progress promise of docs/design.md ("Who waits"): one writer paused holding an
+// unpublished sequence number s lets the other writers write every sequence number up to
+// s + capacity - 1 (a lap less one), and
 // samplers and the other streams' stacked() go on. (The writer of s + capacity then waits.)
 void a_paused_writer_costs_the_others_one_lap() {
   std::printf("a writer paused mid-call lets the others write one lap less one frame\n");

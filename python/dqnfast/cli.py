@@ -13,11 +13,12 @@ _COMMANDS = {
     "train": ("dqnfast.train", "train a DQN agent (default: the Breakout `demo` preset)"),
     "evaluate": ("dqnfast.evaluate", "evaluate a checkpoint on the real game score"),
     "bench": ("dqnfast.benchmarks", "print benchmark tables: replay | preprocess | pipeline | vector | ray | update | "
-                                    "learning | all"),
+                                    "learning | torchrl | all"),
 }
 
 
-_OPTIONAL = {"torch", "gymnasium", "ale_py", "tensorboard", "matplotlib", "PIL", "cv2", "stable_baselines3", "tyro"}
+_OPTIONAL = {"torch", "gymnasium", "ale_py", "tensorboard", "matplotlib", "PIL", "cv2", "stable_baselines3", "tyro",
+             "torchrl", "tensordict"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -38,8 +39,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ModuleNotFoundError as e:  # an optional dependency of this command is missing
         if e.name not in _OPTIONAL:
             raise
+        extra = "torchrl" if e.name in ("torchrl", "tensordict") else "train"
         print(f"dqnfast {command}: needs {e.name}, which is not installed; install the extras with "
-              f"pip install 'dqnfast[train]' (install the torch build you want first)", file=sys.stderr)
+              f"pip install 'dqnfast[{extra}]' (install the torch build you want first)", file=sys.stderr)
         return 2
 
 

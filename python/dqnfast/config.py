@@ -1,8 +1,8 @@
-"""Training hyperparameters: one dataclass, a docstring per field, and three presets.
+"""Training hyperparameters: one dataclass, a docstring per field, and the presets.
 
 ``nature`` is the DQN of Mnih et al. (2015); ``demo`` is a short Breakout run tuned to show learning
-on a laptop CPU in about ten minutes (docs/training.md has its measured curve); ``course`` follows the
-course notebook this project grew from where it is explicit, and Nature where it is silent.
+on a laptop CPU in about ten minutes (its curve: the README's "Measured: the demo learns Breakout");
+``course`` follows the course notebook this project grew from where it is explicit, and Nature where it is silent.
 Every field is also a command-line option of ``dqnfast train`` (``--total-steps 50000`` ...): the
 field docstrings are its ``--help``, and the ``Literal`` types its choices.
 """
@@ -15,19 +15,16 @@ from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Tuple
 
 from ._validate import positive_int
+from .learner_options import LOSSES, OPTIMIZERS, Loss, Optimizer  # noqa: F401 (the config's field types and choices)
 
 Interpolation = Literal["nearest", "area"]
 Gray = Literal["luma", "mean"]
-Loss = Literal["huber", "mse"]
-Optimizer = Literal["adam", "rmsprop"]
 PresetName = Literal["demo", "nature", "course", "gpu", "atari100k"]
 UpdateMode = Literal["auto", "eager", "compile", "graph"]
 ResetLayers = Literal["head", "all"]
 ReplayDevice = Literal["cpu", "cuda"]
 
 INTERPOLATIONS: Tuple[str, ...] = typing.get_args(Interpolation)
-LOSSES: Tuple[str, ...] = typing.get_args(Loss)
-OPTIMIZERS: Tuple[str, ...] = typing.get_args(Optimizer)
 
 
 @dataclass
@@ -327,10 +324,10 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
 PRESETS: Dict[str, Dict[str, Any]] = {
     # Mnih et al. 2015 (Nature), with the CleanRL step budget: 10M agent steps = 40M frames.
     "nature": {},
-    # Breakout on a laptop CPU in about ten minutes (measured in docs/training.md). Everything that
+    # Breakout on a laptop CPU in about ten minutes (measured in the README, "Measured: the demo learns Breakout"). Everything that
     # differs from Nature trades asymptotic quality for early learning per CPU-second:
     "demo": dict(
-        total_steps=100_000,          # ~10 min on a 2-core laptop-class CPU (docs/training.md)
+        total_steps=100_000,          # ~10 min on a 2-core laptop-class CPU (measured in the README)
         frame_size=52,                # ~3x cheaper gradient steps than 84x84 ...
         crop=(32, 196, 8, 152),       # ... affordable because the score line and side walls are cut first
         interp="area",                # the 2-pixel ball survives a ~3x shrink as a grey dot
@@ -369,7 +366,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # The Atari 100k benchmark (100k agent steps = 400k frames), with the settings DrQ(eps) uses on
     # all 26 games (google/dopamine labs/atari_100k/configs/DrQ_eps.gin; Agarwal et al. 2021), so
     # nothing here is tuned to one game. Differences, each for the CPU hour: frames of 64x64 instead
-    # of 84x84 (and DrQ's 4-pixel shift scaled to 3); the rest is DrQ(eps)'s.
+    # of 84x84 (and DrQ's 4-pixel shift scaled to 3), and one update per 4 agent steps instead of
+    # one per step (replay_ratio 0.25, Nature's ratio); the rest is DrQ(eps)'s.
     "atari100k": dict(
         total_steps=100_000,
         frame_size=64,                # 84 in DrQ(eps): 64x64 makes each update ~1.7x cheaper on a CPU
@@ -378,7 +376,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         fire_reset=False,             # the published agents press FIRE themselves
         buffer_size=100_000,          # everything is kept (DrQ(eps): 1M as "unbounded")
         learning_starts=1_600,
-        replay_ratio=1.0,             # update_period 1
+        replay_ratio=0.25,            # update_period 1 in DrQ(eps): 100k updates take ~2.5-3.6 h on one CPU core
         n_step=10,                    # update_horizon 10
         target_update_interval=1,     # target_update_period 1: the target is the online net of the step before
         optimizer="adam",

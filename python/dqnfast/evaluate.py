@@ -22,69 +22,103 @@ from .replay import ReplayBuffer
 
 
 def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, gif_path: Optional[str] = None,
-                     max_steps: int = 27_000, progress: bool = False) -> List[float]:
+                     max_steps: int = 27_000, progress: bool = False, parallel: int = 1) -> List[float]:
     """Scores of ``episodes`` real games played by ``learner`` (a DQNLearner) with ``epsilon``.
 
     ``max_steps`` caps each game (27k agent steps = 108k frames = 30 minutes of play, the usual limit).
     The agent sees the states it was trained on: when it was trained with episodic life and FIRE on
     reset, each lost life is followed by FIRE and a fresh frame stack, as in training; the score
     still counts every life of the game.
+
+    Game g is played on an env reset with seed ``seed + g`` and draws its epsilon-greedy choices
+    from its own generator (``[seed, g]``), so its score does not depend on the other games nor on
+    how many are played at once: up to ``parallel`` games step side by side with one batched
+    forward pass (a recurrent agent, whose state follows one game, plays them one at a time). A
+    stalled game (an agent that waits for a random FIRE at epsilon 0.001) can run to ``max_steps``:
+    side by side, such games cost one batched pass per step instead of one each.
+    Returns the scores in game order.
     """
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
-    env = make_env(cfg, num_envs=1, seed=seed, evaluation=True)
+    if parallel <= 0:
+        raise ValueError(f"parallel must be positive, got {parallel}")
+    policy = make_policy(learner)  # a DRQN carries its LSTM state from step to step
+    started = getattr(policy, "episode_started", None)
+    width = 1 if started is not None else min(parallel, episodes)
+    started = started or (lambda slot: None)
+    envs = [make_env(cfg, num_envs=1, seed=seed, evaluation=True) for _ in range(width)]
     shape = (cfg.frame_size, cfg.frame_size)
     stack = cfg.replay_stack
-    stacker = ReplayBuffer(4 * (stack + 1), frame_shape=shape, stack=stack, seed=seed)  # frame stacking only
-    policy = make_policy(learner)  # a DRQN carries its LSTM state from step to step
-    started = getattr(policy, "episode_started", lambda env: None)
-    rng = np.random.default_rng(seed)
-    state = np.empty((1, stack, *shape), np.uint8)
+    stacker = ReplayBuffer(width * 4 * (stack + 1), frame_shape=shape, stack=stack, num_envs=width, seed=seed)
+    meanings = envs[0].unwrapped.get_action_meanings()
+    fire = meanings.index("FIRE") if cfg.fire_reset and "FIRE" in meanings else None
+    states = np.empty((width, stack, *shape), np.uint8)
     frames: List[np.ndarray] = []
-    returns: List[float] = []
-    ale = env.unwrapped.ale
-    fire = env.unwrapped.get_action_meanings().index("FIRE") if cfg.fire_reset and \
-        "FIRE" in env.unwrapped.get_action_meanings() else None
-    for game in range(episodes):
-        obs, _ = env.reset(seed=seed + game)
-        stacker.start_episode(obs)
-        started(0)
-        total, steps, record, lives = 0.0, 0, gif_path is not None and game == 0, ale.lives()
-        relaunch = False
-        while True:
-            if record:
-                frames.append(ale.getScreenRGB())
-            stacker.stacked(out=state[0])
-            greedy = policy(state, 0.0)  # every step, so a recurrent state follows the whole game
-            if relaunch:  # a life was lost: FIRE, as the training env's reset did after every lost life
+    returns: List[Optional[float]] = [None] * episodes
+    games = iter(range(episodes))
+    slots: List[Optional[_Game]] = [None] * width
+
+    def begin(slot: int) -> None:
+        game = next(games, None)
+        if game is None:
+            slots[slot] = None
+            return
+        obs, _ = envs[slot].reset(seed=seed + game)
+        stacker.start_episode(obs, slot)
+        started(slot)
+        slots[slot] = _Game(game, np.random.default_rng([seed, game]), envs[slot].unwrapped.ale.lives())
+
+    for slot in range(width):
+        begin(slot)
+    while any(g is not None for g in slots):
+        active = [k for k, g in enumerate(slots) if g is not None]
+        for k in active:
+            stacker.stacked(k, out=states[k])
+            if gif_path is not None and slots[k].game == 0:
+                frames.append(envs[k].unwrapped.ale.getScreenRGB())
+        greedy = np.asarray(policy(states[:max(active) + 1], 0.0))  # every step: a recurrent state follows the game
+        for k in active:
+            g = slots[k]
+            if g.relaunch:  # a life was lost: FIRE, as the training env's reset did after every lost life
                 action = fire
             else:
-                action = int(epsilon_greedy(rng, epsilon, learner.num_actions, 1, lambda: greedy)[0])
-            obs, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            steps += 1
+                action = int(epsilon_greedy(g.rng, epsilon, learner.num_actions, 1, lambda: greedy[k:k + 1])[0])
+            obs, reward, terminated, truncated, info = envs[k].step(action)
+            g.total += float(reward)
+            g.steps += 1
             if "episode" in info:  # RecordEpisodeStatistics: the real game's score
-                total = float(np.asarray(info["episode"]["r"]).reshape(-1)[0])
-            if terminated or truncated or steps >= max_steps:
-                break
-            if relaunch:  # the agent was trained on lives that start here (a fresh stack)
-                stacker.start_episode(obs)
-                started(0)
-                relaunch = False
+                g.total = float(np.asarray(info["episode"]["r"]).reshape(-1)[0])
+            if terminated or truncated or g.steps >= max_steps:
+                returns[g.game] = g.total
+                if progress:
+                    print(f"game {g.game + 1}/{episodes}: score {g.total:g} ({g.steps} steps)", flush=True)
+                begin(k)
+                continue
+            if g.relaunch:  # the agent was trained on lives that start here (a fresh stack)
+                stacker.start_episode(obs, k)
+                started(k)
+                g.relaunch = False
             else:
-                stacker.add(action, float(reward), obs, False)
-            if fire is not None and cfg.episodic_life and ale.lives() < lives:
-                relaunch = True
-            lives = ale.lives()
-        returns.append(total)
-        if progress:
-            print(f"game {game + 1}/{episodes}: score {total:g} ({steps} steps)", flush=True)
-    env.close()
+                stacker.add(action, float(reward), obs, False, env=k)
+            lives = envs[k].unwrapped.ale.lives()
+            if fire is not None and cfg.episodic_life and lives < g.lives:
+                g.relaunch = True
+            g.lives = lives
+    for env in envs:
+        env.close()
     if gif_path is not None and frames:
         save_gif(frames, gif_path)
-    return returns
+    return [float(r) for r in returns]
+
+
+class _Game:
+    """One game in play: its index, its epsilon-greedy generator, score so far, steps and lives."""
+
+    def __init__(self, game: int, rng: np.random.Generator, lives: int) -> None:
+        self.game, self.rng, self.lives = game, rng, lives
+        self.total, self.steps, self.relaunch = 0.0, 0, False
 
 
 def save_gif(frames: List[np.ndarray], path: str, fps: int = 15, max_frames: int = 2000) -> None:

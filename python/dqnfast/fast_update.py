@@ -26,7 +26,7 @@ import torch
 
 from ._validate import positive_int
 from .batch import Batch, shared_frames
-from .learner import _is_device_batch
+from .learner import is_device_batch
 
 UPDATE_MODES = ("eager", "compile", "graph")
 
@@ -38,7 +38,9 @@ def _check_plain_learner(learner) -> None:
 
 
 class _Update:
-    """Shared parts: the learner (whose own clipping and end of step both paths reuse) and bf16."""
+    """Shared parts: the learner and bf16. Both paths are made of the learner's update parts
+    (:meth:`~dqnfast.learner.DQNLearner.batch_tensors`, ``loss_and_q``, ``clip_gradients``,
+    ``optimizer_step``, ``finish_step``), so they compute what ``learner.update`` computes."""
 
     def __init__(self, learner, bf16: bool) -> None:
         _check_plain_learner(learner)
@@ -56,15 +58,15 @@ class CompiledUpdate(_Update):
         bf16 = self.bf16
 
         def loss_fn(obs, action, reward, next_obs, terminated, discount):
-            return learner._loss_and_q(obs, action, reward, next_obs, terminated, discount, bf16)
+            return learner.loss_and_q(obs, action, reward, next_obs, terminated, discount, bf16)
 
         self._loss = torch.compile(loss_fn, mode=mode, dynamic=False)
 
     def __call__(self, batch: Batch, metrics: bool = True) -> Optional[Dict[str, float]]:
         lr = self.learner
-        obs, action, reward, next_obs, terminated, discount = lr._to_device(batch)
+        obs, action, reward, next_obs, terminated, discount = lr.batch_tensors(batch)
         loss, q_mean = self._loss(obs, action, reward, next_obs, terminated, discount)
-        return lr._step(loss, q_mean, metrics)
+        return lr.optimizer_step(loss, q_mean, metrics)
 
 
 class GraphedUpdate(_Update):
@@ -100,13 +102,14 @@ class GraphedUpdate(_Update):
             return self.frames[:, :s], self.frames[:, 1:]
         return self.frames[0], self.frames[1]
 
-    def _step(self) -> torch.Tensor:
+    def _static_step(self) -> torch.Tensor:
+        """The step on the static batch tensors: what the graph captures."""
         lr = self.learner
         obs, next_obs = self._views()
-        loss, q_mean = lr._loss_and_q(obs, self.action, self.reward, next_obs, self.terminated, self.discount,
+        loss, q_mean = lr.loss_and_q(obs, self.action, self.reward, next_obs, self.terminated, self.discount,
                                       self.bf16)
         loss.backward()
-        grad_norm = lr._clip_gradients()
+        grad_norm = lr.clip_gradients()
         lr.optimizer.step()
         return torch.stack([loss.detach(), q_mean, grad_norm.detach()])
 
@@ -127,12 +130,12 @@ class GraphedUpdate(_Update):
         with torch.cuda.stream(side):
             for _ in range(self.WARMUP_STEPS):
                 opt.zero_grad(set_to_none=True)
-                self._step()
+                self._static_step()
         torch.cuda.current_stream().wait_stream(side)
         opt.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.stats = self._step()
+            self.stats = self._static_step()
         # The warm-up steps changed the weights and the optimizer state: put both back, in place.
         with torch.no_grad():
             for p, v in zip(params, saved_params):
@@ -150,18 +153,18 @@ class GraphedUpdate(_Update):
 
     def __call__(self, batch: Batch, metrics: bool = True) -> Optional[Dict[str, float]]:
         lr = self.learner
-        if _is_device_batch(batch):  # from a DeviceReplayBuffer: copies on the device, nothing to wait for
+        if is_device_batch(batch):  # from a DeviceReplayBuffer: copies on the device, nothing to wait for
             if self.shared:
                 raise ValueError("this captured update was made for shared-frames host batches; a "
                                  "DeviceReplayBuffer's batch has separate obs/next_obs")
-            obs, action, reward, next_obs, terminated, discount = lr._device_batch(batch)
+            obs, action, reward, next_obs, terminated, discount = lr.device_batch_tensors(batch)
             if obs.shape[0] != self.batch_size:
                 raise ValueError(f"this captured update takes batches of {self.batch_size}, got {obs.shape[0]}")
             for dst, src in ((self.frames[0], obs), (self.frames[1], next_obs), (self.action, action),
                              (self.reward, reward), (self.terminated, terminated), (self.discount, discount)):
                 dst.copy_(src)
             self.graph.replay()
-            return lr._finish_step(self.stats, metrics)
+            return lr.finish_step(self.stats, metrics)
         if not isinstance(batch, Batch):
             raise TypeError(f"batch must be a dqnfast.Batch, got {type(batch).__name__}")
         if batch.obs.shape != (self.batch_size, lr.stack, *lr.frame_shape) or batch.next_obs.shape != batch.obs.shape:
@@ -190,7 +193,7 @@ class GraphedUpdate(_Update):
         self.graph.replay()
         # The batch arrays may be refilled once the copies are done; the update itself runs on.
         self.copied.synchronize()
-        return lr._finish_step(self.stats, metrics)
+        return lr.finish_step(self.stats, metrics)
 
 
 def make_update(learner, mode: str, *, batch_size: Optional[int] = None, shared_frames: bool = False,

@@ -25,7 +25,7 @@ from torch import nn
 
 from ._validate import positive_int
 from .batch import Batch, empty_batch, shared_frames
-from .config import LOSSES, OPTIMIZERS
+from .learner_options import LOSSES, OPTIMIZERS
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:
@@ -220,9 +220,13 @@ class DQNLearner:
 
         return empty_batch(n, self.stack, self.frame_shape, bool(shared_frames), alloc=alloc)
 
-    def _to_device(self, batch: Batch) -> Tuple[torch.Tensor, ...]:
-        if _is_device_batch(batch):  # sampled by a DeviceReplayBuffer: already tensors on a device
-            return self._device_batch(batch)
+    # -- the update's parts: update() is made of them, and so are the compiled and CUDA-graph steps
+    #    of dqnfast.fast_update (a stated interface: change them together) --------------------------
+    def batch_tensors(self, batch: Batch) -> Tuple[torch.Tensor, ...]:
+        """``(obs, action, reward, next_obs, terminated, discount)`` of ``batch`` on the learner's
+        device, after checking its shapes and dtypes; a DeviceReplayBuffer's batch is used in place."""
+        if is_device_batch(batch):  # sampled by a DeviceReplayBuffer: already tensors on a device
+            return self.device_batch_tensors(batch)
         if not isinstance(batch, Batch):
             raise TypeError(f"batch must be a dqnfast.Batch or a DeviceReplayBuffer's TorchBatch, "
                             f"got {type(batch).__name__}")
@@ -249,7 +253,8 @@ class DQNLearner:
         discount = put(batch.discount).float()
         return obs, action, reward, next_obs, terminated, discount
 
-    def _device_batch(self, batch) -> Tuple[torch.Tensor, ...]:
+    def device_batch_tensors(self, batch) -> Tuple[torch.Tensor, ...]:
+        """:meth:`batch_tensors` of a DeviceReplayBuffer's batch (already tensors on a device)."""
         expected = (self.stack, *self.frame_shape)
         if tuple(batch.obs.shape[1:]) != expected or batch.next_obs.shape != batch.obs.shape:
             raise ValueError(f"batch observations must have shape (B, *{expected}), got {tuple(batch.obs.shape)} "
@@ -276,24 +281,24 @@ class DQNLearner:
 
     def targets(self, batch: Batch) -> np.ndarray:
         """The TD targets of ``batch`` as float32 numpy (what :meth:`update` regresses onto)."""
-        _, _, reward, next_obs, terminated, discount = self._to_device(batch)
+        _, _, reward, next_obs, terminated, discount = self.batch_tensors(batch)
         return self.td_target(reward, next_obs, terminated, discount).float().cpu().numpy()
 
     def update(self, batch: Batch) -> Dict[str, float]:
         """One gradient step on ``batch``; returns metrics (td_loss, q_values, grad_norm, target_updated)."""
-        loss, q_mean = self._loss_and_q(*self._to_device(batch))
-        return self._step(loss, q_mean)
+        loss, q_mean = self.loss_and_q(*self.batch_tensors(batch))
+        return self.optimizer_step(loss, q_mean)
 
     def update_prioritized(self, batch) -> Tuple[Dict[str, float], np.ndarray]:
         """One gradient step on a :class:`dqnfast.PrioritizedBatch`: each transition's loss weighted by
         its importance weight (``batch.weights``), as Schaul et al. (2016) do. Returns update()'s
         metrics and each row's |TD error| before the step (the new priorities, float64)."""
         weights = torch.from_numpy(np.ascontiguousarray(batch.weights, np.float32)).to(self.device)
-        q, target = self._q_and_target(*self._to_device(Batch(*batch[:8])))
+        q, target = self._q_and_target(*self.batch_tensors(Batch(*batch[:8])))
         td_error = (target - q).detach().abs().double().cpu().numpy()
-        return self._step((weights * self._td_loss(q, target, "none")).mean(), q.detach().mean()), td_error
+        return self.optimizer_step((weights * self._td_loss(q, target, "none")).mean(), q.detach().mean()), td_error
 
-    def _loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False):
+    def loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False):
         """The loss of one batch on the device and the mean Q of the actions taken; ``bf16`` runs the
         network passes under bfloat16 autocast (the fast update steps' option)."""
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -313,23 +318,23 @@ class DQNLearner:
             return F.smooth_l1_loss(q, target, reduction=reduction)
         return F.mse_loss(q, target, reduction=reduction)
 
-    def _step(self, loss: torch.Tensor, q_mean: torch.Tensor, metrics: bool = True) -> Optional[Dict[str, float]]:
+    def optimizer_step(self, loss: torch.Tensor, q_mean: torch.Tensor, metrics: bool = True) -> Optional[Dict[str, float]]:
         """Backward, clip, optimizer step and target sync for a loss; the metrics dict of update()
         (None with ``metrics=False``, which skips reading them back from the device)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = self._clip_gradients()
+        grad_norm = self.clip_gradients()
         self.optimizer.step()
-        return self._finish_step(torch.stack([loss.detach(), q_mean.detach(), grad_norm.detach()]), metrics)
+        return self.finish_step(torch.stack([loss.detach(), q_mean.detach(), grad_norm.detach()]), metrics)
 
-    def _clip_gradients(self) -> torch.Tensor:
+    def clip_gradients(self) -> torch.Tensor:
         """The global gradient norm before clipping; clips it to ``max_grad_norm`` when set. Tensor
         ops only, so it can be captured in a CUDA graph (dqnfast.fast_update)."""
         if self.max_grad_norm is not None:
             return nn.utils.clip_grad_norm_(self.q_network.parameters(), self.max_grad_norm)
         return torch.sqrt(sum(p.grad.pow(2).sum() for p in self.q_network.parameters() if p.grad is not None))
 
-    def _finish_step(self, stats: torch.Tensor, metrics: bool = True) -> Optional[Dict[str, float]]:
+    def finish_step(self, stats: torch.Tensor, metrics: bool = True) -> Optional[Dict[str, float]]:
         """After an optimizer step: count it, sync the target when due, and (``metrics``) read
         ``stats`` = (loss, mean Q, grad norm) back as update()'s metrics dict."""
         self.updates += 1
@@ -405,7 +410,7 @@ def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
 
 
 
-def _is_device_batch(batch: object) -> bool:
+def is_device_batch(batch: object) -> bool:
     """A batch of torch tensors (dqnfast.torch_replay.TorchBatch) rather than numpy arrays."""
     return isinstance(getattr(batch, "obs", None), torch.Tensor) and hasattr(batch, "discount")
 

@@ -6,7 +6,7 @@ from typing import Optional
 from . import _core
 from ._validate import finite_non_negative, positive_int
 from .batch import PrioritizedBatch, empty_prioritized_batch
-from .replay import ReplayBuffer, _store_args, check_shift
+from .replay import ReplayBuffer, native_store_args, check_shift
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -25,7 +25,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     def __init__(self, capacity: int, frame_shape=(84, 84), stack: int = 4, num_envs: int = 1, seed=None,
                  pad: str = "zero", storage_path=None, n_step: int = 1, gamma: float = 0.99, alpha: float = 0.6):
-        args = _store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma)
+        args = native_store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma)
         # ReplayBuffer.__init__ builds a uniform store; with alpha the native one is prioritized.
         _core.FrameStore.__init__(self, *args, finite_non_negative(alpha, "alpha"))
 

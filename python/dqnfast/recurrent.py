@@ -169,7 +169,7 @@ class DRQNLearner(DQNLearner):
         q = q_all[:, :-1].gather(2, action.unsqueeze(2)).squeeze(2)
         per_step = (F.smooth_l1_loss if self.loss == "huber" else F.mse_loss)(q, target, reduction="none")
         loss = (per_step * weight).sum() / weight.sum().clamp(min=1.0)
-        return self._step(loss, (q * weight).sum() / weight.sum().clamp(min=1.0))
+        return self.optimizer_step(loss, (q * weight).sum() / weight.sum().clamp(min=1.0))
 
 
 class RecurrentPolicy:

@@ -14,7 +14,7 @@ from .batch import Batch, SequenceBatch, empty_batch, empty_sequence_batch
 _MAX_SEQUENCE_LENGTH = 1_000_000
 
 
-def _store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma) -> Tuple:
+def native_store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma) -> Tuple:
     """The native constructor's arguments (``_core.FrameStore``), each checked here, once per buffer.
 
     Relations between them (``capacity >= num_envs * (stack + 1)``) are the core's to check, and
@@ -88,7 +88,7 @@ class ReplayBuffer(_core.FrameStore):
 
     def __init__(self, capacity: int, frame_shape=(84, 84), stack: int = 4, num_envs: int = 1, seed=None,
                  pad: str = "zero", storage_path=None, n_step: int = 1, gamma: float = 0.99):
-        super().__init__(*_store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma))
+        super().__init__(*native_store_args(capacity, frame_shape, stack, num_envs, seed, pad, storage_path, n_step, gamma))
 
     def sample(self, batch_size: int, out: Optional[Batch] = None, *, shift: int = 0) -> Batch:
         """Draw ``batch_size`` transitions; with ``out`` (see :func:`empty_batch`) write into its arrays.

@@ -53,21 +53,18 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from ._validate import positive_int
 from .batch import Batch
+from .feed import NEXT_STEP, SAME_STEP, autoreset_name
 from .replay import ReplayBuffer
-
-SAME_STEP, NEXT_STEP = "same_step", "next_step"
-_AUTORESET_NAMES = {"samestep": SAME_STEP, "nextstep": NEXT_STEP}
-
 
 def _autoreset_arg(mode: Any) -> Optional[str]:
     """None, "same_step"/"next_step" (any case, with or without "_"), or gymnasium's AutoresetMode."""
     if mode is None:
         return None
-    key = str(getattr(mode, "value", mode)).replace("_", "").lower()  # AutoresetMode.SAME_STEP.value == "SameStep"
-    if key not in _AUTORESET_NAMES:
+    name = autoreset_name(mode)
+    if name is None:
         raise ValueError(f"autoreset_mode must be 'same_step' or 'next_step' (or gymnasium's AutoresetMode), "
                          f"got {mode!r}")
-    return _AUTORESET_NAMES[key]
+    return name
 
 
 _MAX_REDRAWS = 1000  # rounds of redrawing samples that fell before the window: each keeps about half or more

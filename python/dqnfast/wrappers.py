@@ -455,6 +455,7 @@ def make_atari_env(
     max_episode_steps: Optional[int] = None,
     vectorization: Optional[str] = None,
     workers: Optional[int] = None,
+    infos: str = "all",
 ):
     """An Atari env for DQN training: one env when ``num_envs == 1`` and no ``workers``, else a
     gymnasium vector env.
@@ -473,8 +474,10 @@ def make_atari_env(
     ``num_envs`` envs on ``workers`` worker processes (``1 <= workers <= num_envs``; None: one per
     env) with frames passed in shared memory: a :class:`dqnfast.vector_env.ProcessVectorEnv` with
     SAME_STEP autoreset, where env i gives exactly what the single env made with ``seed + i``
-    gives. ``"sync"`` (the default without ``workers``) and ``"async"`` are gymnasium's
-    ``SyncVectorEnv`` and ``AsyncVectorEnv``.
+    gives; ``infos="episode"`` makes it pass only the episode statistics, pickling nothing per step
+    (``"all"``, the default, passes every info key as gymnasium's vector envs do). ``"sync"`` (the
+    default without ``workers``) and ``"async"`` are gymnasium's ``SyncVectorEnv`` and
+    ``AsyncVectorEnv``.
     """
     env_id = atari_env_id(env_id)
     num_envs = positive_int(num_envs, "num_envs")
@@ -501,10 +504,20 @@ def make_atari_env(
         if workers > num_envs:
             raise ValueError(f"workers must be at most num_envs={num_envs} (each worker steps at least one env), "
                              f"got {workers}")
+    if infos not in ("all", "episode"):
+        raise ValueError(f"infos must be 'all' or 'episode', got {infos!r}")
+    if infos != "all" and vectorization != "processes":
+        raise ValueError(f"infos={infos!r} is for vectorization='processes' (worker processes): gymnasium's vector "
+                         f"envs pass every info key")
     _check_preprocess_args((210, 160, 3), crop, (screen_size, screen_size), interp, gray)
 
     def make_one(index: int):
         def thunk():
+            # A worker process started by spawn or forkserver (the start method torchrl, for one, sets
+            # for the whole program on import) has not registered ALE's ids: register them where the
+            # env is made, not only in the parent.
+            import ale_py
+            gym.register_envs(ale_py)
             env = gym.make(env_id, frameskip=1, repeat_action_probability=float(repeat_action_probability),
                            obs_type="rgb" if gray == "mean" else "grayscale")
             fire = fire_reset and "FIRE" in env.unwrapped.get_action_meanings()[1:2]
@@ -530,7 +543,7 @@ def make_atari_env(
     thunks = [make_one(i) for i in range(num_envs)]
     if vectorization == "processes":
         from .vector_env import ProcessVectorEnv
-        return ProcessVectorEnv(thunks, workers)
+        return ProcessVectorEnv(thunks, workers, infos=infos)
     if vectorization == "async":
         return gym.vector.AsyncVectorEnv(thunks)
     return gym.vector.SyncVectorEnv(thunks)

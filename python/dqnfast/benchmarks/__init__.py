@@ -1,4 +1,4 @@
-"""`dqnfast bench {replay,preprocess,pipeline,vector,ray,update,learning,all}`: print benchmark tables.
+"""`dqnfast bench {replay,preprocess,pipeline,vector,ray,update,learning,torchrl,all}`: print benchmark tables.
 
 Each group lives in its own module of this package exposing `main(argv) -> int`.
 """
@@ -8,12 +8,12 @@ import importlib
 import sys
 from typing import List
 
-GROUPS = ("replay", "preprocess", "pipeline", "vector", "ray", "update", "learning")
+GROUPS = ("replay", "preprocess", "pipeline", "vector", "ray", "update", "learning", "torchrl")
 # `all` leaves out ray: it starts a Ray cluster, which listens on the network; ask for it by name.
 # It leaves out learning too: that trains several agents (hours at the default sizes); and update,
-# whose torch.compile takes minutes.
+# whose torch.compile takes minutes; and torchrl, which needs torchrl installed (and ~15 GB at 1M).
 ALL = ("replay", "preprocess", "pipeline", "vector")
-MODULES = {"ray": "ray_ingest"}  # (a module named ray would read as the ray package)
+MODULES = {"ray": "ray_ingest", "torchrl": "torchrl_replay"}  # (a module named ray would read as the ray package)
 
 
 def main(argv: List[str]) -> int:

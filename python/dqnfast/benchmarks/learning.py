@@ -72,7 +72,7 @@ def trainer_config(preset: str, overrides: Sequence[str]):
     """The TrainConfig every seed shares (seed aside), built the way `dqnfast train` builds it;
     UsageError with the trainer's own message when it refuses the options."""
     from ..config import PRESETS
-    from ..train.cli import _given_fields, parse_config
+    from ..train.cli import given_fields, parse_config
 
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -82,7 +82,7 @@ def trainer_config(preset: str, overrides: Sequence[str]):
             raise UsageError("`dqnfast train --help` lists the trainer options")
         if name == "--resume":
             raise UsageError("--resume is the runner's: rerun the same command to resume a batch")
-    owned = sorted(set(_given_fields(overrides)) & set(RUNNER_OWNED))
+    owned = sorted(set(given_fields(overrides)) & set(RUNNER_OWNED))
     if owned:
         raise UsageError(f"the runner sets {', '.join('--' + o.replace('_', '-') for o in owned)} itself"
                          + (" (use --seeds N for seeds 1..N)" if "seed" in owned else ""))
@@ -220,9 +220,9 @@ def worker_command(seed: Seed, preset: str, overrides: Sequence[str], eval_games
     cmd = [sys.executable, "-m", "dqnfast.benchmarks.learning_seed", "--scores", seed.scores_path,
            "--run-dir", seed.run_dir, "--eval-games", str(eval_games),
            "--eval-seed", str(EVAL_SEED_BASE + 100_000 * seed.seed)]
-    from ..train.cli import _given_fields
+    from ..train.cli import given_fields
     common = [*overrides, "--no-progress", "--eval-episodes", "0"]
-    if "torch_threads" not in _given_fields(overrides):
+    if "torch_threads" not in given_fields(overrides):
         common += ["--torch-threads", "1"]  # seeds share the cores: one intra-op thread each
     if seed.action == "train":
         cmd += ["--", "--preset", preset, "--seed", str(seed.seed), "--run-dir", seed.out,

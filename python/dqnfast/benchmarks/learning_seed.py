@@ -24,6 +24,9 @@ from typing import List, Optional, Sequence
 
 from . import protocol
 
+# Games played side by side (one batched forward pass per step): scores do not depend on it
+# (evaluate_learner), only the time does.
+PARALLEL_GAMES = 25
 _GAME_LINE = re.compile(r"^game (\d+)/\d+: score (\S+) \((\d+) steps\)$")
 
 
@@ -49,7 +52,7 @@ def evaluate_run(run_dir: str, games: int, seed: int) -> dict:
     start = time.perf_counter()
     with contextlib.redirect_stdout(printed):  # its per-game lines carry each game's length
         scores = evaluate_learner(learner, eval_cfg, episodes=games, epsilon=cfg.eval_epsilon, seed=seed,
-                                  max_steps=max_steps, progress=True)
+                                  max_steps=max_steps, progress=True, parallel=PARALLEL_GAMES)
     eval_s = time.perf_counter() - start
     lengths: List[Optional[int]] = [None] * len(scores)
     for line in printed.getvalue().splitlines():

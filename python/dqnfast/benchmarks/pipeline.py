@@ -29,7 +29,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 
-def _actions(n: int, num_actions: int, seed: int) -> np.ndarray:
+def scripted_actions(n: int, num_actions: int, seed: int) -> np.ndarray:
+    """The same random action sequence for every env or buffer a bench compares."""
     return np.random.default_rng(seed).integers(num_actions, size=n)
 
 
@@ -74,7 +75,7 @@ def record_emulation(make_env: Callable, steps: int, seed: int) -> Emulation:
     env.unwrapped.ale = proxy
     env.reset(seed=seed)
     setup, proxy.ops = proxy.ops, []
-    for a in _actions(steps, int(env.action_space.n), seed):
+    for a in scripted_actions(steps, int(env.action_space.n), seed):
         _, _, term, trunc, _ = env.step(int(a))
         if term or trunc:
             env.reset()
@@ -115,7 +116,7 @@ def bench_dqnfast_env(env_id: str, steps: int, frame_size: int, frame_skip: int,
     """Seconds for ``steps`` agent steps of ``make_atari_env`` alone (no replay): splits the dqnfast
     path's cost between the env stack and the replay."""
     env = dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
-    acts = _actions(steps, int(env.action_space.n), seed)
+    acts = scripted_actions(steps, int(env.action_space.n), seed)
     env.reset(seed=seed)
     t0 = time.perf_counter()
     for a in acts:
@@ -146,13 +147,14 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     copies run beside the emulator. Uses two cores."""
     import queue
     import threading
+    from ..feed import StepFeed
     from ..replay import ReplayBuffer
     env = dqnfast_env(env_id, frame_size, frame_skip, seed, crop, interp)
     rb = ReplayBuffer(capacity, frame_shape=(frame_size, frame_size), stack=4, seed=seed)
     prefill(rb)
     out = rb.empty_batch(batch, shared_frames=True)  # the layout the trainer samples into
     state = np.empty((4, frame_size, frame_size), np.uint8)
-    acts = _actions(steps, int(env.action_space.n), seed)
+    acts = scripted_actions(steps, int(env.action_space.n), seed)
     due: "queue.Queue[bool]" = queue.Queue()  # True: one batch is due; False: stop
 
     def learner() -> None:
@@ -163,15 +165,16 @@ def bench_dqnfast(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
     obs, _ = env.reset(seed=seed)
     if learner_thread is not None:
         learner_thread.start()
+    feed = StepFeed(1, None)  # writes each step as the trainer's actor does
     t0 = time.perf_counter()
-    rb.start_episode(obs)
+    feed.start(rb, obs[None])
     for i, a in enumerate(acts):
         rb.stacked(out=state)  # what the agent would act on
-        obs, r, term, trunc, _ = env.step(int(a))
-        rb.add(int(a), float(r), obs, term, trunc)
+        obs, r, term, trunc, info = env.step(int(a))
+        feed.step(rb, acts[i:i + 1], obs[None], (r,), (term,), (trunc,), info)
         if term or trunc:
             obs, _ = env.reset()
-            rb.start_episode(obs)
+            feed.start(rb, obs[None])
         if i % train_frequency == 0:
             if learner_thread is not None:
                 due.put(True)
@@ -248,7 +251,7 @@ def bench_cleanrl(env_id: str, steps: int, frame_size: int, frame_skip: int, cap
         nb = StackedNumpyBuffer(capacity, state_shape, seed)
         nb.prefill()
         add, sample = nb.add, nb.sample
-    acts = _actions(steps, int(env.action_space.n), seed)
+    acts = scripted_actions(steps, int(env.action_space.n), seed)
     obs, _ = env.reset(seed=seed)
     t0 = time.perf_counter()
     for i, a in enumerate(acts):
@@ -298,7 +301,7 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 5000, frame_size: int = 84
     result: Dict[str, object] = {
         "env_id": env_id, "steps": steps, "frame_size": frame_size, "frame_skip": frame_skip, "batch": batch,
         "train_frequency": train_frequency, "capacity": capacity, "repeats": repeats,
-        "machine": f"{platform.processor() or platform.machine()}, {_cpu_name()}",
+        "machine": f"{platform.processor() or platform.machine()}, {cpu_name()}",
         "steps_per_s": {k: steps / v for k, v in best.items()},
         "time_per_step_over_raw_ale": ratio,
         "time_per_step_over_raw_ale_paired_median": paired,
@@ -311,7 +314,7 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 5000, frame_size: int = 84
     return result
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]

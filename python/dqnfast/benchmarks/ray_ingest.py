@@ -9,9 +9,10 @@ authentication on, no dashboard):
 2. the learner's ``sample(32)`` latency while the fake-env actors ingest, against the same replay
    idle (median of many calls each; goal: within 1.2x);
 3. agent steps/s of a whole training run with ``--actors`` x ``--envs-per-actor`` Ray actors,
-   against the single-process trainer: two time-boxed Breakout runs (``--train-seconds`` each) of
-   the trainer in this process, same config apart from the Ray options, timed from their own run
-   logs after a warm-up (:mod:`dqnfast.benchmarks.ray_training`).
+   against the single-process trainer: two Breakout runs of the trainer in this process
+   (``--train-seconds`` each, or ``--train-steps`` agent steps within that), same config apart
+   from the Ray options, timed from their own run logs after ``--train-warmup-updates`` updates
+   (:mod:`dqnfast.benchmarks.ray_training`).
 
 The ingest rate counts transitions written into the replay per second of wall time once every
 actor has delivered a chunk. On a machine with few cores the actors, Ray's processes and the
@@ -111,10 +112,12 @@ def _whole_run(args: argparse.Namespace) -> Dict[str, Any]:
     try:
         if args.train_dir is not None:
             return whole_run_figure(args.address, args.actors, args.envs_per_actor, args.train_seconds,
-                                    args.train_warmup, args.train_learning_starts, args.train_dir)
+                                    args.train_steps, args.train_warmup_updates, args.train_learning_starts,
+                                    args.train_dir)
         with tempfile.TemporaryDirectory(prefix="dqnfast-bench-ray-") as run_dir:
             return whole_run_figure(args.address, args.actors, args.envs_per_actor, args.train_seconds,
-                                    args.train_warmup, args.train_learning_starts, run_dir)
+                                    args.train_steps, args.train_warmup_updates, args.train_learning_starts,
+                                    run_dir)
     except Exception as e:  # e.g. no ale-py / ROM, or a run too short to time: say so, keep the other figures
         return {"error": f"{type(e).__name__}: {e}"}
 
@@ -127,7 +130,8 @@ def _print_whole_run(w: Optional[Dict[str, Any]], args: argparse.Namespace) -> N
     if "error" in w:
         print(f"{head}: not measured ({w['error']})")
         return
-    print(f"{head} ({w['preset']} preset, {w['seconds']:g} s each, timed after {w['warmup']:g} s of learning):")
+    bound = f"{w['steps']:,} agent steps within {w['seconds']:g} s" if w["steps"] else f"{w['seconds']:g} s"
+    print(f"{head} ({w['preset']} preset, {bound} each, timed after {w['warmup_updates']:,} updates):")
     for name, label in (("single", "single process"), ("ray", f"Ray, {args.actors} x {args.envs_per_actor} envs")):
         r, win = w[name], w[name]["window"]
         print(f"    {label:22s}: {r['rate']:8,.0f} agent steps/s, {win['updates_per_s']:6,.1f} updates/s  "
@@ -148,15 +152,18 @@ def main(argv: List[str]) -> int:
     p.add_argument("--train-seconds", type=float, default=30.0,
                    help="time box of each training run of the whole-run figure (the Ray run's actor start-up "
                         "counts in it); 0 skips that figure")
-    p.add_argument("--train-warmup", type=float, default=3.0,
-                   help="seconds of each training run's learning left out of its figure")
+    p.add_argument("--train-steps", type=int, default=0,
+                   help="agent steps of each training run (0: the time box alone); with steps, the runs log the "
+                        "same rows on any machine and --train-seconds is their cap")
+    p.add_argument("--train-warmup-updates", type=int, default=50,
+                   help="updates of each training run left out of its figure (the window starts after them)")
     p.add_argument("--train-learning-starts", type=int, default=1000, help="learning_starts of the training runs")
     p.add_argument("--train-dir", default=None,
                    help="keep the training runs' folders here (default: a temporary folder, removed)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args(argv)
-    if not args.train_seconds >= 0 or not args.train_warmup >= 0:
-        p.error("--train-seconds and --train-warmup must be >= 0")
+    if not args.train_seconds >= 0 or args.train_steps < 0 or args.train_warmup_updates < 0:
+        p.error("--train-seconds, --train-steps and --train-warmup-updates must be >= 0")
     try:
         import ray
     except ImportError:

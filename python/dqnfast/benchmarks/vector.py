@@ -40,7 +40,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .pipeline import _actions, _cpu_name, bench_dqnfast, prefill
+from .pipeline import scripted_actions, cpu_name, bench_dqnfast, prefill
 
 
 class Timing(NamedTuple):
@@ -80,7 +80,7 @@ def rom_name(env_id: str) -> str:
 
 
 def _vector_actions(steps: int, num_envs: int, num_actions: int, seed: int) -> np.ndarray:
-    return _actions(steps * num_envs, num_actions, seed).reshape(steps, num_envs)
+    return scripted_actions(steps * num_envs, num_actions, seed).reshape(steps, num_envs)
 
 
 def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: int, seed: int) -> Timing:
@@ -152,7 +152,9 @@ def bench_ale_full_frames(env_id: str, steps: int, num_envs: int, workers: int, 
 
 def _process_env(env_id: str, num_envs: int, workers: int, frame_size: int, seed: int):
     from ..wrappers import make_atari_env
-    env = make_atari_env(env_id, num_envs=num_envs, workers=workers, seed=seed, screen_size=frame_size)
+    # infos="episode", as the trainer makes it: no info but the episode statistics is pickled per step
+    env = make_atari_env(env_id, num_envs=num_envs, workers=workers, seed=seed, screen_size=frame_size,
+                         infos="episode")
     env.copy = False  # views of the shared frames: add_batch copies them into the replay at once
     return env
 
@@ -163,7 +165,7 @@ def bench_processes_env(env_id: str, steps: int, num_envs: int, workers: int, fr
     env = _process_env(env_id, num_envs, workers, frame_size, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     env.reset(seed=seed)
-    clock = _Clock([p.pid for p in env._procs])
+    clock = _Clock(list(env.worker_pids))
     for a in acts:
         env.step(a)
     dt = clock.stop()
@@ -179,7 +181,7 @@ def bench_dqnfast_vector(env_id: str, steps: int, num_envs: int, workers: int, f
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     obs, _ = env.reset(seed=seed)
-    clock = _Clock([p.pid for p in env._procs])
+    clock = _Clock(list(env.worker_pids))
     rb.start_episodes(obs)
     for t, a in enumerate(acts):
         for i in range(num_envs):
@@ -249,7 +251,7 @@ def bench_dqnfast_async(env_id: str, steps: int, num_envs: int, workers: int, fr
     rb, out, states = _replay(num_envs, frame_size, capacity, batch, seed)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
     obs, _ = env.reset(seed=seed)
-    clock = _Clock([p.pid for p in env._procs])
+    clock = _Clock(list(env.worker_pids))
     rb.start_episodes(obs)
     groups = [env.worker_envs(w) for w in range(workers)]
     taken = [0] * workers  # steps sent to each worker's envs
@@ -332,7 +334,7 @@ def run(env_id: str = "ALE/Breakout-v5", steps: int = 4000, num_envs: int = 2, w
              f"processes_env_w{hi}_over_w{lo}": ratio(f"processes_env_w{hi}", f"processes_env_w{lo}")}
     return {"env_id": env_id, "agent_steps": agent_steps, "num_envs": num_envs, "workers": list(workers),
             "frame_size": frame_size, "batch": batch, "train_frequency": train_frequency, "capacity": capacity,
-            "repeats": repeats, "machine": f"{_cpu_name()}, {os.cpu_count()} logical CPUs",
+            "repeats": repeats, "machine": f"{cpu_name()}, {os.cpu_count()} logical CPUs",
             "load_before": load_before, "load_after": load_after, "times": times, "steps_per_s": sps,
             "cpu_us_per_agent_step": cpu_us,
             "ratios": goals}

@@ -15,7 +15,7 @@ from .connect import INSTALL_HINT, connect, ensure_token_auth, require_ray
 from .epsilon import apex_epsilons
 from .ingest import IngestStats, Ingestor
 from .pool import ActorPool
-from .signals import StopOnSignals
+from ..signals import StopOnSignals
 
 __all__ = ["ActorPool", "AtariEnvFn", "ChunkBuilder", "ChunkWriter", "EnvActor", "INSTALL_HINT", "IngestStats", "Ingestor", "StopOnSignals",
            "apex_epsilons", "connect", "ensure_token_auth", "require_ray"]

@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from ..episode_stats import finished_games
+from ..feed import StepFeed, autoreset_mode
 from .chunk import Chunk, ChunkBuilder
 
 EnvFn = Callable[[int, int, int], Any]  # (actor_index, num_envs, seed) -> vector env
@@ -34,14 +36,6 @@ def _was_restarted() -> bool:
         return False
 
 
-def _same_step(env: Any) -> bool:
-    mode = getattr(env, "metadata", {}).get("autoreset_mode", "NextStep")
-    mode = getattr(mode, "value", mode)
-    if mode not in ("SameStep", "NextStep"):
-        raise ValueError(f"the actor's vector env must autoreset (SAME_STEP or NEXT_STEP), got {mode!r}")
-    return mode == "SameStep"
-
-
 class EnvActor:
     def __init__(self, actor_index: int, envs_per_actor: int, env_fn: EnvFn, epsilon: float, *,
                  net_fn: Optional[Callable[[], Any]] = None, seed: int = 0, rounds_per_chunk: int = 32,
@@ -60,7 +54,8 @@ class EnvActor:
         self.env = env_fn(self.actor_index, self.k, env_seed)
         if not hasattr(self.env, "single_action_space"):
             raise TypeError("env_fn must return a vector env (reset/step on num_envs envs, single_action_space)")
-        self.same_step = _same_step(self.env)
+        self.feed = StepFeed(self.k, autoreset_mode(self.env))  # turns each env step into chunk rows
+        self.all_envs = np.arange(self.k)
         self.num_actions = int(self.env.single_action_space.n)
         self.rng = np.random.default_rng([int(seed), self.actor_index, salt])
         self.net = None
@@ -75,7 +70,6 @@ class EnvActor:
         self.seq = 0
         self.stacks = np.zeros((self.k, self.stack) + self.frame_shape, np.uint8)
         self.q: Optional[np.ndarray] = None  # Q-values of the states in self.stacks
-        self.pending_reset = np.zeros(self.k, bool)  # NEXT_STEP: these envs reset on the next step
         self.fresh = True  # the next chunk starts every env's episode
 
     # ---- network ------------------------------------------------------------------------------
@@ -121,62 +115,36 @@ class EnvActor:
         if weights is not None:
             self.set_weights(weights, version)
         b = ChunkBuilder(self.frame_shape, self.prioritized)
-        all_envs = np.arange(self.k)
         if self.fresh or restart_episodes:
             obs, _ = self.env.reset()
             frames = self._frames(obs)
-            self._begin(all_envs, frames)
-            b.start(all_envs, frames)
-            self.pending_reset[:] = False
+            self._begin(self.all_envs, frames)
+            self.feed.start(b, frames)
             self.q = self._forward(self.stacks)
             self.fresh = False
-        returns = []
+        finished = []
         for _ in range(self.rounds):
             actions = self._act()
             obs, rewards, terminated, truncated, info = self.env.step(actions)
-            frames = self._frames(obs)
-            rewards = np.asarray(rewards, np.float32)
-            terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
-            returns.extend(_episode_returns(info))
-            if self.same_step:
-                stepping = all_envs
-                done = terminated | truncated
-                next_frames = frames.copy()
-                if done.any():
-                    final_mask = np.asarray(info.get("_final_obs", done), bool)
-                    final = np.asarray(info["final_obs"])
-                    for e in np.flatnonzero(done & final_mask):
-                        next_frames[e] = np.asarray(final[e], np.uint8).reshape(self.frame_shape)
-            else:  # NEXT_STEP: envs that ended last round reset now and ignore their action
-                resetting = self.pending_reset.copy()
-                stepping = all_envs[~resetting]
-                next_frames = frames
-                done = (terminated | truncated) & ~resetting
+            finished.extend(finished_games(info))
+            rows = self.feed.rows(self._frames(obs), terminated, truncated, info)
+            stepping = rows.stepping
             self.stacks[stepping, :-1] = self.stacks[stepping, 1:]
-            self.stacks[stepping, -1] = next_frames[stepping]
+            self.stacks[stepping, -1] = rows.next_frames
             prio = q_next = None
-            if self.prioritized:
+            if self.prioritized:  # initial priorities: |TD error| under the actor's network
                 q_sa = self.q[stepping, actions[stepping]]
                 q_next = self._forward(self.stacks)  # next states of all stepping envs, final ones too
-                boot = (1.0 - terminated[stepping]) * q_next[stepping].max(axis=1)
-                prio = np.abs(rewards[stepping] + self.gamma * boot - q_sa)
-            b.step(stepping, actions[stepping], rewards[stepping], next_frames[stepping], terminated[stepping],
-                   truncated[stepping], prio)
-            if self.same_step:
-                ended = np.flatnonzero(done)
-                if len(ended):
-                    self._begin(ended, frames[ended])
-                    b.start(ended, frames[ended])
-            else:
-                ended = np.flatnonzero(resetting)
-                if len(ended):
-                    self._begin(ended, frames[ended])
-                    b.start(ended, frames[ended])
-                self.pending_reset = done
+                boot = (1.0 - rows.terminated) * q_next[stepping].max(axis=1)
+                prio = np.abs(np.asarray(rewards, np.float32)[stepping] + self.gamma * boot - q_sa)
+            self.feed.write(b, rows, actions, rewards, **({"priorities": prio} if self.prioritized else {}))
+            if rows.starts.size:
+                self._begin(rows.starts, rows.start_frames)
             # the states just evaluated for the priorities are the next acting states unless an env reset
-            self.q = q_next if q_next is not None and not len(ended) else self._forward(self.stacks)
+            self.q = q_next if q_next is not None and not rows.starts.size else self._forward(self.stacks)
         meta = {"actor": self.actor_index, "incarnation": self.incarnation, "seq": self.seq,
-                "weights_version": self.weights_version, "episode_returns": returns}
+                "weights_version": self.weights_version,
+                "episode_returns": [r for r, _ in finished], "episode_lengths": [n for _, n in finished]}
         self.seq += 1
         return b.build(meta)
 
@@ -189,12 +157,3 @@ class EnvActor:
         import os
 
         return os.getpid()
-
-
-def _episode_returns(info: Dict[str, Any]) -> list:
-    """Real returns of the episodes that ended this step, where RecordEpisodeStatistics reports them."""
-    ep = info.get("episode") if isinstance(info, dict) else None
-    if not isinstance(ep, dict) or "r" not in ep:
-        return []
-    mask = np.asarray(info.get("_episode", np.ones(len(np.atleast_1d(ep["r"])), bool)), bool)
-    return [float(r) for r in np.atleast_1d(ep["r"])[mask]]

@@ -10,8 +10,9 @@ they must be written, plus ``segments`` that group the rows into replay calls:
 - ``segments`` (S, 3) int64 rows ``[begin, end, is_start]``: rows begin..end-1 are either episode
   starts (``start_episodes``) or steps (``add_batch``) of distinct envs.
 - ``meta``: ``actor``, ``incarnation`` (random per actor process, new after a restart), ``seq``
-  (chunk number within the incarnation), ``weights_version``, ``episode_returns`` (real returns of
-  the episodes that ended in the chunk, when the env reports them).
+  (chunk number within the incarnation), ``weights_version``, ``episode_returns`` and
+  ``episode_lengths`` (real returns and lengths of the episodes that ended in the chunk, when the
+  env reports them).
 
 Whole numpy arrays travel through Ray's object store (read zero-copy on the learner's node);
 nothing is pickled per transition.
@@ -48,7 +49,9 @@ class ChunkBuilder:
         self._segments.append((self.rows, self.rows + n, int(is_start)))
         self.rows += n
 
-    def start(self, envs: np.ndarray, frames: np.ndarray) -> None:
+    # The replay's write API (start_episodes / add_batch), so dqnfast.feed.StepFeed writes a step into
+    # a chunk exactly as it writes one into a replay.
+    def start_episodes(self, frames: np.ndarray, envs: np.ndarray) -> None:
         """Episode starts: ``frames[i]`` is the first frame of env ``envs[i]``."""
         n = len(envs)
         if n == 0:
@@ -63,9 +66,12 @@ class ChunkBuilder:
             self._prio.append(np.zeros(n, np.float32))
         self._segment(n, True)
 
-    def step(self, envs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_frames: np.ndarray,
-             terminated: np.ndarray, truncated: np.ndarray, priorities: Optional[np.ndarray] = None) -> None:
-        """One step of each env in ``envs`` (each at most once)."""
+    def add_batch(self, actions: np.ndarray, rewards: np.ndarray, next_frames: np.ndarray, terminated: np.ndarray,
+                  truncated: np.ndarray, envs: Optional[np.ndarray] = None,
+                  priorities: Optional[np.ndarray] = None) -> None:
+        """One step of each env in ``envs`` (each at most once; all of the actor's envs when None)."""
+        if envs is None:
+            envs = np.arange(len(actions))
         n = len(envs)
         if n == 0:
             return

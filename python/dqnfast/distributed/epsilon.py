@@ -1,8 +1,9 @@
 """Per-actor exploration rates of Ape-X (Horgan et al. 2018)."""
 from __future__ import annotations
 
-import operator
 from typing import List
+
+from .._validate import positive_int
 
 
 def apex_epsilons(num_actors: int, base: float = 0.4, alpha: float = 7.0) -> List[float]:
@@ -12,11 +13,7 @@ def apex_epsilons(num_actors: int, base: float = 0.4, alpha: float = 7.0) -> Lis
     the formula is undefined (N - 1 = 0); it then gets ``base``, the most exploring rate, since a
     lone actor must still find the rewards.
     """
-    if isinstance(num_actors, bool) or not hasattr(num_actors, "__index__"):
-        raise TypeError(f"num_actors must be an int, got {type(num_actors).__name__}")
-    n = operator.index(num_actors)
-    if n < 1:
-        raise ValueError(f"num_actors must be at least 1, got {n}")
+    n = positive_int(num_actors, "num_actors")
     if not 0.0 < base < 1.0:
         raise ValueError(f"base must be in (0, 1), got {base}")
     if not alpha >= 0.0:

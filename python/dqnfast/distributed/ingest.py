@@ -25,8 +25,10 @@ class IngestStats:
     restarts: int = 0  # actor incarnations replaced by new ones (Ray restarted the actor)
     seconds: float = 0.0  # since start()
     last_failure: str = ""  # the latest lost request's error, for logs
-    episodes: int = 0  # real games the actors reported as ended (their returns: episode_returns)
+    episodes: int = 0  # real games the actors reported as ended (the latest: episode_returns ...)
     episode_returns: List[float] = field(default_factory=list)  # recent real returns reported by the envs
+    episode_lengths: List[int] = field(default_factory=list)  # their lengths (agent steps of one env)
+    episode_actors: List[int] = field(default_factory=list)  # the actor whose env played each
 
     @property
     def rate(self) -> float:
@@ -69,7 +71,7 @@ class Ingestor:
         self.writer = ChunkWriter(replay, pool.num_actors, pool.envs_per_actor)
         self.inflight_per_actor, self.poll_seconds = inflight_per_actor, poll_seconds
         self._stats = IngestStats()
-        self._returns: Deque[float] = collections.deque(maxlen=keep_returns)
+        self._games: Deque[Tuple[float, int, int]] = collections.deque(maxlen=keep_returns)  # (return, length, actor)
         self._lock = threading.Lock()
         self._write = threading.Lock()  # held while a chunk is written: paused() keeps the replay still
         self._stop = threading.Event()
@@ -98,8 +100,10 @@ class Ingestor:
 
     def stats(self) -> IngestStats:
         with self._lock:
-            s = IngestStats(**{k: v for k, v in vars(self._stats).items() if k != "episode_returns"})
-            s.episode_returns = list(self._returns)
+            s = IngestStats(**{k: v for k, v in vars(self._stats).items() if not k.startswith("episode_")})
+            s.episode_returns = [r for r, _, _ in self._games]
+            s.episode_lengths = [n for _, n, _ in self._games]
+            s.episode_actors = [a for _, _, a in self._games]
         if self._t0:
             s.seconds = time.perf_counter() - self._t0
         return s
@@ -238,7 +242,8 @@ class Ingestor:
                 self._stats.chunks += 1
                 self._stats.transitions += steps
                 returns = list(meta.get("episode_returns", ()))
-                self._returns.extend(returns)
+                lengths = list(meta.get("episode_lengths", [0] * len(returns)))
+                self._games.extend((float(r), int(n), a) for r, n in zip(returns, lengths))
                 self._stats.episodes += len(returns)
         self._resync[a] = False
         self._expect[a] = (inc, seq + 1)

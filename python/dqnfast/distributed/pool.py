@@ -1,24 +1,15 @@
 """ActorPool: N Ape-X actors as Ray actors, and the weights they act with."""
 from __future__ import annotations
 
-import operator
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .._validate import positive_int
 from .actor import EnvActor, EnvFn
 from .connect import connect, require_ray
 from .epsilon import apex_epsilons
-
-
-def _count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    n = operator.index(value)
-    if n < 1:
-        raise ValueError(f"{name} must be at least 1, got {n}")
-    return n
 
 
 def check_cpus(need: float, have: float, owns_ray: bool) -> None:
@@ -62,9 +53,9 @@ class ActorPool:
                  actor_options: Union[None, Dict[str, Any], Sequence[Dict[str, Any]]] = None, dashboard: bool = False,
                  num_cpus: Optional[int] = None) -> None:
         self.address = address
-        self.num_actors = _count(num_actors, "num_actors")
-        self.envs_per_actor = _count(envs_per_actor, "envs_per_actor")
-        self.rounds_per_chunk = _count(rounds_per_chunk, "rounds_per_chunk")
+        self.num_actors = positive_int(num_actors, "num_actors")
+        self.envs_per_actor = positive_int(envs_per_actor, "envs_per_actor")
+        self.rounds_per_chunk = positive_int(rounds_per_chunk, "rounds_per_chunk")
         if not callable(env_fn):
             raise TypeError(f"env_fn must be callable (actor_index, num_envs, seed) -> vector env, got {env_fn!r}")
         if pad not in ("zero", "first"):
@@ -76,7 +67,7 @@ class ActorPool:
             raise ValueError(f"epsilons must be {self.num_actors} numbers in [0, 1], got {self.epsilons}")
         self.env_fn, self.net_fn = env_fn, net_fn
         self.seed, self.prioritized, self.gamma = int(seed), bool(prioritized), float(gamma)
-        self.frame_shape, self.stack, self.pad = tuple(frame_shape), _count(stack, "stack"), pad
+        self.frame_shape, self.stack, self.pad = tuple(frame_shape), positive_int(stack, "stack"), pad
         self.max_restarts = int(max_restarts)
         self.num_cpus_per_actor = num_cpus_per_actor
         if actor_options is None or isinstance(actor_options, dict):

@@ -9,25 +9,14 @@ from __future__ import annotations
 import copy
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..vector_env import add_same_step
+from ..episode_stats import Finished, finished_games
+from ..feed import StepFeed, autoreset_mode
 
 Policy = Callable[[np.ndarray, float], np.ndarray]
-Finished = List[Tuple[float, int]]  # (return, length) of each real game that ended at a step
-
-
-def episode_stats(info: Dict[str, Any], num_envs: int, vector: bool) -> Finished:
-    """(return, length) of each real game that ended at this step (RecordEpisodeStatistics)."""
-    if "episode" not in info:
-        return []
-    ep = info["episode"]
-    if not vector:
-        return [(float(np.asarray(ep["r"]).reshape(-1)[0]), int(np.asarray(ep["l"]).reshape(-1)[0]))]
-    mask = info.get("_episode", np.ones(num_envs, bool))
-    return [(float(ep["r"][i]), int(ep["l"][i])) for i in range(num_envs) if mask[i]]
 
 
 class Actor:
@@ -48,9 +37,7 @@ class Actor:
         self.vector = hasattr(env, "single_action_space")  # a gymnasium VectorEnv (even of one env)
         self.overlaps = self.vector and hasattr(env, "step_async") and hasattr(env, "step_wait")
         self._sent: Optional[Tuple[np.ndarray, Any]] = None
-        mode = str(getattr(env, "metadata", {}).get("autoreset_mode", "NextStep"))
-        self.same_step = "same" in mode.lower()
-        self.pending_start = np.zeros(num_envs, bool)
+        self.feed = StepFeed(num_envs, autoreset_mode(env))  # turns each env step into replay writes
         self.states = np.empty((num_envs, rb.stack, *rb.frame_shape), np.uint8)
 
     def _started(self, env: int) -> None:
@@ -61,11 +48,9 @@ class Actor:
     def reset(self, seed: int) -> None:
         """Start a game in every env; a vector env seeds env i with ``seed + i``."""
         obs, _ = self.env.reset(seed=seed)
-        obs = np.asarray(obs).reshape(self.num_envs, *self.rb.frame_shape)
-        self.rb.start_episodes(np.ascontiguousarray(obs))
+        self.feed.start(self.rb, np.asarray(obs).reshape(self.num_envs, *self.rb.frame_shape))
         for i in range(self.num_envs):
             self._started(i)
-        self.pending_start[:] = False
 
     def step(self, epsilon: float) -> Finished:
         """One agent step of every env; returns the real games that ended."""
@@ -96,31 +81,14 @@ class Actor:
         actions, result = self._sent
         self._sent = None
         obs, rewards, terms, truncs, info = self.env.step_wait() if result is None else result
-        rb = self.rb
-        if self.vector and self.same_step:  # every env in one add_batch: its transitions end at final_obs
-            for i in add_same_step(rb, actions, obs, rewards, terms, truncs, info):
-                self._started(int(i))
-            return episode_stats(info, self.num_envs, True)
-        for i in range(self.num_envs):
-            if self.pending_start[i]:  # vector env, next-step autoreset: this step only reset env i
-                rb.start_episode(obs[i], i)
-                self._started(i)
-                self.pending_start[i] = False
-                continue
-            done = bool(terms[i]) or bool(truncs[i])
-            final = info["final_obs"][i] if (done and self.vector and self.same_step) else obs[i]
-            rb.add(int(actions[i]), float(rewards[i]), final, bool(terms[i]), bool(truncs[i]), i)
-            if done:
-                if not self.vector:
-                    first, _ = self.env.reset()
-                    rb.start_episode(first, 0)
-                    self._started(0)
-                elif self.same_step:
-                    rb.start_episode(obs[i], i)
-                    self._started(i)
-                else:
-                    self.pending_start[i] = True
-        return episode_stats(info, self.num_envs, self.vector)
+        rows = self.feed.step(self.rb, actions, obs, rewards, terms, truncs, info)
+        for i in rows.starts:
+            self._started(int(i))
+        if not self.vector and rows.ended.size:  # a single env: reset it here, its next game starts
+            first, _ = self.env.reset()
+            self.feed.start(self.rb, np.asarray(first)[None], np.zeros(1, np.int64))
+            self._started(0)
+        return finished_games(info)
 
     def abandon(self) -> None:
         """Drops a step still in flight (the run is stopping): it is collected from the env but not

@@ -83,7 +83,7 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def _given_fields(argv: Sequence[str]) -> List[str]:
+def given_fields(argv: Sequence[str]) -> List[str]:
     """The config fields an option in ``argv`` sets (``--no-x`` sets x)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = []
@@ -121,7 +121,7 @@ def parse_config(argv: Sequence[str]) -> Tuple[TrainConfig, str, Optional[str], 
         _fail(str(e))
     command = tyro.cli(TrainCommand, args=argv, prog="dqnfast train", description=DESCRIPTION, registry=REGISTRY,
                        default=TrainCommand(preset=preset_name, resume=known.resume, config=base))
-    overrides = {name: getattr(command.config, name) for name in _given_fields(argv)}
+    overrides = {name: getattr(command.config, name) for name in given_fields(argv)}
     try:
         if state is not None:
             cfg = base.replace(**overrides).validate()

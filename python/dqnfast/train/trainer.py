@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import threading
 import time
 from collections import deque
 from typing import Any, Dict, Optional
@@ -19,6 +17,7 @@ from ..evaluate import evaluate_learner
 from ..recurrent import build_learner, make_policy
 from ..prioritized import PrioritizedReplayBuffer
 from ..replay import ReplayBuffer
+from ..signals import Terminated, sigterm_as_interrupt
 from ..vector_env import EnvWorkerError
 from .actor import Actor, ActorThread, Finished, NetworkCopy
 from .checkpoints import CheckpointWriter, check_network_settings, load_replay, restore_rng_state
@@ -121,18 +120,18 @@ class Trainer:
     def last_metrics(self) -> Dict[str, float]:
         return self.learning.last_metrics
 
-    # -- pieces shared by the sync and async loops ---------------------------------------------------
-    def _record_episodes(self, finished: Finished, step: int, epsilon: float) -> None:
+    # -- the steps every loop (sync, async, Ray) is made of: train/loop_steps.py's LoopSteps ----------
+    def record_episodes(self, finished: Finished, step: int, epsilon: float) -> None:
         for ret, length in finished:
             self.episodes += 1
             self.recent_returns.append(ret)
             self.log.episode(step, self.episodes, ret, length, epsilon)
 
-    def _out_of_time(self) -> bool:
+    def out_of_time(self) -> bool:
         """The run's wall-clock budget (``max_seconds``) is spent."""
         return bool(self.cfg.max_seconds) and time.perf_counter() - self._t_start >= self.cfg.max_seconds
 
-    def _learn_once(self) -> None:
+    def learn_once(self) -> None:
         log = (self.learner.updates + 1) % self.cfg.log_interval == 0
         m = self.learning.learn_once(metrics=log)  # reading the loss back syncs a GPU: only when logged
         if log and m is not None:
@@ -142,8 +141,10 @@ class Trainer:
             self.log.scalar("losses/grad_norm", m["grad_norm"], step)
             self.log.scalar("charts/SPS", self._rate(step), step)
             self.log.scalar("charts/updates", self.learner.updates, step)
+            if step > self.cfg.learning_starts:  # the replay ratio reached (every loop keeps the configured one)
+                self.log.scalar("charts/updates_per_step", self.learner.updates / (step - self.cfg.learning_starts), step)
 
-    def _progress(self, progress: Progress) -> None:
+    def show_progress(self, progress: Progress) -> None:
         last = ",".join(f"{r:g}" for r in list(self.recent_returns)[-3:]) or "-"
         avg = f"{np.mean(self.recent_returns):.2f}" if self.recent_returns else "-"
         loss = self.last_metrics.get("td_loss", float("nan"))
@@ -161,7 +162,7 @@ class Trainer:
             learner=self.learner.state_dict(),
         )
 
-    def _maybe_checkpoint(self) -> None:
+    def maybe_checkpoint(self) -> None:
         if self.checkpoints.due(self.global_step):
             self.save_checkpoint()
 
@@ -172,7 +173,7 @@ class Trainer:
         self._rate = StepRate()
         progress = Progress(cfg.total_steps, self.global_step, cfg.progress)
         interrupted, terminated = False, False
-        restore_sigterm = _sigterm_as_interrupt()
+        restore_sigterm = sigterm_as_interrupt()
         try:
             if self.global_step > 0 and not self.replay_restored and not cfg.ray:
                 self._refill_replay(progress)
@@ -238,22 +239,22 @@ class Trainer:
         cfg = self.cfg
         overlap = self.actor.overlaps
         try:
-            while self.global_step < cfg.total_steps and not self._out_of_time():
+            while self.global_step < cfg.total_steps and not self.out_of_time():
                 epsilon = epsilon_at(cfg, self.global_step)
                 self.actor.send(epsilon)
                 if overlap:
                     while self.learning.due(self.global_step):
-                        self._learn_once()
+                        self.learn_once()
                 finished = self.actor.receive()
                 self.global_step += cfg.num_envs
-                self._record_episodes(finished, self.global_step, epsilon)
+                self.record_episodes(finished, self.global_step, epsilon)
                 if not overlap:
                     while self.learning.due(self.global_step):
-                        self._learn_once()
-                self._maybe_checkpoint()
-                self._progress(progress)
+                        self.learn_once()
+                self.maybe_checkpoint()
+                self.show_progress(progress)
             while self.learning.due(self.global_step):  # the last step's updates
-                self._learn_once()
+                self.learn_once()
         finally:
             self.actor.abandon()  # a step in flight when the run stops is not counted nor stored
 
@@ -303,37 +304,19 @@ class Trainer:
                 ready = thread.take_finished()
                 done = thread.done
             for finished, step, epsilon in ready:
-                self._record_episodes(finished, step, epsilon)
+                self.record_episodes(finished, step, epsilon)
             if must_learn:
-                self._learn_once()
+                self.learn_once()
                 if self.learner.updates % self.cfg.actor_sync_interval == 0:
                     actor_net.refresh(self.learner.q_network)
                 with cond:
                     cond.notify_all()
             elif done and not ready:
                 break
-            if self._out_of_time():
+            if self.out_of_time():
                 thread.stop()
             if self.checkpoints.due(self.global_step):
                 with thread.paused():  # rb.save needs a still replay
                     self.global_step = thread.step
-                    self._maybe_checkpoint()
-            self._progress(progress)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: the run stops and writes a checkpoint."""
-
-
-def _sigterm_as_interrupt():
-    """Makes SIGTERM raise :class:`Terminated` in the main thread while a run trains; returns the
-    function that puts the previous handler back. (Signals reach only the main thread; elsewhere a
-    run keeps the process's handler.)"""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def on_sigterm(signum, frame):
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+                    self.maybe_checkpoint()
+            self.show_progress(progress)

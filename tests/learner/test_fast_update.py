@@ -1,0 +1,148 @@
+"""Fast update steps (dqnfast.fast_update): the same maths as DQNLearner.update, compiled or graphed.
+
+torch.compile runs on CPU, so the compiled path is checked against eager mode here; the CUDA graph
+path is checked the same way where a GPU is present and skipped cleanly elsewhere.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from dqnfast import empty_batch  # noqa: E402
+from dqnfast.fast_update import CompiledUpdate, GraphedUpdate, make_update  # noqa: E402
+from dqnfast.learner import DQNLearner  # noqa: E402
+
+SHAPE = (36, 36)
+STACK = 2
+CUDA = torch.cuda.is_available()
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def learner(device="cpu", **kw) -> DQNLearner:
+    kw = {"frame_shape": SHAPE, "stack": STACK, "device": device, "seed": 0, "learning_rate": 1e-3, **kw}
+    return DQNLearner(3, **kw)
+
+
+def batches(n: int, size: int = 8, shared: bool = False, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        b = empty_batch(size, STACK, SHAPE, shared_frames=shared)
+        if shared:
+            b.obs.base[:] = rng.integers(0, 256, b.obs.base.shape, dtype=np.uint8)
+        else:
+            b.obs[:] = rng.integers(0, 256, b.obs.shape, dtype=np.uint8)
+            b.next_obs[:] = rng.integers(0, 256, b.next_obs.shape, dtype=np.uint8)
+        b.action[:] = rng.integers(0, 3, size)
+        b.reward[:] = rng.normal(size=size).astype(np.float32) * 3
+        b.terminated[:] = rng.random(size) < 0.3
+        b.truncated[:] = False
+        b.index[:] = np.arange(size)
+        b.discount[:] = 0.99
+        out.append(b)
+    return out
+
+
+def params(lrn: DQNLearner):
+    return [p.detach().cpu().clone() for p in lrn.q_network.parameters()]
+
+
+def assert_same_run(eager: DQNLearner, fast: DQNLearner, update, data, rtol=1e-4, atol=1e-5) -> None:
+    for b in data:
+        m_eager, m_fast = eager.update(b), update(b)
+        for k in ("td_loss", "q_values", "grad_norm", "target_updated"):
+            assert m_fast[k] == pytest.approx(m_eager[k], rel=rtol, abs=atol), k
+    assert fast.updates == eager.updates == len(data)
+    for pe, pf in zip(params(eager), params(fast)):
+        torch.testing.assert_close(pf, pe, rtol=rtol, atol=atol)
+    for pe, pf in zip(eager.target_network.parameters(), fast.target_network.parameters()):
+        torch.testing.assert_close(pf.detach().cpu(), pe.detach().cpu(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kw", [
+    {},  # huber, clipped gradients, hard target copy every 2 updates
+    {"loss": "mse", "max_grad_norm": None, "double_dqn": True, "optimizer": "rmsprop"},
+], ids=["nature", "mse_unclipped_double_rmsprop"])
+def test_compiled_update_matches_eager_on_cpu(kw):
+    kw = {"target_update_interval": 2, **kw}
+    eager, fast = learner(**kw), learner(**kw)
+    update = make_update(fast, "compile")
+    assert isinstance(update, CompiledUpdate)
+    assert_same_run(eager, fast, update, batches(5))
+    assert eager.updates == 5 and fast.updates == 5
+
+
+def test_clipping_is_part_of_the_fast_step():
+    """A tiny max_grad_norm must change the step: the clip is not skipped (checked through the
+    learner's clipping, which both fast paths use, without compiling)."""
+    clipped, free = learner(max_grad_norm=1e-3), learner(max_grad_norm=None)
+    b = batches(1)[0]
+    norms = []
+    for lrn in (clipped, free):
+        loss, _ = lrn.loss_and_q(*lrn.batch_tensors(b))
+        loss.backward()
+        norms.append(float(lrn.clip_gradients()))
+        total = torch.sqrt(sum(p.grad.pow(2).sum() for p in lrn.q_network.parameters()))
+        norms.append(float(total))
+    # the reported norm is the norm before clipping in both cases; after clipping it is max_grad_norm
+    assert norms[0] == pytest.approx(norms[2], rel=1e-5)
+    assert norms[1] == pytest.approx(1e-3, rel=1e-3)
+    assert norms[3] == pytest.approx(norms[2], rel=1e-5)
+
+
+def test_graph_mode_needs_cuda_and_says_so():
+    with pytest.raises(ValueError, match="CUDA"):
+        GraphedUpdate(learner(), 8)
+
+
+@pytest.mark.parametrize("mode, kw, err, match", [
+    ("fast", {}, ValueError, "update mode must be one of"),
+    ("eager", {"autocast_bf16": True}, ValueError, "autocast_bf16 needs"),
+    ("graph", {}, ValueError, "batch_size"),
+])
+def test_make_update_rejects_bad_arguments(mode, kw, err, match):
+    with pytest.raises(err, match=match):
+        make_update(learner(), mode, **kw)
+
+
+def test_eager_mode_is_the_learners_own_update():
+    a, b = learner(), learner()
+    update = make_update(b, "eager")
+    for batch in batches(2):
+        assert update(batch) == a.update(batch)
+
+
+def test_fast_updates_refuse_a_learner_with_another_update_rule():
+    from dqnfast.recurrent import DRQNLearner
+    drqn = DRQNLearner(3, frame_shape=SHAPE, device="cpu", seed=0)
+    with pytest.raises(TypeError, match="DRQNLearner"):
+        CompiledUpdate(drqn)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs CUDA")
+@pytest.mark.parametrize("shared", [False, True], ids=["separate", "shared_frames"])
+def test_graphed_update_matches_eager_on_cuda(shared):  # pragma: no cover - no GPU in CI
+    torch.backends.cudnn.deterministic = True
+    kw = {"target_update_interval": 2}
+    eager, fast = learner("cuda", **kw), learner("cuda", **kw)
+    eager.update(batches(1, shared=shared, seed=9)[0])  # a restored optimizer state is kept by the capture
+    fast.update(batches(1, shared=shared, seed=9)[0])
+    eager.updates = fast.updates = 0
+    update = make_update(fast, "graph", batch_size=8, shared_frames=shared)
+    assert isinstance(update, GraphedUpdate)
+    assert_same_run(eager, fast, update, batches(5, shared=shared), rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        update(batches(1, size=4, shared=shared)[0])
+
+
+@pytest.mark.skipif(not CUDA, reason="needs CUDA")
+def test_graphed_update_with_bf16_autocast_stays_close_to_eager():  # pragma: no cover - no GPU in CI
+    eager, fast = learner("cuda"), learner("cuda")
+    update = make_update(fast, "graph", batch_size=8, autocast_bf16=True)
+    for b in batches(3):
+        m_eager, m_fast = eager.update(b), update(b)
+        assert m_fast["td_loss"] == pytest.approx(m_eager["td_loss"], rel=0.05, abs=1e-2)

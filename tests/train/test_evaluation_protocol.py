@@ -1,0 +1,239 @@
+"""The evaluation protocol as a user sees it, checked against a record kept outside the code under test.
+
+A spying wrapper around the evaluation env records every action the game received, the lives
+before and after it and the frame it returned; a constant network records every state it was shown.
+From those alone the tests check: FIRE only where the protocol presses it (right after a lost life;
+the game start's FIRE is the env's reset), a fresh frame stack at the start of each life, and the
+exploration rate actually played, by `dqnfast evaluate` and by the trainer's final evaluation, is
+the run's ``eval_epsilon`` (0.05), not 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+gym = pytest.importorskip("gymnasium")
+pytest.importorskip("ale_py")
+
+from dqnfast import checkpoint as ckpt  # noqa: E402
+from dqnfast import evaluate  # noqa: E402
+from dqnfast.config import preset  # noqa: E402
+from dqnfast.recurrent import build_learner  # noqa: E402
+
+FIRE, LEFT = 1, 3  # Breakout: NOOP, FIRE, RIGHT, LEFT
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    yield
+
+
+class Spy(gym.Wrapper):
+    """Records each game as {"reset": first frame, "steps": [(action, lives before, lives after, frame)]}."""
+
+    def __init__(self, env: gym.Env, games: List[Dict[str, Any]]):
+        super().__init__(env)
+        self.games = games
+
+    def reset(self, **kw):
+        obs, info = self.env.reset(**kw)
+        self.games.append({"reset": np.array(obs), "steps": []})
+        return obs, info
+
+    def step(self, action):
+        ale = self.env.unwrapped.ale
+        before = ale.lives()
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.games[-1]["steps"].append((int(action), before, ale.lives(), np.array(obs)))
+        return obs, reward, terminated, truncated, info
+
+
+class ConstantQ(torch.nn.Module):
+    """Q-values that always rank LEFT first (so a greedy action is never FIRE); keeps every state it is shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: List[np.ndarray] = []
+
+    def forward(self, x):
+        self.seen.extend(x.cpu().numpy().copy())
+        q = torch.zeros(x.shape[0], 4)
+        q[:, LEFT] = 1.0
+        return q
+
+
+def spy_on_evaluation_env(monkeypatch, games):
+    make_env = evaluate.make_env
+
+    def spied(*args, **kw):
+        env = make_env(*args, **kw)
+        return Spy(env, games) if kw.get("evaluation") else env
+
+    monkeypatch.setattr(evaluate, "make_env", spied)
+
+
+def lost_a_life(step) -> bool:
+    _, before, after, _ = step
+    return after < before
+
+
+def relaunches(steps) -> List[int]:
+    """The steps right after a lost life (where the protocol presses FIRE), from the record alone."""
+    return [k + 1 for k in range(len(steps) - 1) if lost_a_life(steps[k])]
+
+
+def cfg_36(**changes):
+    return preset("demo", frame_size=36, crop=None, noop_max=5, **changes)
+
+
+def play(monkeypatch, epsilon, episodes=2, max_steps=20_000):
+    """(games as spied, states the network saw, scores): ``episodes`` games of a constant-LEFT agent."""
+    cfg = cfg_36()
+    assert cfg.episodic_life and cfg.fire_reset and cfg.replay_stack == 4
+    games: List[Dict[str, Any]] = []
+    spy_on_evaluation_env(monkeypatch, games)
+    learner = build_learner(cfg, 4, device="cpu", seed=0)
+    learner.q_network = ConstantQ()
+    scores = evaluate.evaluate_learner(learner, cfg, episodes=episodes, epsilon=epsilon, seed=3, max_steps=max_steps)
+    return games, learner.q_network.seen, scores
+
+
+def test_evaluation_presses_fire_only_right_after_each_lost_life(monkeypatch):
+    """Greedy play (epsilon 0) of an agent that never picks FIRE: every FIRE the game receives is
+    the protocol's, and it comes exactly once after each lost life (the game start's FIRE is the
+    env's reset). A life count not kept up to date presses FIRE at other steps too."""
+    games, _, _ = play(monkeypatch, epsilon=0.0)
+    assert len(games) == 2
+    for game in games:
+        steps = game["steps"]
+        assert steps[-1][2] == 0  # the whole game: all five lives lost, so lives 2..5 were relaunched
+        assert sum(lost_a_life(s) for s in steps) == 5
+        fired = [k for k, s in enumerate(steps) if s[0] == FIRE]
+        assert fired == relaunches(steps), f"FIRE at steps {fired}, lives lost before steps {relaunches(steps)}"
+        assert all(s[0] == LEFT for k, s in enumerate(steps) if k not in fired)
+
+
+def test_each_life_starts_with_a_fresh_frame_stack(monkeypatch):
+    """The state the network sees in each step, from the spied frames alone: the last four frames
+    of the current life, zero-padded at a life's start. A life starts at the game's reset and
+    with the frame after the FIRE that follows a lost life (as the training env's reset after a
+    lost life starts a new episode); the FIRE step itself still sees the old life's frames."""
+    games, seen, _ = play(monkeypatch, epsilon=0.0, episodes=1)
+    steps = games[0]["steps"]
+    assert len(seen) == len(steps)  # one forward pass per step
+    fire_steps = set(relaunches(steps))
+    assert len(fire_steps) == 4
+    life = [games[0]["reset"]]
+    zero = np.zeros_like(life[0])
+    fresh_checked = 0
+    for k, (action, _, _, frame) in enumerate(steps):
+        if k - 1 in fire_steps:  # the first state of a new life: its first frame and padding
+            assert not seen[k][:3].any() and np.array_equal(seen[k][3], steps[k - 1][3]), \
+                f"step {k}: the first state after the FIRE that follows a lost life is not a fresh stack"
+            fresh_checked += 1
+        expected = np.stack(([zero] * 4 + life)[-4:])
+        assert np.array_equal(seen[k], expected), f"step {k}: not the stack of this life's last frames"
+        life = [frame] if k in fire_steps else life + [frame]
+    assert fresh_checked == 4
+
+
+def non_greedy(games, greedy_of=lambda k: LEFT):
+    """(agent-chosen steps, steps whose action was not the greedy one), FIRE relaunches left out."""
+    chosen = off = 0
+    k = 0  # index over all steps of all games (the network's forward passes)
+    for game in games:
+        fire_steps = set(relaunches(game["steps"]))
+        for j, (action, _, _, _) in enumerate(game["steps"]):
+            if j not in fire_steps:
+                chosen += 1
+                off += action != greedy_of(k)
+            k += 1
+    return chosen, off
+
+
+def assert_epsilon_played(chosen, off, epsilon, min_steps):
+    """A random action differs from the greedy one 3 times in 4: ``off`` ~ Binomial(chosen, 0.75 eps).
+    At ``min_steps`` the bounds are over 3 standard deviations wide around the mean for ``epsilon``
+    and exclude the means for epsilon / 5 and 2 epsilon; epsilon 0 gives exactly 0. (The games are
+    seeded, so the outcome is fixed; the width only keeps the test valid across RNG reorderings.)"""
+    assert chosen >= min_steps
+    mean = 0.75 * epsilon * chosen
+    assert mean / 3 <= off <= mean * 5 / 3, \
+        f"{off} non-greedy actions in {chosen} steps: epsilon ~ {off / 0.75 / chosen:.3f}, not {epsilon}"
+
+
+def constant_left_checkpoint(path, cfg):
+    """A `dqnfast train` checkpoint whose network ranks LEFT first in every state (last layer: zero
+    weights, bias one-hot)."""
+    learner = build_learner(cfg, 4, device="cpu", seed=0)
+    weights = learner.q_network.state_dict()
+    weights["network.9.weight"].zero_()
+    weights["network.9.bias"].copy_(torch.tensor([0.0, 0.0, 0.0, 1.0]))
+    ckpt.save(path, {"format": ckpt.TRAIN_FORMAT, "config": dataclasses.asdict(cfg), "preset": "demo",
+                     "counters": {"global_step": 0}, "learner": {"q_network": weights}, "rng": {}, "num_actions": 4})
+
+
+def test_dqnfast_evaluate_plays_the_runs_eval_epsilon_by_default(tmp_path, monkeypatch, capsys):
+    cfg = cfg_36()
+    assert cfg.eval_epsilon == 0.05
+    path = tmp_path / "checkpoint.pt"
+    constant_left_checkpoint(path, cfg)
+    games: List[Dict[str, Any]] = []
+    spy_on_evaluation_env(monkeypatch, games)
+    assert evaluate.main([str(path), "--episodes", "4", "--max-steps", "1000", "--device", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["epsilon"] == 0.05
+    assert_epsilon_played(*non_greedy(games), epsilon=0.05, min_steps=600)
+
+
+def test_the_trainers_final_evaluation_plays_eval_epsilon(tmp_path, monkeypatch):
+    """The trainer's own evaluation at the end of a (tiny) run. Its network is whatever 120 steps
+    made of it, so each step's greedy action is read off the network's output (a forward hook set
+    when the evaluation env is built, i.e. after training); the action taken, from the spied env."""
+    from dqnfast.train import Trainer
+    cfg = cfg_36(buffer_size=2000, batch_size=8, learning_starts=100, train_frequency=4, target_update_interval=20,
+                 exploration_steps=200, total_steps=120, eval_episodes=4, progress=False, torch_threads=1,
+                 log_interval=10, n_step=1, tensorboard=False, run_dir=str(tmp_path), run_name="run",
+                 checkpoint_interval=0)
+    assert cfg.eval_epsilon == 0.05
+    trainer = Trainer(cfg, "demo")
+    games: List[Dict[str, Any]] = []
+    greedy: List[int] = []
+    make_env = evaluate.make_env
+
+    def spied(*args, **kw):
+        if kw.get("evaluation"):
+            trainer.learner.q_network.register_forward_hook(
+                lambda module, inputs, q: greedy.extend(q.argmax(dim=1).tolist()))
+            return Spy(make_env(*args, **kw), games)
+        return make_env(*args, **kw)
+
+    monkeypatch.setattr(evaluate, "make_env", spied)
+    summary = trainer.run()
+    assert len(games) == 4 and len(summary["eval_returns"]) == 4
+    assert len(greedy) == sum(len(g["steps"]) for g in games)  # one forward pass per evaluation step
+    assert_epsilon_played(*non_greedy(games, lambda k: greedy[k]), epsilon=0.05, min_steps=600)
+
+
+def test_a_games_score_does_not_depend_on_the_games_played_beside_it():
+    """Game g is seeded seed + g and draws its own epsilon-greedy choices, so playing the games one
+    at a time or several side by side (one batched forward pass) gives the same scores, in game order."""
+    class StateQ(torch.nn.Module):
+        """A greedy action that changes with the state (its pixel sum mod 4): games on other states
+        are played with other actions, so a row mixed up between games changes the game."""
+
+        def forward(self, x):
+            return torch.nn.functional.one_hot(x.reshape(x.shape[0], -1).long().sum(1) % 4, 4).float()
+
+    cfg = cfg_36()
+    learner = build_learner(cfg, 4, device="cpu", seed=0)
+    learner.q_network = StateQ()
+    one = evaluate.evaluate_learner(learner, cfg, episodes=5, epsilon=0.3, seed=7, max_steps=400)
+    three = evaluate.evaluate_learner(learner, cfg, episodes=5, epsilon=0.3, seed=7, max_steps=400, parallel=3)
+    assert one == three
+    assert len(set(one)) > 1  # the games differ: a mix-up of games would show
