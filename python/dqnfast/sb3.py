@@ -51,7 +51,7 @@ from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from ._validate import positive_int
+from ._validate import number, positive_int
 from .batch import Batch
 from .feed import NEXT_STEP, SAME_STEP, autoreset_name
 from .replay import ReplayBuffer
@@ -81,19 +81,15 @@ def _check_n_steps(n_steps: Any, gamma: Any) -> None:
     than n steps on, with discount gamma^m); the store samples a transition only once its n steps
     are written. So SB3's n-step semantics cannot be matched exactly here, and n_steps > 1 raises.
     """
-    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, (int, np.integer)):
-        raise TypeError(f"n_steps must be an int, got {type(n_steps).__name__}")
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be positive, got {n_steps}")
-    if n_steps > 1:
+    if positive_int(n_steps, "n_steps") > 1:
         raise ValueError(
             f"DqnfastReplayBuffer does not support n_steps={n_steps} (n-step returns): SB3's NStepReplayBuffer "
             "also samples the newest n_steps - 1 steps of each open episode with a window cut short at the "
             "newest row, and dqnfast's native n-step returns wait for all n steps, so the two differ. Use "
             "n_steps=1 here, or SB3's own NStepReplayBuffer (DQN(..., n_steps=...) without replay_buffer_class), "
             "or dqnfast.ReplayBuffer(n_step=..., gamma=...) directly in your own training loop")
-    if gamma is not None and not isinstance(gamma, (int, float, np.floating, np.integer)):
-        raise TypeError(f"gamma must be a number, got {type(gamma).__name__}")
+    if gamma is not None:
+        number(gamma, "gamma")
 
 
 class _StepEnds(NamedTuple):

@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 
+from dqnfast._validate import positive_int
 from dqnfast.batch import Batch, PrioritizedBatch
 from dqnfast.prioritized import PrioritizedReplayBuffer
 from dqnfast.replay import ReplayBuffer
@@ -69,14 +70,6 @@ _DONE_KEYS = ("done", "terminated", "truncated")
 
 def _key_name(key: NestedKey) -> str:
     return repr(key if isinstance(key, str) else tuple(key))
-
-
-def _count(value: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
 
 
 class _Rows:
@@ -168,15 +161,15 @@ class DqnfastTensorDictReplayBuffer:
                  pixels_key: NestedKey = "pixels", exclude_keys: Sequence[NestedKey] = (),
                  pin_memory: bool = False, transform: Optional[Callable] = None, seed: Optional[int] = None,
                  storage_path: Any = None) -> None:
-        self.capacity = _count(capacity, "capacity")
-        self.stack = _count(stack, "stack")
+        self.capacity = positive_int(capacity, "capacity")
+        self.stack = positive_int(stack, "stack")
         if pad not in ("first", "zero"):
             raise ValueError(f"pad must be 'first' (CatFrames padding='same') or 'zero' (padding='constant'), "
                              f"got {pad!r}")
         self.pad = pad
-        self.num_envs = None if num_envs is None else _count(num_envs, "num_envs")
-        self.batch_size = None if batch_size is None else _count(batch_size, "batch_size")
-        self.n_step = _count(n_step, "n_step")
+        self.num_envs = None if num_envs is None else positive_int(num_envs, "num_envs")
+        self.batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
+        self.n_step = positive_int(n_step, "n_step")
         self.gamma = float(gamma)
         self.pixels_key = pixels_key
         self._next_pixels_key = ("next", pixels_key) if isinstance(pixels_key, str) else ("next", *pixels_key)
@@ -399,7 +392,7 @@ class DqnfastTensorDictReplayBuffer:
             if self.batch_size is None:
                 raise RuntimeError("batch_size not given: pass it to sample() or to the constructor")
             return self.batch_size
-        return _count(batch_size, "batch_size")
+        return positive_int(batch_size, "batch_size")
 
     def _empty(self, n: int, prioritized: bool = False) -> Batch:
         """A batch of fresh torch-backed arrays (each sample owns its tensors; pinned with pin_memory)."""

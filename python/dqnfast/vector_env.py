@@ -57,7 +57,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from ._validate import integer
+from ._validate import integer, number
 from .feed import SAME_STEP, StepFeed
 
 try:
@@ -716,10 +716,9 @@ class ProcessVectorEnv(VectorEnv):
         returns its results, ``reset()`` drops them, and a new step is refused until one of them runs."""
         self._check_open("step_wait")
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
+            timeout = number(timeout, "timeout (seconds, or None)")
             if not timeout >= 0:
-                raise ValueError(f"timeout must be >= 0 seconds, got {timeout}")
+                raise ValueError(f"timeout must be >= 0 seconds, got {timeout:g}")
         if not self._waiting:
             raise NoPendingCallError("ProcessVectorEnv.step_wait: no step_async() is pending", "step")
         self._interrupted = "step_wait"  # (until the step's results are returned)

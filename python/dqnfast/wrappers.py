@@ -11,14 +11,13 @@ Observations are single frames; frame stacking is the replay buffer's job (``rb.
 """
 from __future__ import annotations
 
-import operator
 import warnings
 from typing import Any, Dict, Optional, Sequence, SupportsFloat, Tuple, Union
 
 import numpy as np
 
 from . import _core
-from ._validate import atari_env_id, positive_int
+from ._validate import atari_env_id, number, positive_int
 from .preprocessing import preprocess
 
 try:
@@ -488,8 +487,7 @@ def make_atari_env(
     screen_size = positive_int(screen_size, "screen_size")
     if max_episode_steps is not None:
         max_episode_steps = positive_int(max_episode_steps, "max_episode_steps")
-    if isinstance(repeat_action_probability, bool) or not isinstance(repeat_action_probability, (int, float)):
-        raise TypeError(f"repeat_action_probability must be a float, got {type(repeat_action_probability).__name__}")
+    repeat_action_probability = number(repeat_action_probability, "repeat_action_probability")
     if not 0.0 <= repeat_action_probability <= 1.0:
         raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}")
     if vectorization is None:

@@ -43,6 +43,25 @@ def test_apex_epsilons():
         apex_epsilons(0)
     with pytest.raises(TypeError, match="int"):
         apex_epsilons(2.0)
+    with pytest.raises(TypeError, match="base must be a number, got str"):
+        apex_epsilons(2, base="0.4")
+    with pytest.raises(TypeError, match="alpha must be a number, got NoneType"):
+        apex_epsilons(2, alpha=None)
+
+
+def test_bad_counts_are_refused_by_type():
+    """A count given as a float or a bool is a TypeError naming it, not a silent 1.5 or True."""
+    from dqnfast.distributed import Ingestor
+
+    with pytest.raises(TypeError, match="num_envs must be an int, got float"):
+        CountingPixelVectorEnv(2.0)
+    with pytest.raises(ValueError, match="num_envs must be positive, got 0"):
+        CountingPixelVectorEnv(0)
+    rb = ReplayBuffer(1_000, SHAPE, num_envs=2)
+    with pytest.raises(TypeError, match="inflight_per_actor must be an int, got bool"):
+        Ingestor(FakePool(1, 2), rb, inflight_per_actor=True)
+    with pytest.raises(ValueError, match="inflight_per_actor must be positive, got 0"):
+        Ingestor(FakePool(1, 2), rb, inflight_per_actor=0)
 
 
 def _actors(n, k, min_len=3, max_len=9, rounds=10, seed=1, **kw):

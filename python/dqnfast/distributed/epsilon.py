@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-from .._validate import positive_int
+from .._validate import number, positive_int
 
 
 def apex_epsilons(num_actors: int, base: float = 0.4, alpha: float = 7.0) -> List[float]:
@@ -14,6 +14,7 @@ def apex_epsilons(num_actors: int, base: float = 0.4, alpha: float = 7.0) -> Lis
     lone actor must still find the rewards.
     """
     n = positive_int(num_actors, "num_actors")
+    base, alpha = number(base, "base"), number(alpha, "alpha")
     if not 0.0 < base < 1.0:
         raise ValueError(f"base must be in (0, 1), got {base}")
     if not alpha >= 0.0:

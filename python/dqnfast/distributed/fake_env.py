@@ -12,6 +12,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._validate import positive_int
+
 MAGIC = 0x4451_4E46  # "DQNF"
 HEADER = 6  # uint32 words
 
@@ -39,8 +41,7 @@ class CountingPixelVectorEnv:
 
     def __init__(self, num_envs: int, actor: int = 0, seed: int = 0, frame_shape: Sequence[int] = (84, 84),
                  min_len: int = 5, max_len: int = 40, num_actions: int = 4) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        num_envs = positive_int(num_envs, "num_envs")
         if not 1 <= min_len <= max_len:
             raise ValueError(f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
         self.num_envs, self.actor, self.seed = num_envs, actor, seed % 2**32

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
 
+from .._validate import positive_int
 from ..prioritized import PrioritizedReplayBuffer
 from .chunk import ChunkWriter, starts_all_envs
 from .connect import require_ray
@@ -65,8 +66,7 @@ class Ingestor:
         if tuple(replay.frame_shape) != pool.frame_shape or replay.stack != pool.stack or replay.pad != pool.pad:
             raise ValueError(f"the replay's frame_shape/stack/pad {tuple(replay.frame_shape)}/{replay.stack}/"
                              f"{replay.pad} differ from the pool's {pool.frame_shape}/{pool.stack}/{pool.pad}")
-        if inflight_per_actor < 1:
-            raise ValueError(f"inflight_per_actor must be at least 1, got {inflight_per_actor}")
+        inflight_per_actor = positive_int(inflight_per_actor, "inflight_per_actor")
         self.pool, self.replay = pool, replay
         self.writer = ChunkWriter(replay, pool.num_actors, pool.envs_per_actor)
         self.inflight_per_actor, self.poll_seconds = inflight_per_actor, poll_seconds
