@@ -187,7 +187,10 @@ void stacked_while_episodes_start(uint64_t ops) {
       }
     });
   uint32_t ep = 0, step = 0;
-  for (uint64_t i = 1; i <= ops; ++i) {
+  // The writer goes on until the readers have made ops calls too, so the count checked does not
+  // depend on how the threads were scheduled (a busy machine starves the readers, not the check).
+  uint64_t i = 1;
+  for (; i <= ops || calls.load(std::memory_order_relaxed) < ops; ++i) {
     if (i % 3 == 0) {
       ep = (ep + 1) % 200;
       step = 0;
@@ -201,11 +204,11 @@ void stacked_while_episodes_start(uint64_t ops) {
   stop.store(true);
   for (auto& t : readers) t.join();
   std::printf("stacked: writer_calls=%llu stacked_calls=%llu no_frame_errors=%llu mixed_states=%llu\n",
-              (unsigned long long)ops, (unsigned long long)calls.load(), (unsigned long long)no_frame.load(),
+              (unsigned long long)(i - 1), (unsigned long long)calls.load(), (unsigned long long)no_frame.load(),
               (unsigned long long)bad.load());
   expect(no_frame.load() == 0, "stacked() said 'no frame yet' for a stream that always had one");
   expect(bad.load() == 0, "stacked() returned a state that is not one episode's consecutive frames");
-  expect(calls.load() > 0, "stacked() was never called");
+  expect(calls.load() >= ops, "stacked() was called fewer times than the writer's operations");
   checked_calls += calls.load();
 }
 

@@ -183,6 +183,8 @@ def test_cpp_concurrency_edges_keep_every_promise(tmp_path, flags, calls):
     for c in counts:
         assert c.get("errors_while_held", 0) == 0 and c.get("size0_while_held", 0) == 0
     assert all(c["held_throughout"] > 0 for c in counts if "held_throughout" in c)
+    stacked = next(c for c in counts if "stacked_calls" in c)  # its readers go on until they made 10 * calls
+    assert stacked["stacked_calls"] >= 10 * calls and stacked["writer_calls"] >= 10 * calls
     assert stress_counts(lines[-1])["checked_calls"] >= 6 * calls
 
 
