@@ -26,7 +26,7 @@ manylinux, downloaded here with ``pip download --no-deps --only-binary=:all: --p
 3.12 ...`` into an ignored ``.whl/``): gymnasium, farama-notifications, ale-py, tyro,
 docstring-parser, typeguard. Then, in one call, install them with ``pip install --no-index
 --no-deps --target /tmp/site .whl/*.whl``, put ``/tmp/site`` on ``PYTHONPATH`` and run
-``python3 tools/device_check.py``; the table goes into the README and the issue's note.
+``python3 tools/device_check.py``; the table goes into docs/training.md (the GPU box section) and the issue's note.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Training hyperparameters: one dataclass, a docstring per field, and the presets.
 
 ``nature`` is the DQN of Mnih et al. (2015); ``demo`` is a short Breakout run tuned to show learning
-on a laptop CPU in about ten minutes (its curve: the README's "Measured: the demo learns Breakout");
+on a laptop CPU in about ten minutes (its curve: docs/training.md, "Measured: the demo learns Breakout");
 ``course`` follows the course notebook this project grew from where it is explicit, and Nature where it is silent.
 Every field is also a command-line option of ``dqnfast train`` (``--total-steps 50000`` ...): the
 field docstrings are its ``--help``, and the ``Literal`` types its choices.
@@ -324,10 +324,10 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
 PRESETS: Dict[str, Dict[str, Any]] = {
     # Mnih et al. 2015 (Nature), with the CleanRL step budget: 10M agent steps = 40M frames.
     "nature": {},
-    # Breakout on a laptop CPU in about ten minutes (measured in the README, "Measured: the demo learns Breakout"). Everything that
+    # Breakout on a laptop CPU in about ten minutes (measured in docs/training.md, "Measured: the demo learns Breakout"). Everything that
     # differs from Nature trades asymptotic quality for early learning per CPU-second:
     "demo": dict(
-        total_steps=100_000,          # ~10 min on a 2-core laptop-class CPU (measured in the README)
+        total_steps=100_000,          # ~10 min on a 2-core laptop-class CPU (measured in docs/training.md)
         frame_size=52,                # ~3x cheaper gradient steps than 84x84 ...
         crop=(32, 196, 8, 152),       # ... affordable because the score line and side walls are cut first
         interp="area",                # the 2-pixel ball survives a ~3x shrink as a grey dot

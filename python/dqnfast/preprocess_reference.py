@@ -1,7 +1,7 @@
 """Pure-numpy statement of `dqnfast.preprocess`: the specification the native kernel is tested
 against, bit for bit. Written for clarity, not speed: whole-array integer maths in int64.
 
-The steps, in order (the README's "Atari preprocessing" says why each is defined this way):
+The steps, in order (docs/preprocessing.md says why each is defined this way):
 
 1. ``prev`` given: elementwise maximum with ``frame`` (per colour channel for RGB).
 2. RGB to gray: ``luma`` Y = (9798 R + 19235 G + 3735 B + 16384) >> 15 (OpenCV's RGB2GRAY),

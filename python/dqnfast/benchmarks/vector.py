@@ -7,7 +7,7 @@ Rows, all on the same ``num_envs`` envs taking the same seeded random actions, e
   stack of 4, no-op starts, FIRE reset, reward clipping; no episodic life), no replay;
 - ``ale_full_frames``: the other design considered: ``AtariVectorEnv`` returning max-pooled gray
   210x160 screens, ``dqnfast.preprocess`` resizing the batch, then the replay data path below.
-  Lacks the DQN resets (the C++ envs of one vector step together, see the README), so it is a
+  Lacks the DQN resets (the C++ envs of one vector step together, see docs/preprocessing.md), so it is a
   lower bound on that design's cost;
 - ``processes_env``: ``make_atari_env(num_envs, workers)`` (``ProcessVectorEnv``) alone;
 - ``dqnfast``: the data path: ``ProcessVectorEnv`` -> ``add_batch`` (final frames of ended
@@ -87,8 +87,8 @@ def bench_ale(env_id: str, steps: int, num_envs: int, workers: int, frame_size: 
     """Seconds for ``steps`` vector steps of ale-py's AtariVectorEnv with its own DQN preprocessing."""
     from ale_py.vector_env import AtariVectorEnv
     # ale-py's defaults: stack of 4, no-op starts, FIRE reset, reward clipping, no sticky actions and
-    # no episodic life. (Its episodic_life=True resets the whole game at every lost life, see the
-    # README, so it would emulate many more reset frames per agent step than a DQN stack does.)
+    # no episodic life. (Its episodic_life=True resets the whole game at every lost life, see
+    # docs/preprocessing.md, so it would emulate many more reset frames per agent step than a DQN stack does.)
     env = AtariVectorEnv(rom_name(env_id), num_envs, num_threads=workers, img_height=frame_size,
                          img_width=frame_size)
     acts = _vector_actions(steps, num_envs, int(env.single_action_space.n), seed)
