@@ -47,6 +47,7 @@ by the next command.
 """
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import pickle
 import time
@@ -337,7 +338,7 @@ def _rows(info: Dict[str, Any], rows: np.ndarray) -> Dict[str, Any]:
 
 class ProcessVectorEnv(VectorEnv):
     """``ProcessVectorEnv(env_fns, workers=None, *, autoreset_mode=SAME_STEP, copy=True, context=None,
-    observation_mode="same", infos="all")``
+    observation_mode="same", infos="all", step_timeout=None)``
 
     - ``env_fns``: one callable per env that builds it (pickled with cloudpickle, so closures
       work). Each env needs a fixed-shape ``Box`` observation space and a ``Discrete`` action
@@ -355,6 +356,10 @@ class ProcessVectorEnv(VectorEnv):
       spaces.
     - ``infos``: ``"all"`` (every info key, in gymnasium's layout) or ``"episode"`` (only the
       episode statistics and the autoreset keys; nothing pickled per step). See the module's doc.
+    - ``step_timeout``: seconds a step may take (None: no limit). A worker that has not answered a
+      ``step()``/``step_wait()`` or ``recv()`` by then (hung, or stopped with SIGSTOP) is given up
+      on: the env is closed, its workers killed, and ``EnvWorkerError`` names the late workers,
+      their envs and processes. ``step_wait(timeout=)`` instead leaves the step pending.
     """
 
     def __init__(
@@ -367,6 +372,7 @@ class ProcessVectorEnv(VectorEnv):
         context: Optional[str] = None,
         observation_mode: Union[str, Tuple[Space, Space]] = "same",
         infos: str = "all",
+        step_timeout: Optional[float] = None,
     ):
         env_fns = list(env_fns)
         if not env_fns or not all(callable(fn) for fn in env_fns):
@@ -381,6 +387,11 @@ class ProcessVectorEnv(VectorEnv):
         if infos not in _INFOS_MODES:
             raise ValueError(f"infos must be 'all' (every info key, gymnasium's layout) or 'episode' (episode "
                              f"statistics only, nothing pickled per step), got {infos!r}")
+        if step_timeout is not None:
+            step_timeout = number(step_timeout, "step_timeout (seconds, or None)")
+            if not (step_timeout > 0 and math.isfinite(step_timeout)):
+                raise ValueError(f"step_timeout must be a finite number of seconds > 0 or None, got {step_timeout:g}")
+        self.step_timeout = step_timeout
 
         # Metadata and spaces from one env built here and closed again (as gymnasium's AsyncVectorEnv
         # does): the shared memory is sized from them before the workers start.
@@ -504,21 +515,40 @@ class ProcessVectorEnv(VectorEnv):
             flags |= self._replies[w][0]
         return flags
 
-    def _wait_ready(self, timeout: Optional[float], what: str) -> None:
-        """Waits until every worker that owes a reply has sent it, for at most ``timeout`` seconds
-        (None: no limit). The replies stay owed: a timeout leaves the call pending, to be resumed."""
-        if timeout is None:
-            return
+    def _late(self, workers: Sequence[int], timeout: float) -> List[int]:
+        """Those of ``workers`` that still owe a reply after waiting at most ``timeout`` seconds for
+        them; the replies stay owed (nothing is read here)."""
         deadline = time.monotonic() + timeout
-        pending = [self._conns[w] for w in range(self.num_workers) if self._owed[w]]
+        pending = [w for w in workers if self._owed[w]]
         while pending:
-            ready = wait(pending, max(0.0, deadline - time.monotonic()))
+            ready = wait([self._conns[w] for w in pending], max(0.0, deadline - time.monotonic()))
             if not ready:
+                break
+            pending = [w for w in pending if self._conns[w] not in ready]
+        return pending
+
+    def _wait_ready(self, timeout: Optional[float], what: str) -> None:
+        """Waits until every worker that owes a reply has sent it: for at most ``timeout`` seconds,
+        after which the call stays pending (``multiprocessing.TimeoutError``); else for at most
+        ``step_timeout``, after which the late workers are given up on; else as long as it takes."""
+        if timeout is not None:
+            if self._late(range(self.num_workers), timeout):
                 raise mp.TimeoutError(
                     f"ProcessVectorEnv.{what}: the step's results did not all come in within {timeout} s. The step "
                     f"is still pending: call step_wait() again to get its results, reset() to drop them (both wait "
                     f"for the step to finish), or close(terminate=True) to give up on the envs")
-            pending = [c for c in pending if c not in ready]
+        elif self.step_timeout is not None:
+            late = self._late(range(self.num_workers), self.step_timeout)
+            if late:
+                self._give_up(late, what)
+
+    def _give_up(self, late: Sequence[int], what: str) -> None:
+        """``step_timeout`` ran out before workers ``late`` replied: closes the env (killing them)
+        and raises EnvWorkerError naming them."""
+        named = "; ".join(f"worker {w} (envs {self._groups[w].tolist()}, pid {self._procs[w].pid})" for w in late)
+        self.close(terminate=True)
+        raise EnvWorkerError(f"ProcessVectorEnv.{what}: no reply within step_timeout={self.step_timeout:g} s from "
+                             f"{named}: hung or stopped. The env is closed and its workers killed")
 
     def _send(self, w: int, msg: bytes) -> None:
         """Sends a command to worker ``w``, which owes its reply from then on."""
@@ -696,7 +726,9 @@ class ProcessVectorEnv(VectorEnv):
         # selector); one whose reply an interrupted recv() read already counts as done.
         w = next((w for w in self._busy if not self._owed[w] or self._conns[w].poll(0)), None)
         if w is None:
-            ready = set(wait([self._conns[w] for w in self._busy]))
+            ready = set(wait([self._conns[w] for w in self._busy], self.step_timeout))
+            if not ready:  # (only with a step_timeout) no group finished within it
+                self._give_up([w for w in self._busy if self._owed[w]], "recv")
             w = next(w for w in self._busy if self._conns[w] in ready)
         flags = self._collect([w])
         ids = self._groups[w]
@@ -888,6 +920,9 @@ class ProcessVectorEnv(VectorEnv):
             proc.join(timeout=1.0 if terminate else 30.0)
             if proc.is_alive():
                 proc.terminate()
+                proc.join(timeout=1.0)
+            if proc.is_alive():  # SIGTERM waits while a process is stopped (SIGSTOP); SIGKILL does not
+                proc.kill()
                 proc.join()
         for conn in self._conns:
             conn.close()

@@ -2,6 +2,8 @@
 with seed + i gives for the same actions, every DQN wrapper included."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -388,6 +390,55 @@ def test_spawned_workers():
         assert np.array_equal(obs[0], make_atari_env(seed=2, noop_max=0).reset()[0])
     finally:
         vec.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (read from /proc, not from the env)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("call", ["step", "recv"])
+def test_step_timeout_gives_up_on_a_stopped_worker_and_names_it(call):
+    """A worker frozen with SIGSTOP would block a step forever; with step_timeout the step raises
+    EnvWorkerError naming that worker, its envs and its process, and the env is closed with every
+    worker gone (a stopped process ignores SIGTERM until it is continued)."""
+    import signal
+
+    from dqnfast.vector_env import EnvWorkerError
+
+    vec = ProcessVectorEnv([lambda: gym.make("CartPole-v1")] * 3, workers=3, step_timeout=5)
+    pids = vec.worker_pids
+    try:
+        vec.reset(seed=0)
+        vec.step(np.zeros(3, np.int64))  # healthy workers answer in time
+        os.kill(pids[1], signal.SIGSTOP)
+        with pytest.raises(EnvWorkerError, match=rf"no reply within step_timeout=5 s from worker 1 \(envs \[1\], "
+                                                 rf"pid {pids[1]}\): hung or stopped"):
+            if call == "step":
+                vec.step(np.zeros(3, np.int64))
+            else:
+                vec.send([0], [1])
+                vec.recv()
+        assert vec.closed
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        vec.close(terminate=True)
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_step_timeout_must_be_positive_seconds():
+    make = [lambda: gym.make("CartPole-v1")]
+    with pytest.raises(TypeError, match=r"step_timeout \(seconds, or None\) must be a number, got str"):
+        ProcessVectorEnv(make, step_timeout="5")
+    for bad in (0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="step_timeout must be a finite number of seconds > 0"):
+            ProcessVectorEnv(make, step_timeout=bad)
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
