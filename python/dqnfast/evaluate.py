@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional, Sequence
+from typing import Callable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -22,7 +22,9 @@ from .replay import ReplayBuffer
 
 
 def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, gif_path: Optional[str] = None,
-                     max_steps: int = 27_000, progress: bool = False, parallel: int = 1) -> List[float]:
+                     max_steps: int = 27_000, progress: bool = False, parallel: int = 1,
+                     done: Optional[Mapping[int, float]] = None,
+                     on_game: Optional[Callable[[int, float, int], None]] = None) -> List[float]:
     """Scores of ``episodes`` real games played by ``learner`` (a DQNLearner) with ``epsilon``.
 
     ``max_steps`` caps each game (27k agent steps = 108k frames = 30 minutes of play, the usual limit).
@@ -36,7 +38,10 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     forward pass (a recurrent agent, whose state follows one game, plays them one at a time). A
     stalled game (an agent that waits for a random FIRE at epsilon 0.001) can run to ``max_steps``:
     side by side, such games cost one batched pass per step instead of one each.
-    Returns the scores in game order.
+
+    For the same reason an evaluation can be resumed: ``done`` maps games already played (by an
+    evaluation that was stopped) to their scores, which are not played again, and ``on_game(game,
+    score, steps)`` is called as each game ends, to record it. Returns the scores in game order.
     """
     if episodes <= 0:
         raise ValueError(f"episodes must be positive, got {episodes}")
@@ -44,9 +49,16 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     if parallel <= 0:
         raise ValueError(f"parallel must be positive, got {parallel}")
+    done = dict(done or {})
+    if any(not 0 <= g < episodes for g in done):
+        raise ValueError(f"done names games outside 0..{episodes - 1}: {sorted(g for g in done if not 0 <= g < episodes)}")
+    returns: List[Optional[float]] = [done.get(g) for g in range(episodes)]
+    todo = [g for g in range(episodes) if g not in done]
+    if not todo:
+        return [float(r) for r in returns]
     policy = make_policy(learner)  # a DRQN carries its LSTM state from step to step
     started = getattr(policy, "episode_started", None)
-    width = 1 if started is not None else min(parallel, episodes)
+    width = 1 if started is not None else min(parallel, len(todo))
     started = started or (lambda slot: None)
     envs = [make_env(cfg, num_envs=1, seed=seed, evaluation=True) for _ in range(width)]
     shape = (cfg.frame_size, cfg.frame_size)
@@ -56,8 +68,7 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     fire = meanings.index("FIRE") if cfg.fire_reset and "FIRE" in meanings else None
     states = np.empty((width, stack, *shape), np.uint8)
     frames: List[np.ndarray] = []
-    returns: List[Optional[float]] = [None] * episodes
-    games = iter(range(episodes))
+    games = iter(todo)
     slots: List[Optional[_Game]] = [None] * width
 
     def begin(slot: int) -> None:
@@ -92,6 +103,8 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
                 g.total = float(np.asarray(info["episode"]["r"]).reshape(-1)[0])
             if terminated or truncated or g.steps >= max_steps:
                 returns[g.game] = g.total
+                if on_game is not None:
+                    on_game(g.game, g.total, g.steps)
                 if progress:
                     print(f"game {g.game + 1}/{episodes}: score {g.total:g} ({g.steps} steps)", flush=True)
                 begin(k)

@@ -209,6 +209,50 @@ def test_evaluation_follows_the_protocol(batch, monkeypatch, one_torch_thread):
     assert r["mean"] == 2.0 and r["std"] == 1.0
 
 
+@pytest.mark.atari
+def test_a_stopped_evaluation_resumes_with_the_games_it_lacks(batch, tmp_path, monkeypatch, one_torch_thread):
+    """Each finished game is on disk (RUN/eval-games.csv) as it ends; an evaluation stopped after
+    game 1 plays only game 2 when started again, and ends with the scores of an uninterrupted
+    one. A line cut short by the kill is dropped, and a file of other settings is set aside."""
+    import shutil
+
+    import dqnfast.evaluate
+
+    out, _ = batch
+    run = tmp_path / "seed-1"
+    shutil.copytree(out / "seed-1", run)
+    (run / learning_seed.GAMES_FILE).unlink(missing_ok=True)
+    full = learning_seed.evaluate_run(str(run), GAMES, 321)
+    lines = (run / learning_seed.GAMES_FILE).read_text().splitlines()
+    assert len(lines) == 2 + GAMES and lines[1] == "game,score,steps,seconds"
+    assert sorted(int(line.split(",")[0]) for line in lines[2:]) == list(range(GAMES))
+
+    # stopped after its first game ended, with the second game's line half written
+    first = next(line for line in lines[2:] if line.startswith("0,"))
+    second = next(line for line in lines[2:] if line.startswith("1,"))
+    (run / learning_seed.GAMES_FILE).write_text("\n".join(lines[:2] + [first]) + "\n" + second[:3])
+    played, real = [], dqnfast.evaluate.evaluate_learner
+
+    def spy(learner, cfg, **kw):  # the games the env really plays, from evaluate_learner's own callback
+        record = kw["on_game"]
+        kw["on_game"] = lambda game, score, steps: (played.append(game), record(game, score, steps))
+        return real(learner, cfg, **kw)
+
+    monkeypatch.setattr(dqnfast.evaluate, "evaluate_learner", spy)
+    resumed = learning_seed.evaluate_run(str(run), GAMES, 321)
+    assert played == [1]
+    assert resumed["scores"] == full["scores"] and resumed["game_steps"] == full["game_steps"]
+    assert resumed["eval_s"] >= float(first.split(",")[3])
+
+    # other settings (another evaluation seed): the old file is set aside and every game is played
+    played.clear()
+    other = learning_seed.evaluate_run(str(run), GAMES, 999)
+    assert sorted(played) == list(range(GAMES))
+    set_aside = (run / f"{learning_seed.GAMES_FILE}.other-settings").read_text().splitlines()[2:]
+    assert sorted(line.rsplit(",", 1)[0] for line in set_aside) == [first.rsplit(",", 1)[0], second.rsplit(",", 1)[0]]
+    assert other["eval"]["seed"] == 999
+
+
 def test_at_most_jobs_seeds_run_at_once(tmp_path, monkeypatch):
     """Four stand-in seed processes, two at a time; a seed whose process writes no scores is reported failed."""
     import sys

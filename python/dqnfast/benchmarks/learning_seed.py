@@ -8,26 +8,69 @@ seed's scores file.
 Without train options the run in RUN is only evaluated (it finished training earlier). Training and
 evaluation share the process so each seed pays for importing torch once, and seeds evaluate in
 parallel. The scores file is written last and atomically: it is what marks the seed done.
+
+Each evaluation game is recorded as it ends, in RUN/eval-games.csv (game, score, steps and the
+evaluation's seconds so far, one line each, flushed to disk), and printed to the seed's log. Games
+are independent of each other (``evaluate_learner``), so an evaluation stopped part-way resumes
+from that file and plays only the games it lacks; a file of other settings (games, seed, epsilon,
+step cap or checkpoint) is set aside, not mixed in.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
-import re
 import signal
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from . import protocol
 
 # Games played side by side (one batched forward pass per step): scores do not depend on it
 # (evaluate_learner), only the time does.
 PARALLEL_GAMES = 25
-_GAME_LINE = re.compile(r"^game (\d+)/\d+: score (\S+) \((\d+) steps\)$")
+GAMES_FILE = "eval-games.csv"  # in the run folder: the evaluation's games so far
+
+
+class GameRecord:
+    """RUN/eval-games.csv: a header naming the evaluation's settings, then ``game,score,steps,seconds``
+    per finished game. Reads the games an earlier process recorded under the same settings and
+    appends each new one, flushed and synced, so a stop loses at most the games still in play."""
+
+    def __init__(self, path: str, settings: Dict[str, Any]) -> None:
+        self.path = path
+        self.header = "# " + json.dumps(settings, sort_keys=True)
+        self.scores: Dict[int, float] = {}
+        self.steps: Dict[int, int] = {}
+        self.seconds = 0.0  # the evaluation time the file already holds
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+            if not text.endswith("\n"):  # a line cut short by a kill: drop it (that game is played again)
+                text = text[:text.rfind("\n") + 1]
+                with open(path, "w") as f:
+                    f.write(text)
+            lines = text.splitlines()
+            if lines[:2] == [self.header, "game,score,steps,seconds"]:
+                for line in lines[2:]:
+                    parts = line.split(",")
+                    game = int(parts[0])
+                    self.scores[game], self.steps[game] = float(parts[1]), int(parts[2])
+                    self.seconds = max(self.seconds, float(parts[3]))
+            else:
+                os.replace(path, f"{path}.other-settings")
+                print(f"{path}: recorded under other settings; moved to {path}.other-settings", flush=True)
+        if not self.scores:
+            with open(path, "w") as f:
+                f.write(f"{self.header}\ngame,score,steps,seconds\n")
+
+    def add(self, game: int, score: float, steps: int, seconds: float) -> None:
+        self.scores[game], self.steps[game] = score, steps
+        with open(self.path, "a") as f:
+            f.write(f"{game},{score!r},{steps},{seconds:.3f}\n")
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def evaluate_run(run_dir: str, games: int, seed: int) -> dict:
@@ -48,18 +91,23 @@ def evaluate_run(run_dir: str, games: int, seed: int) -> dict:
     fire_game = "FIRE" in env.unwrapped.get_action_meanings()[1:2]
     env.close()
     max_steps = protocol.max_agent_steps(cfg)
-    printed = io.StringIO()
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(printed):  # its per-game lines carry each game's length
-        scores = evaluate_learner(learner, eval_cfg, episodes=games, epsilon=cfg.eval_epsilon, seed=seed,
-                                  max_steps=max_steps, progress=True, parallel=PARALLEL_GAMES)
-    eval_s = time.perf_counter() - start
-    lengths: List[Optional[int]] = [None] * len(scores)
-    for line in printed.getvalue().splitlines():
-        m = _GAME_LINE.match(line.strip())
-        if m:
-            lengths[int(m.group(1)) - 1] = int(m.group(3))
     counters = state["counters"]
+    record = GameRecord(os.path.join(run_dir, GAMES_FILE), {
+        "games": games, "seed": seed, "epsilon": cfg.eval_epsilon, "max_agent_steps": max_steps,
+        "noop_max": eval_cfg.noop_max, "checkpoint_step": int(counters["global_step"])})
+    if record.scores:
+        print(f"resuming the evaluation: {len(record.scores)} of {games} games recorded in {record.path}", flush=True)
+    start = time.perf_counter()
+
+    def on_game(game: int, score: float, steps: int) -> None:
+        record.add(game, score, steps, record.seconds + time.perf_counter() - start)
+        print(f"game {game + 1}/{games}: score {score:g} ({steps} steps; {len(record.scores)}/{games} done)",
+              flush=True)
+
+    scores = evaluate_learner(learner, eval_cfg, episodes=games, epsilon=cfg.eval_epsilon, seed=seed,
+                              max_steps=max_steps, parallel=PARALLEL_GAMES, done=record.scores, on_game=on_game)
+    eval_s = record.seconds + time.perf_counter() - start
+    lengths: List[Optional[int]] = [record.steps.get(g) for g in range(len(scores))]
     return {
         "seed": cfg.seed, "env_id": cfg.env_id, "preset": state["preset"],
         "agent_steps": int(counters["global_step"]), "updates": int(counters["updates"]),
