@@ -468,6 +468,7 @@ if __name__ == "__main__":
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
+@pytest.mark.slow  # about 30 s: the bench starts several vector envs and worker sets
 def test_bench_runs_in_tiny_mode(capsys):
     """`dqnfast bench vector` end to end on a few steps, so the code cannot rot (timings not checked)."""
     assert vector_bench.main(["--steps", "16", "--repeats", "1", "--capacity", "400"]) == 0
