@@ -531,16 +531,16 @@ class ProcessVectorEnv(VectorEnv):
         """Waits until every worker that owes a reply has sent it: for at most ``timeout`` seconds,
         after which the call stays pending (``multiprocessing.TimeoutError``); else for at most
         ``step_timeout``, after which the late workers are given up on; else as long as it takes."""
-        if timeout is not None:
-            if self._late(range(self.num_workers), timeout):
-                raise mp.TimeoutError(
-                    f"ProcessVectorEnv.{what}: the step's results did not all come in within {timeout} s. The step "
-                    f"is still pending: call step_wait() again to get its results, reset() to drop them (both wait "
-                    f"for the step to finish), or close(terminate=True) to give up on the envs")
-        elif self.step_timeout is not None:
-            late = self._late(range(self.num_workers), self.step_timeout)
-            if late:
-                self._give_up(late, what)
+        limit = self.step_timeout if timeout is None else timeout
+        late = [] if limit is None else self._late(range(self.num_workers), limit)
+        if not late:
+            return
+        if timeout is None:
+            self._give_up(late, what)
+        raise mp.TimeoutError(
+            f"ProcessVectorEnv.{what}: the step's results did not all come in within {timeout} s. The step "
+            f"is still pending: call step_wait() again to get its results, reset() to drop them (both wait "
+            f"for the step to finish), or close(terminate=True) to give up on the envs")
 
     def _give_up(self, late: Sequence[int], what: str) -> None:
         """``step_timeout`` ran out before workers ``late`` replied: closes the env (killing them)

@@ -109,15 +109,15 @@ def _whole_run(args: argparse.Namespace) -> Dict[str, Any]:
     """The whole-run figure on the Ray this process is connected to; an error says why it is missing."""
     from .ray_training import whole_run_figure
 
+    def figure(run_dir: str) -> Dict[str, Any]:
+        return whole_run_figure(args.address, args.actors, args.envs_per_actor, args.train_seconds, args.train_steps,
+                                args.train_warmup_updates, args.train_learning_starts, run_dir)
+
     try:
         if args.train_dir is not None:
-            return whole_run_figure(args.address, args.actors, args.envs_per_actor, args.train_seconds,
-                                    args.train_steps, args.train_warmup_updates, args.train_learning_starts,
-                                    args.train_dir)
+            return figure(args.train_dir)
         with tempfile.TemporaryDirectory(prefix="dqnfast-bench-ray-") as run_dir:
-            return whole_run_figure(args.address, args.actors, args.envs_per_actor, args.train_seconds,
-                                    args.train_steps, args.train_warmup_updates, args.train_learning_starts,
-                                    run_dir)
+            return figure(run_dir)
     except Exception as e:  # e.g. no ale-py / ROM, or a run too short to time: say so, keep the other figures
         return {"error": f"{type(e).__name__}: {e}"}
 

@@ -4,9 +4,9 @@ Ray, against the single-process trainer.
 Two runs of the trainer in this process (:class:`dqnfast.train.Trainer`), with the same config
 apart from the Ray options: the ``demo`` preset (Breakout) with a small ``learning_starts``, each
 bounded by ``steps`` agent steps (0: none) and by ``max_seconds``, no evaluation, TensorBoard or
-checkpoints but the final one (without its replay). The first run steps its one env in the trainer's process; the second has ``ray`` set, so
-``ray_actors`` actors of ``envs_per_actor`` envs each feed the learner, on the Ray connection the
-bench already holds.
+checkpoints but the final one (without its replay). The first run steps its one env in the
+trainer's process; the second has ``ray`` set, so ``ray_actors`` actors of ``envs_per_actor`` envs
+each feed the learner, on the Ray connection the bench already holds.
 
 The counts come from each run's own log (``scalars.csv``, a ``charts/updates`` row every
 ``LOG_INTERVAL`` updates, with the agent step and the wall time). Rows start once the replay holds
