@@ -12,8 +12,8 @@ import pytest
 from dqnfast import PrioritizedReplayBuffer, ReplayBuffer
 from support.frames import check_stack, make_frame
 from support.native import compile_cpp
+from support.replay_checks import check_transition
 from support.streams import encode_action, reward_of
-from test_replay import check_transition
 
 pytestmark = pytest.mark.slow  # C++ stress and sanitizer builds and runs
 

@@ -14,8 +14,8 @@ import pytest
 
 from dqnfast import ReplayBuffer
 from support.native import compile_cpp
+from support.replay_checks import assert_batches_equal
 from support.streams import StreamDriver
-from test_replay import assert_batches_equal
 
 SHAPE = (6, 5)
 

@@ -12,9 +12,9 @@ from dqnfast import PrioritizedReplayBuffer, ReplayBuffer
 from dqnfast.batch import empty_prioritized_batch
 from dqnfast.replay_reference import PyPrioritizedReplayBuffer
 from support.frames import make_frame
+from support.replay_checks import check_transition
 from support.stats import assert_matches, sample_counts
 from support.streams import StreamDriver
-from test_replay import check_transition
 
 SHAPE = (6, 5)
 

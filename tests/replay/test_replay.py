@@ -11,26 +11,11 @@ from dqnfast import Batch, ReplayBuffer, empty_batch
 from dqnfast.batch import shared_frames
 from dqnfast.replay_reference import PyReplayBuffer
 from support.frames import check_stack, decode, make_frame
+from support.replay_checks import assert_batches_equal, check_transition
 from support.stats import assert_matches, sample_counts
 from support.streams import StreamDriver, encode_action, reward_of
 
 SHAPE = (6, 5)
-
-
-def check_transition(b: Batch, i: int) -> None:
-    """Row i of a batch is a real transition: obs and next_obs are consecutive states of one episode."""
-    (env, ep, step), pad = check_stack(b.obs[i])
-    (env2, ep2, step2), _ = check_stack(b.next_obs[i])
-    assert (env2, ep2, step2) == (env, ep, step + 1)
-    np.testing.assert_array_equal(b.next_obs[i][:-1], b.obs[i][1:])
-    assert b.action[i] == encode_action(env, ep, step + 1)
-    assert b.reward[i] == np.float32(reward_of(step + 1))
-
-
-def assert_batches_equal(a: Batch, b: Batch) -> None:
-    for name in Batch._fields:
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-        assert getattr(a, name).dtype == getattr(b, name).dtype, name
 
 
 def one_episode(rb, frames, terminal="terminated", env=0):

@@ -30,7 +30,7 @@ pytest.importorskip("ale_py")
 import torch.nn.functional as F  # noqa: E402
 from support.frames import check_stack, make_frame  # noqa: E402
 from support.pixel_env import PixelEnv  # noqa: E402
-from test_evaluation_protocol import Spy, assert_epsilon_played, constant_left_checkpoint, non_greedy  # noqa: E402
+from support.evaluation_spies import Spy, assert_epsilon_played, constant_left_checkpoint, non_greedy  # noqa: E402
 
 from dqnfast import Batch  # noqa: E402
 from dqnfast import checkpoint as ckpt  # noqa: E402

@@ -20,6 +20,7 @@ gym = pytest.importorskip("gymnasium")
 
 from support.frames import decode  # noqa: E402
 from support.pixel_env import PixelEnv  # noqa: E402
+from support.tiny_config import tiny  # noqa: E402
 
 from dqnfast import ReplayBuffer  # noqa: E402
 from dqnfast import checkpoint as ckpt  # noqa: E402
@@ -152,15 +153,6 @@ def test_one_epsilon_schedule():
 
 
 # -- checkpoints and resume ----------------------------------------------------------------------------------
-def tiny(tmp_path, **changes):
-    values = dict(frame_size=36, crop=None, buffer_size=2000, batch_size=8, learning_starts=100, train_frequency=4,
-                  target_update_interval=20, exploration_steps=200, eval_episodes=0, progress=False, torch_threads=1,
-                  noop_max=5, log_interval=10, n_step=1, tensorboard=False, run_dir=str(tmp_path), run_name="run",
-                  checkpoint_interval=0)
-    values.update(changes)
-    return preset("demo", **values)
-
-
 def test_resume_restores_every_rng_state(tmp_path):
     needs_atari()
     from dqnfast.train import Trainer

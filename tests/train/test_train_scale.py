@@ -21,13 +21,13 @@ from dqnfast.config import preset  # noqa: E402
 from dqnfast.learner import DQNLearner  # noqa: E402
 from dqnfast.train import Trainer  # noqa: E402
 from dqnfast.train.learning import update_mode  # noqa: E402
-from test_train_parts import tiny as train_parts_tiny  # noqa: E402
+from support.tiny_config import tiny as train_parts_tiny  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # slow: trainer runs with env workers, async actors and faults
 
 
 def tiny(tmp_path, **changes):
-    """test_train_parts' tiny demo config, on the CPU."""
+    """The tiny demo config (tests/support/tiny_config.py), on the CPU."""
     return train_parts_tiny(tmp_path, **{"device": "cpu", **changes})
 
 
