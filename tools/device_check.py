@@ -3,6 +3,9 @@
 
     python3 tools/device_check.py                  # on a CUDA machine: all steps, under 9 minutes
     python3 tools/device_check.py --smoke          # the same steps on CPU with tiny sizes (CI runs this)
+    python3 tools/device_check.py --steps build,machine,cuda_tests --site /tmp/dq   # some steps only ...
+    PYTHONPATH=/tmp/dq:$PYTHONPATH python3 tools/device_check.py --no-build --steps update_step,replay_sample
+                                                   # ... and the rest in a later call, on the same build
 
 Steps, in order (each is timed; one that fails is reported and the others still run):
 
@@ -18,7 +21,10 @@ Steps, in order (each is timed; one that fails is reported and the others still 
 6. train: a time-boxed Breakout training run, then its evaluation on the real game score.
 
 At the end it prints one table and writes the same figures as JSON (``--json``, by default
-``device_check.json`` in ``$OUT`` when set, else in the current folder).
+``device_check.json`` in ``$OUT`` when set, else in the current folder). The JSON is also written
+after every step (with ``"complete": false``), so a machine lost in the middle of the check still
+returns the steps it finished: a device machine once stopped answering in the middle of the whole
+check, and nothing came back. Steps run one call each (``--steps``) lose even less.
 
 On the lent H200 machine (Python 3.12 with torch, pybind11, scikit-build-core, cmake, pytest,
 tqdm, tensorboard, matplotlib; no gymnasium, ale-py or tyro), carry these wheels (cp312,
@@ -50,10 +56,18 @@ CUDA_TEST_FILES = ["tests/replay/test_torch_replay.py", "tests/learner/test_lear
 class Check:
     """Collects one row per figure: (step, figure, value, unit, note)."""
 
-    def __init__(self, smoke: bool) -> None:
+    def __init__(self, smoke: bool, json_path: Optional[Path] = None) -> None:
         self.smoke = smoke
+        self.json_path = json_path
         self.rows: List[Dict[str, Any]] = []
         self.steps: Dict[str, Dict[str, Any]] = {}
+
+    def save(self, complete: bool) -> None:
+        """Writes the figures so far: after every step, so a machine lost mid-check still returns
+        the steps it finished (``complete`` is false until the end)."""
+        if self.json_path is not None:
+            self.json_path.write_text(json.dumps({"smoke": self.smoke, "complete": complete, "rows": self.rows,
+                                                  "steps": self.steps, "table": self.table()}, indent=1))
 
     def row(self, step: str, figure: str, value: Any, unit: str = "", note: str = "") -> None:
         self.rows.append({"step": step, "figure": figure, "value": value, "unit": unit, "note": note})
@@ -72,6 +86,7 @@ class Check:
         seconds = time.perf_counter() - t0
         self.steps[name] = {"status": status, "seconds": round(seconds, 1)}
         print(f"[device_check] {name}: {status} ({seconds:.1f} s)", flush=True)
+        self.save(complete=False)
 
     def table(self) -> str:
         lines = ["| step | figure | value | note |", "|---|---|---:|---|"]
@@ -307,34 +322,48 @@ def step_train(c: Check, seconds: float) -> None:
               f"+- {s['eval_std']:.1f}; goal >= 100 after 10 min (this box: {seconds:.0f} s)")
 
 
+STEPS = ("build", "machine", "cuda_tests", "update_step", "replay_sample", "data_path", "train")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="the same steps on CPU with tiny sizes, in a few minutes")
     p.add_argument("--no-build", action="store_true", help="skip building; use the dqnfast already importable")
+    p.add_argument("--steps", default=",".join(STEPS),
+                   help="comma-separated steps to run, in their usual order (default: all): " + ", ".join(STEPS))
+    p.add_argument("--site", default=None,
+                   help="folder the build installs into and later steps import from (default: a temporary one); "
+                        "a later call with --no-build and this folder on PYTHONPATH reuses the build")
     p.add_argument("--train-seconds", type=float, default=270.0, help="wall-clock budget of the training run")
     p.add_argument("--json", default=None, help="where to write the figures (default: $OUT or . / device_check.json)")
     args = p.parse_args(argv)
+    chosen = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(STEPS))
+    if unknown or not chosen:
+        p.error(f"--steps: unknown step(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(STEPS)}")
+    if args.no_build:
+        chosen = [s for s in chosen if s != "build"]
     if args.smoke:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # CPU, even on a GPU machine
         import torch
         torch.set_num_threads(1)  # tiny networks on shared cores: more threads only contend
-    c = Check(args.smoke)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="dqnfast-site-") as site:
-        if not args.no_build:
-            c.run("build", lambda c: step_build(c, Path(site)))
-        c.run("machine", step_machine)
-        c.run("cuda_tests", step_cuda_tests)
-        c.run("update_step", step_update)
-        c.run("replay_sample", step_replay_sample)
-        c.run("data_path", step_data_path)
-        c.run("train", lambda c: step_train(c, 15.0 if args.smoke else args.train_seconds))
-    total = time.perf_counter() - t0
-    c.row("total", "wall clock", total, "s", "goal < 540 s on the GPU machine")
-    table = c.table()
-    print("\n" + table)
     out = Path(args.json) if args.json else Path(os.environ.get("OUT") or ".") / "device_check.json"
-    out.write_text(json.dumps({"smoke": args.smoke, "rows": c.rows, "steps": c.steps, "table": table}, indent=1))
+    c = Check(args.smoke, out)
+    steps: Dict[str, Callable[[Check], None]] = {
+        "machine": step_machine, "cuda_tests": step_cuda_tests, "update_step": step_update,
+        "replay_sample": step_replay_sample, "data_path": step_data_path,
+        "train": lambda c: step_train(c, 15.0 if args.smoke else args.train_seconds)}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dqnfast-site-") as scratch:
+        site = Path(args.site) if args.site else Path(scratch)
+        steps["build"] = lambda c: step_build(c, site)
+        for name in STEPS:
+            if name in chosen:
+                c.run(name, steps[name])
+    total = time.perf_counter() - t0
+    c.row("total", "wall clock", total, "s", "goal < 540 s on the GPU machine (all steps)")
+    print("\n" + c.table())
+    c.save(complete=True)
     print(f"\nwritten: {out}")
     failed = [n for n, s in c.steps.items() if s["status"].startswith("failed")]
     return 1 if failed else 0

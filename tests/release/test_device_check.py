@@ -40,3 +40,43 @@ def test_device_check_smoke_runs_every_step_on_cpu(tmp_path):
         assert figures[("train", "agent steps in the time box")] > 0
         assert ("train", "evaluation, 1 real games") in figures
     assert result["table"] in r.stdout  # the table printed at the end is the one written
+    assert result["complete"] is True
+
+
+def _device_check_module():
+    spec = importlib.util.spec_from_file_location("device_check", ROOT / "tools" / "device_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_finished_step_is_on_disk_before_the_next_starts(tmp_path):
+    """A machine lost mid-check still returns the finished steps: what the second step finds on disk."""
+    check = _device_check_module().Check(smoke=True, json_path=tmp_path / "check.json")
+    seen = {}
+
+    def first(c):
+        c.row("first", "figure", 1.5, "s")
+
+    def second(c):
+        seen.update(json.loads((tmp_path / "check.json").read_text()))
+        raise RuntimeError("the machine went away")
+
+    check.run("first", first)
+    check.run("second", second)
+    assert seen["complete"] is False and list(seen["steps"]) == ["first"]
+    assert seen["rows"] == [{"step": "first", "figure": "figure", "value": 1.5, "unit": "s", "note": ""}]
+    after = json.loads((tmp_path / "check.json").read_text())
+    assert after["steps"]["second"]["status"].startswith("failed: RuntimeError")
+
+
+def test_steps_runs_only_the_named_steps_and_rejects_unknown_ones(tmp_path):
+    out = tmp_path / "check.json"
+    tool = [sys.executable, str(ROOT / "tools" / "device_check.py"), "--smoke", "--json", str(out)]
+    r = subprocess.run(tool + ["--no-build", "--steps", "machine"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert list(result["steps"]) == ["machine"] and result["complete"] is True
+    assert {row["step"] for row in result["rows"]} == {"machine", "total"}
+    r = subprocess.run(tool + ["--steps", "machine,warp"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unknown step(s) warp" in r.stderr
