@@ -53,12 +53,12 @@ def test_sample_memcpy_baseline(benchmark, native):
     valid = native.valid_indices()
     rng = np.random.default_rng(0)
     obs, nxt = np.empty((32, 4, *SHAPE), np.uint8), np.empty((32, 4, *SHAPE), np.uint8)
-    benchmark(lambda: native._memcpy_baseline(valid[rng.integers(0, len(valid), 32)], obs, nxt))
+    benchmark(lambda: native.memcpy_baseline(valid[rng.integers(0, len(valid), 32)], obs, nxt))
 
 
 @pytest.mark.benchmark(group="sample32")
 def test_sample_numpy_fancy_indexing(benchmark, native):
-    frames = native._frames_view()
+    frames = native.frames_view()
     rng = np.random.default_rng(0)
     offsets = np.arange(-4, 0)
 

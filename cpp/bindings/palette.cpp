@@ -1,4 +1,4 @@
-// dqnfast._core._PaletteResizer: the gymnasium wrapper's direct ALE path (see cpp/dqnfast/palette.hpp).
+// dqnfast._core.PaletteResizer: the gymnasium wrapper's direct ALE path (see cpp/dqnfast/palette.hpp).
 // Its crop and size go through preprocess's own parser, so both say the same about the same mistake.
 #include <string>
 
@@ -9,7 +9,7 @@
 namespace dqnfast::bindings {
 
 void bind_palette(py::module_& m) {
-  py::class_<PaletteResizer>(m, "_PaletteResizer",
+  py::class_<PaletteResizer>(m, "PaletteResizer",
                              "Nearest resize of an emulator's palette-index screen to gray through a learned table "
                              "(dqnfast.wrappers uses it; see cpp/dqnfast/palette.hpp).")
       .def(py::init([](py::handle screen_shape, py::handle crop, py::handle size) {
@@ -21,7 +21,7 @@ void bind_palette(py::module_& m) {
              try {
                return std::make_unique<PaletteResizer>(g.h, g.w, g.top, g.bottom, g.left, g.right, g.oh, g.ow);
              } catch (const std::invalid_argument& e) {
-               throw py::value_error(std::string("_PaletteResizer: ") + e.what() + " (screen_shape " +
+               throw py::value_error(std::string("PaletteResizer: ") + e.what() + " (screen_shape " +
                                      ints_str({g.h, g.w}) + ", size " + ints_str({g.oh, g.ow}) + ")");
              }
            }),

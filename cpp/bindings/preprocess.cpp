@@ -1,4 +1,4 @@
-// dqnfast.preprocess and its test hooks (_simd_level, _set_simd, _set_threads, ...).
+// dqnfast.preprocess and its hooks for tests and benchmarks (simd_level, set_simd, _set_threads, ...).
 // preprocess is a plain METH_FASTCALL builtin rather than a pybind11 def: its whole budget is
 // about a microsecond per frame, and pybind11's overload dispatcher and keyword matching cost a
 // good part of that. Its arguments are checked here, on every call, before the GIL is released.
@@ -210,21 +210,26 @@ void bind_preprocess(py::module_& m) {
     }
   }
   // Hooks for tests and `dqnfast bench preprocess`.
-  m.def("_simd_level", [] { return std::string(simd_name(simd_level())); },
-        "The SIMD path preprocess uses now: 'scalar', 'avx2' or 'avx512'.");
+  m.def("simd_level", [] { return std::string(simd_name(simd_level())); },
+        "The SIMD path preprocess uses now: 'scalar', 'avx2' or 'avx512' (the best this CPU runs, unless\n"
+        "DQNFAST_SIMD or set_simd chose another). dqnfast.preprocessing.simd_level() reports it.");
   m.def("_simd_supported", [] {
     std::vector<std::string> v;
     for (int l = 0; l <= int(detect_simd()); ++l) v.push_back(simd_name(SimdLevel(l)));
     return v;
   }, "The SIMD paths this CPU can run, slowest first.");
-  m.def("_set_simd", [](const std::string& name) {
+  m.def("set_simd", [](const std::string& name) {
     try {
       set_simd_level(parse_simd(name));
     } catch (const std::invalid_argument& e) {
       throw py::value_error(e.what());
     }
     return std::string(simd_name(simd_level()));
-  }, py::arg("level"), "Force a SIMD path ('scalar' | 'avx2' | 'avx512' | 'auto'); returns the one now in use.");
+  }, py::arg("level"),
+        "Force a SIMD path for every later preprocess call in this process, all threads: 'scalar' | 'avx2' |\n"
+        "'avx512', or 'auto' for the best this CPU runs. Returns the one now in use; ValueError for a name\n"
+        "that is unknown or a path this CPU cannot run. For tests and `dqnfast bench preprocess` (each path\n"
+        "gives the same bytes); set it back with 'auto'.");
   m.def("_set_threads", [](int max_threads, int64_t min_work) {
     if (max_threads < 1 || max_threads > 64) throw py::value_error("max_threads must be in [1, 64]");
     if (min_work < 0) throw py::value_error("min_work must be non-negative");

@@ -297,7 +297,9 @@ void bind_replay(py::module_& m) {
              b.store->sample(size_t(batch_size), o, shift, &g);
            },
            py::arg("batch_size"), py::arg("out"), py::arg("shift") = 0)
-      .def("_sample_slots_into",
+      // Public (DeviceReplayBuffer and the SB3 buffer use it): a batch_size that does not match the
+      // arrays fails their shape checks, a negative one included.
+      .def("sample_slots_into",
            [](BoundStore& b, py::ssize_t batch_size, py::handle obs_slots, py::handle next_slots, py::handle out) {
              const Shape ss{batch_size, py::ssize_t(b.store->stack())};
              int64_t* os = out_array<int64_t>(obs_slots, "obs_slots", ss);
@@ -305,7 +307,17 @@ void bind_replay(py::module_& m) {
              const TransitionOut o = b.outputs(batch_size, out, /*frames=*/false);
              NoGil nogil;
              b.store->sample_slots(size_t(batch_size), os, ns, o);
-           })
+           },
+           py::arg("batch_size"), py::arg("obs_slots"), py::arg("next_slots"), py::arg("out"),
+           "Draw batch_size transitions as sample() draws them (the same random stream), but write the\n"
+           "frame-slot index of each frame instead of the frames: obs_slots[i] and next_slots[i] (int64,\n"
+           "(batch_size, stack), C-contiguous, oldest frame first) hold slot = frame index % capacity, or -1\n"
+           "for zero padding (with pad='first' padding is the slot of the episode's first frame). out is a\n"
+           "dqnfast.Batch whose obs and next_obs are ignored (None will do) and whose other fields, each of\n"
+           "length batch_size, receive the transitions' action, reward, flags, index and discount. For\n"
+           "gathering the frames elsewhere from a copy of frames_view() (DeviceReplayBuffer's device mirror)\n"
+           "or for drawing indices only (the SB3 buffer). Raises ValueError if the buffer holds no\n"
+           "sampleable transition; an array of the wrong shape, dtype or layout raises before anything is drawn.")
       .def_property_readonly("alpha", [](const BoundStore& b) { return b.per("alpha")->alpha(); })
       .def_property_readonly("max_priority", [](const BoundStore& b) { return b.per("max_priority")->max_priority(); },
                              "The largest priority set so far (new transitions get it); starts at 1.")
@@ -410,7 +422,7 @@ void bind_replay(py::module_& m) {
              b.store->load(p);
            })
       .def(
-          "_frames_view",
+          "frames_view",
           [](py::object self) {
             const BoundStore& b = self.cast<const BoundStore&>();
             const Shape shape = b.batched(py::ssize_t(b.store->capacity()), b.frame_shape);
@@ -418,16 +430,28 @@ void bind_replay(py::module_& m) {
             py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
             return view;
           },
-          "Read-only zero-copy view of the frame slots, (capacity, *frame_shape): slot = index % capacity.")
+          "A numpy view of the frame store's own memory, uint8 (capacity, *frame_shape): row slot holds the\n"
+          "frame whose index % capacity is slot; rows not written yet are zero. No copy is made: the view\n"
+          "keeps the buffer alive and shows later writes as they happen (frames added after the call, and\n"
+          "rows being overwritten while another thread adds). It is read-only (stored frames can only\n"
+          "change through start_episode/add), so it cannot be used to alter the store. For\n"
+          "DeviceReplayBuffer, which copies it into its device mirror, and for benchmarks and tests.")
       // `dqnfast bench replay`'s baseline (and its test): memcpy of the same frames, no checks.
-      .def("_memcpy_baseline", [](const BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs) {
+      .def("memcpy_baseline", [](const BoundStore& b, py::handle indices, py::handle obs, py::handle next_obs) {
         const auto idx = vector_arg<int64_t>(indices, "indices", "iu", "integers");
         const BoundStore::FrameOut f = b.frame_outputs(idx.shape(0), obs, next_obs);  // either layout
         TransitionOut o{};
         o.obs = f.obs, o.next_obs = f.next_obs, o.row_stride = f.row_stride, o.shared = f.shared;
         NoGil nogil;
         b.store->memcpy_baseline(size_t(idx.shape(0)), idx.data(), o);
-      });
+      },
+      py::arg("indices"), py::arg("obs"), py::arg("next_obs"),
+      "A benchmark's lower bound, not a sampler: memcpy the stored frames of the transitions with these\n"
+      "indices (one-step, as stored) into obs and next_obs, laid out as gather() lays them out (separate\n"
+      "arrays, or one shared block), with no validity checks at all: an index that is not sampleable,\n"
+      "or that was overwritten, copies whatever its slot holds, and padding is read as slot 0's frame.\n"
+      "Only the arrays are checked (shape, dtype, layout). Used by `dqnfast bench replay` as the cost of the\n"
+      "copies alone, to compare sample() and gather() with.");
 }
 
 }  // namespace dqnfast::bindings

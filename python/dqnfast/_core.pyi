@@ -49,8 +49,16 @@ class FrameStore:
     def _snapshot_info(path: Union[str, PathLike]) -> Dict[str, Any]: ...
     def _load_from(self, path: Union[str, PathLike]) -> None: ...
     def _sample_into(self, batch_size: int, out: Tuple[np.ndarray, ...], shift: int = 0) -> None: ...
-    def _sample_slots_into(self, batch_size: int, obs_slots: np.ndarray, next_slots: np.ndarray,
-                           out: Tuple[np.ndarray, ...]) -> None: ...
+    def sample_slots_into(self, batch_size: int, obs_slots: npt.NDArray[np.int64], next_slots: npt.NDArray[np.int64],
+                          out: Tuple[Optional[np.ndarray], ...]) -> None:
+        """Draw batch_size transitions as sample() draws them (the same random stream), writing frame-slot
+        indices instead of frames: obs_slots[i] / next_slots[i] (int64, (batch_size, stack), C-contiguous,
+        oldest first) get slot = frame index % capacity, or -1 for zero padding (with pad='first', the
+        slot of the episode's first frame). out: a dqnfast.Batch whose obs/next_obs are ignored (None will
+        do); its other fields (length batch_size) get action, reward, flags, index and discount. For
+        gathering frames elsewhere from a copy of frames_view() (DeviceReplayBuffer's device mirror) or
+        drawing indices only (the SB3 buffer). ValueError if nothing is sampleable yet; an array of the
+        wrong shape, dtype or layout raises before anything is drawn."""
     def _gather_into(self, indices: np.ndarray, out: Tuple[np.ndarray, ...]) -> None: ...
     def _sample_sequences_into(self, batch_size: int, length: int, out: Tuple[np.ndarray, ...]) -> None: ...
     @property
@@ -61,8 +69,18 @@ class FrameStore:
     def _sample_prioritized_into(self, batch_size: int, beta: float, out: Tuple[np.ndarray, ...],
                                  weights: np.ndarray, shift: int = 0) -> None: ...
     def update_priorities(self, index: npt.NDArray[np.integer], priorities: npt.NDArray[np.number]) -> int: ...
-    def _frames_view(self) -> npt.NDArray[np.uint8]: ...
-    def _memcpy_baseline(self, indices: np.ndarray, obs: np.ndarray, next_obs: np.ndarray) -> None: ...
+    def frames_view(self) -> npt.NDArray[np.uint8]:
+        """A numpy view of the frame store's own memory, uint8 (capacity, *frame_shape): row slot holds the
+        frame whose index % capacity is slot; rows not written yet are zero. No copy: the view keeps the
+        buffer alive and shows later writes as they happen (also rows being overwritten while another thread
+        adds). Read-only: stored frames change only through start_episode/add. For DeviceReplayBuffer's
+        device mirror, benchmarks and tests."""
+    def memcpy_baseline(self, indices: npt.NDArray[np.integer], obs: npt.NDArray[np.uint8],
+                        next_obs: npt.NDArray[np.uint8]) -> None:
+        """A benchmark's lower bound, not a sampler: memcpy the stored frames of these transitions (one-step,
+        as stored) into obs/next_obs, laid out as gather() lays them out (separate or shared), with no
+        validity checks: an index that is not sampleable or was overwritten copies whatever its slot holds,
+        and padding reads slot 0's frame. Only the arrays are checked. `dqnfast bench replay` uses it."""
 
 # ---- preprocess and its hooks for tests and benchmarks ----
 def preprocess(
@@ -75,14 +93,20 @@ def preprocess(
     interp: str = "nearest",
     out: Optional[npt.NDArray[np.uint8]] = None,
 ) -> npt.NDArray[np.uint8]: ...
-def _simd_level() -> str: ...
+def simd_level() -> str:
+    """The SIMD path preprocess uses now: 'scalar', 'avx2' or 'avx512'."""
 def _simd_supported() -> List[str]: ...
-def _set_simd(level: str) -> str: ...
+def set_simd(level: str) -> str:
+    """Force a SIMD path for every later preprocess call in this process: 'scalar' | 'avx2' | 'avx512', or
+    'auto' for the best this CPU runs; returns the one now in use. ValueError for an unknown name or a path
+    this CPU cannot run. For tests and `dqnfast bench preprocess` (every path gives the same bytes)."""
 def _set_threads(max_threads: int = 2, min_work: int = 4194304) -> None: ...
 def _threads() -> Tuple[int, int]: ...
 
 # ---- palette screens (the wrapper's direct ALE path) ----
-class _PaletteResizer:
+class PaletteResizer:
+    """Nearest resize of an emulator's palette-index screen to gray through a learned table
+    (dqnfast.wrappers' direct ALE path; see cpp/dqnfast/palette.hpp)."""
     def __init__(self, screen_shape: Tuple[int, int], crop: Optional[Sequence[int]], size: Tuple[int, int]) -> None: ...
     def gather(self, screen: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8]) -> bool: ...
     def learn(self, screen: npt.NDArray[np.uint8], gray: npt.NDArray[np.uint8]) -> bool: ...

@@ -33,6 +33,6 @@ __all__ = ["preprocess", "simd_level"]
 
 def simd_level() -> str:
     """The SIMD path in use: ``"scalar"``, ``"avx2"`` or ``"avx512"``."""
-    from ._core import _simd_level
+    from ._core import simd_level as native_simd_level
 
-    return _simd_level()
+    return native_simd_level()

@@ -51,4 +51,4 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                 f"stack={self.stack}, num_envs={self.num_envs}, alpha={self.alpha}, len={len(self)})")
 
 
-ReplayBuffer._register_snapshot_kind("prioritized", PrioritizedReplayBuffer)
+ReplayBuffer.register_snapshot_kind("prioritized", PrioritizedReplayBuffer)

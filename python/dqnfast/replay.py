@@ -166,9 +166,15 @@ class ReplayBuffer(_core.FrameStore):
         return out
 
     @staticmethod
-    def _register_snapshot_kind(kind: str, buffer_class: type) -> None:
-        """Subclasses register the class their snapshots load as (dqnfast.prioritized does), so this
-        module never imports them."""
+    def register_snapshot_kind(kind: str, buffer_class: type) -> None:
+        """Make ``buffer_class`` the class that :meth:`load` returns for snapshots of ``kind``.
+
+        A module that defines a ReplayBuffer subclass with its own snapshot kind registers it
+        when imported (dqnfast.prioritized registers ``"prioritized"``), so this module never
+        imports its subclasses: ``ReplayBuffer.load`` of a prioritized snapshot then returns a
+        ``dqnfast.PrioritizedReplayBuffer``. Registering a kind again replaces its class.
+        ``"prioritized"`` is the only kind the snapshot format has.
+        """
         _SNAPSHOT_KINDS[kind] = buffer_class
 
     def __repr__(self) -> str:

@@ -486,7 +486,7 @@ class DqnfastReplayBuffer(SB3ReplayBuffer):
             meta = Batch(obs=None, action=np.empty(k, np.int64), reward=np.empty(k, np.float32), next_obs=None,
                          terminated=np.empty(k, bool), truncated=np.empty(k, bool), index=np.empty(k, np.int64),
                          discount=np.empty(k, np.float32))
-            self.store._sample_slots_into(k, slots[0], slots[1], meta)
+            self.store.sample_slots_into(k, slots[0], slots[1], meta)
             ids[todo] = meta.index
             todo = todo[meta.index < lo]
             if not len(todo):

@@ -103,7 +103,7 @@ class DeviceReplayBuffer:
         self._host_mirror = None if self._cuda else self._frames.numpy()  # the same memory, for writes
         self._synced = rb.writes  # writes the mirror holds; anything else writing to rb breaks the mirror
         stored = min(rb.writes, rb.capacity)
-        view = rb._frames_view()  # an existing buffer: copy what it holds (unwritten slots are zero in both),
+        view = rb.frames_view()  # an existing buffer: copy what it holds (unwritten slots are zero in both),
         for a in range(0, stored, 4096):  # in chunks, so that CUDA staging stays small
             self._write_slots(a, view[a:min(a + 4096, stored)])
 
@@ -210,7 +210,7 @@ class DeviceReplayBuffer:
             meta = Batch(obs=None, action=ints_np[2 * n * st:2 * n * st + n], reward=floats_np[:n], next_obs=None,
                          terminated=flags_np[:n], truncated=flags_np[n:], index=ints_np[2 * n * st + n:],
                          discount=floats_np[n:])  # frames are gathered on the device instead
-            self.buffer._sample_slots_into(n, slots[:n * st].reshape(n, st), slots[n * st:].reshape(n, st), meta)
+            self.buffer.sample_slots_into(n, slots[:n * st].reshape(n, st), slots[n * st:].reshape(n, st), meta)
             slots[slots < 0] = self.buffer.capacity  # zero padding: the mirror's last row
             ints_d = ints.to(self.device, non_blocking=self._cuda)
             floats_d = floats.to(self.device, non_blocking=self._cuda)

@@ -12,7 +12,7 @@ Observations are single frames; frame stacking is the replay buffer's job (``rb.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Optional, Sequence, SupportsFloat, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, SupportsFloat, Tuple, Union
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
         # Nearest resizing of gray frames commutes with max-pooling, so then the buffers hold
         # resized frames (each screen is resized as it is read) and pooling is a max of two small
         # frames. On ALE the screen is then read as palette indices and resized through a gray
-        # table learned from ALE itself (see _PaletteResizer): ~1 us a frame instead of ~13 us for
+        # table learned from ALE itself (see _core.PaletteResizer): ~1 us a frame instead of ~13 us for
         # ALE's gray screen.
         self._small = grayscale_obs and gray == "luma" and interp == "nearest"
         self._palette = None
@@ -122,7 +122,7 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._gray_screen = np.zeros(hw, np.uint8)
             self._index_screen = np.zeros(hw, np.uint8)
             if _is_ale(env.unwrapped) and not env.unwrapped.ale.getBool("color_averaging"):
-                self._palette = _core._PaletteResizer(hw, self.crop, self._size)
+                self._palette = _core.PaletteResizer(hw, self.crop, self._size)
         buf = self._size if self._small else screen
         self._a, self._b, self._spare0, self._spare1 = (np.zeros(buf, np.uint8) for _ in range(4))
         self.lives = 0
@@ -133,6 +133,8 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._direct_env: Optional[gym.Env] = None  # self.env when the chain below was last walked
         self._direct_wrappers: Optional[Tuple[gym.Env, ...]] = None  # what _direct_chain found then
         self._atari: Any = None  # self.env.unwrapped, then
+        self._atari_frameskip: Any = None  # its frameskip, as its spec said (None: not known)
+        self._ale_actions: Optional[List[Any]] = None  # the ALE action of each action index, when direct
 
         low, high, dtype = (0, 1, np.float32) if scale_obs else (0, 255, np.uint8)
         shape: Tuple[int, ...] = (self.screen_size[1], self.screen_size[0], 1 if grayscale_obs else 3)
@@ -148,7 +150,7 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def __setstate__(self, state: Dict[str, Any]) -> None:
         palette = state.pop("_palette")
         self.__dict__.update(state)
-        self._palette = _core._PaletteResizer(self._gray_screen.shape, self.crop, self._size) if palette else None
+        self._palette = _core.PaletteResizer(self._gray_screen.shape, self.crop, self._size) if palette else None
 
     @property
     def ale(self):
@@ -200,11 +202,17 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
         that goes through the env."""
         if recheck or self._direct_env is not self.env:
             self._direct_env = self.env
-            self._direct_wrappers = _direct_chain(self.env)
-            self._atari = self.env.unwrapped  # (each .unwrapped walks the whole chain)
+            atari = self.env.unwrapped  # (each .unwrapped walks the whole chain)
+            # The frameskip its spec gave, remembered: an unpickled env has lost its spec, not its frameskip.
+            remembered = self._atari_frameskip if atari is self._atari else None
+            self._atari, self._atari_frameskip = atari, _spec_frameskip(atari, remembered)
+            self._direct_wrappers = _direct_chain(self.env, self._atari_frameskip)
+            # AtariEnv.step's action_set[action], from public calls: a list, so that a bad index
+            # raises the same error.
+            self._ale_actions = None if self._direct_wrappers is None else _ale_actions(atari)
         chain = self._direct_wrappers
         return chain is not None and all(
-            getattr(w, "checked_step", True) and getattr(w, "_has_reset", True) for w in chain)
+            getattr(w, "checked_step", True) and getattr(w, "has_reset", True) for w in chain)
 
     def step(self, action) -> Tuple[Any, SupportsFloat, bool, bool, Dict[str, Any]]:
         if self._direct and self.env is self._direct_env:
@@ -221,7 +229,7 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
         about a microsecond per agent step on the hot path."""
         env = self._atari
         ale = env.ale
-        action_idx = env._action_set[action]  # AtariEnv's own indexing (and its errors)
+        action_idx = self._ale_actions[action]  # indexed as AtariEnv.step indexes (and with its errors)
         total_reward, terminated, truncated = 0.0, False, False
         skip = self.frame_skip
         wrote_last = wrote_second_last = False
@@ -251,7 +259,7 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
                     wrote_second_last = True
         self.game_over = terminated
         self._rotate(wrote_last, wrote_second_last)
-        return self._obs(), total_reward, terminated, truncated, env._get_info()
+        return self._obs(), total_reward, terminated, truncated, _ale_info(ale)
 
     def _step_env(self, action) -> Tuple[Any, SupportsFloat, bool, bool, Dict[str, Any]]:
         total_reward, terminated, truncated, info = 0.0, False, False, {}
@@ -294,10 +302,10 @@ class AtariPreprocessing(gym.Wrapper, gym.utils.RecordConstructorArgs):
         direct = self._direct_ready(recheck=True)
         for _ in range(noops):
             if direct:  # what AtariEnv.step(0) does, without reading the screen
-                env = self._atari
-                env.ale.act(env._action_set[0], 1.0)
-                terminated, truncated = env.ale.game_over(with_truncation=False), env.ale.game_truncated()
-                step_info = env._get_info()
+                ale = self._atari.ale
+                ale.act(self._ale_actions[0], 1.0)
+                terminated, truncated = ale.game_over(with_truncation=False), ale.game_truncated()
+                step_info = _ale_info(ale)
             else:
                 _, _, terminated, truncated, step_info = self.env.step(0)
                 direct = self._direct_ready()
@@ -339,10 +347,32 @@ def _is_ale(env: Any) -> bool:
     return type(env) is AtariEnv
 
 
-def _direct_chain(env: gym.Env) -> Optional[Tuple[gym.Env, ...]]:
+def _spec_frameskip(atari: Any, default: Any) -> Any:
+    """The frameskip an env was made with, as its spec says (gymnasium.make records every
+    constructor argument there); ``default`` when it has no spec or the spec does not say."""
+    spec = getattr(atari, "spec", None)
+    kwargs = getattr(spec, "kwargs", None)
+    return kwargs["frameskip"] if isinstance(kwargs, dict) and "frameskip" in kwargs else default
+
+
+def _ale_actions(atari: Any) -> List[Any]:
+    """The ALE action of each action index of an AtariEnv (what its step sends to ALE)."""
+    import ale_py
+
+    return [ale_py.Action.__members__[name] for name in atari.get_action_meanings()]
+
+
+def _ale_info(ale: Any) -> Dict[str, Any]:
+    """The info dict of ale_py's AtariEnv.step and reset (its _get_info), from ALE's own calls."""
+    return {"lives": ale.lives(), "episode_frame_number": ale.getEpisodeFrameNumber(),
+            "frame_number": ale.getFrameNumber()}
+
+
+def _direct_chain(env: gym.Env, frameskip: Any) -> Optional[Tuple[gym.Env, ...]]:
     """The wrappers between AtariPreprocessing and ale_py's AtariEnv when every one of them is
     gymnasium.make's bookkeeping (order enforcing, the env checker) and the env steps one frame at
-    a time with discrete actions; None when steps must go through the env."""
+    a time (``frameskip``, the AtariEnv's, is known to be 1) with discrete actions; None when steps
+    must go through the env."""
     from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker
 
     chain = []
@@ -351,7 +381,7 @@ def _direct_chain(env: gym.Env) -> Optional[Tuple[gym.Env, ...]]:
             return None
         chain.append(env)
         env = env.env
-    if not _is_ale(env) or getattr(env, "continuous", True) or type(env._frameskip) is not int or env._frameskip != 1:
+    if not _is_ale(env) or getattr(env, "continuous", True) or type(frameskip) is not int or frameskip != 1:
         return None
     return tuple(chain)
 

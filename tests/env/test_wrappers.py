@@ -25,9 +25,11 @@ def raw_env(**kw):
 
 
 def lockstep(ours, theirs, steps, seed, check, action_seed=0):
-    """Reset both with `seed`, then feed both the same random actions; `check` compares each step."""
-    o1, _ = ours.reset(seed=seed)
-    o2, _ = theirs.reset(seed=seed)
+    """Reset both with `seed`, then feed both the same random actions; `check` compares each step.
+    Reset infos (the no-op steps' info included) must be equal too."""
+    o1, i1 = ours.reset(seed=seed)
+    o2, i2 = theirs.reset(seed=seed)
+    assert i1 == i2
     check(o1, o2, None, None)
     actions = np.random.default_rng(action_seed).integers(0, ours.action_space.n, steps)
     ends = 0
@@ -38,8 +40,9 @@ def lockstep(ours, theirs, steps, seed, check, action_seed=0):
         check(s1[0], s2[0], s1, s2)
         if s1[2] or s1[3]:
             ends += 1
-            o1, _ = ours.reset()
-            o2, _ = theirs.reset()
+            o1, i1 = ours.reset()
+            o2, i2 = theirs.reset()
+            assert i1 == i2
             check(o1, o2, None, None)
     return ends
 
@@ -403,6 +406,32 @@ def test_direct_path_only_where_nothing_in_between_changes_a_step():
     assert seen == [1, 1, 1, 1]
 
 
+@pytest.mark.parametrize("made", [False, True])
+def test_direct_path_only_where_the_env_is_known_to_step_one_frame(made):
+    """The direct path needs the AtariEnv's frameskip to be 1, as its spec (gymnasium.make's record of
+    its arguments) says. A frame-skipping env, or one built without gymnasium.make (no spec, whatever
+    its frameskip), steps through the env, and matches gymnasium's wrapper on the same env."""
+    from ale_py.env import AtariEnv
+
+    def make(frameskip):
+        if made:
+            return gym.make(BREAKOUT, frameskip=frameskip, repeat_action_probability=0.0)
+        return AtariEnv(game="breakout", frameskip=frameskip, repeat_action_probability=0.0)
+
+    for frameskip in (4, 1):
+        kw = dict(frame_skip=1, noop_max=10)  # (the wrapper skips no frames itself, so it accepts frameskip=4)
+        ours = AtariPreprocessing(make(frameskip), interp="nearest", **kw)
+        theirs = gym.wrappers.AtariPreprocessing(make(frameskip), **kw)
+
+        def check(a, b, s1, s2):
+            np.testing.assert_array_equal(a, dqnfast.preprocess(theirs.obs_buffer[0], interp="nearest"))
+            if s1 is not None:
+                assert s1[4] == s2[4]
+
+        lockstep(ours, theirs, 120, seed=3, check=check)
+        assert ours._direct == (made and frameskip == 1)
+
+
 def test_direct_path_keeps_the_env_contract():
     env = AtariPreprocessing(raw_env())
     with pytest.raises(gym.error.ResetNeeded):
@@ -437,7 +466,7 @@ def test_wrapper_pickles_and_continues(interp):
 
 
 class _WrongPalette:
-    """Stands in for _PaletteResizer: reports success but writes wrong gray values, or refuses."""
+    """Stands in for _core.PaletteResizer: reports success but writes wrong gray values, or refuses."""
 
     def __init__(self, learnable):
         self.learnable = learnable
@@ -466,16 +495,16 @@ def test_palette_path_falls_back_to_gray_screens(learnable):
     assert ours._palette is None
 
 
-# ---- _PaletteResizer: the native gather through the learned table --------------------------------------
+# ---- PaletteResizer: the native gather through the learned table --------------------------------------
 
 PALETTE_LEVELS = dqnfast._core._simd_supported()
 
 
 @pytest.fixture(params=PALETTE_LEVELS)
 def simd(request):
-    assert dqnfast._core._set_simd(request.param) == request.param
+    assert dqnfast._core.set_simd(request.param) == request.param
     yield request.param
-    dqnfast._core._set_simd("auto")
+    dqnfast._core.set_simd("auto")
 
 
 @pytest.mark.parametrize("shape,crop,size", [
@@ -489,7 +518,7 @@ def test_palette_resizer_matches_numpy(simd, shape, crop, size):
     rng = np.random.default_rng(list(shape) + list(size))
     table = rng.integers(0, 256, 256).astype(np.uint8)
     screen = rng.integers(0, 256, shape).astype(np.uint8)  # every index, odd ones and >= 128 included
-    p = dqnfast._core._PaletteResizer(shape, crop, size)
+    p = dqnfast._core.PaletteResizer(shape, crop, size)
     out = np.empty(size, np.uint8)
     assert not p.gather(screen, out)  # nothing learned yet
     full = np.arange(256, dtype=np.uint8).reshape(16, 16)
@@ -506,7 +535,7 @@ def test_palette_resizer_matches_numpy(simd, shape, crop, size):
 
 
 def test_palette_resizer_learning_and_errors(simd):
-    p = dqnfast._core._PaletteResizer((4, 4), None, (2, 2))
+    p = dqnfast._core.PaletteResizer((4, 4), None, (2, 2))
     screen = np.array([[0, 2, 4, 6]] * 4, np.uint8)
     assert p.learn(screen, screen * 10)
     assert p.gray_of(2) == 20 and p.gray_of(1) == -1
@@ -540,8 +569,8 @@ def test_palette_resizer_learning_and_errors(simd):
     strided = np.zeros((4, 8), np.uint8)[:, ::2]
     assert p.gather(strided, out) and (out == 0).all()  # strided screens are read as they are
     with pytest.raises(ValueError, match=r"crop \(top, bottom, left, right\) = \(0, 211, 0, 160\) is outside the 210x160"):
-        dqnfast._core._PaletteResizer((210, 160), (0, 211, 0, 160), (84, 84))
+        dqnfast._core.PaletteResizer((210, 160), (0, 211, 0, 160), (84, 84))
     with pytest.raises(ValueError, match=r"size \(height, width\) = \(0, 84\) must be positive"):
-        dqnfast._core._PaletteResizer((210, 160), None, (0, 84))
+        dqnfast._core.PaletteResizer((210, 160), None, (0, 84))
     with pytest.raises(TypeError, match="crop entries must be an int"):
-        dqnfast._core._PaletteResizer((210, 160), (0, 1.5, 0, 160), (84, 84))
+        dqnfast._core.PaletteResizer((210, 160), (0, 1.5, 0, 160), (84, 84))

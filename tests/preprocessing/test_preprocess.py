@@ -27,9 +27,9 @@ def simd(request):
     """Run the test on one forced SIMD path (skipped where the CPU lacks it)."""
     if request.param not in SUPPORTED:
         pytest.skip(f"CPU has no {request.param}")
-    assert _core._set_simd(request.param) == request.param
+    assert _core.set_simd(request.param) == request.param
     yield request.param
-    _core._set_simd("auto")
+    _core.set_simd("auto")
 
 
 @pytest.fixture
@@ -178,10 +178,10 @@ def test_random_geometry_every_path(data):
     want = preprocess_ref(f, **kw)
     try:
         for level in SUPPORTED:
-            _core._set_simd(level)
+            _core.set_simd(level)
             np.testing.assert_array_equal(dqnfast.preprocess(f, **kw), want, err_msg=level)
     finally:
-        _core._set_simd("auto")
+        _core.set_simd("auto")
 
 
 def test_area_weights_sum_exactly():
@@ -291,15 +291,15 @@ def test_many_geometries_cycle_through_the_plan_cache(rng):
 
 
 def test_simd_controls():
-    assert _core._simd_level() in SUPPORTED
+    assert _core.simd_level() in SUPPORTED
     assert SUPPORTED[0] == "scalar"
     with pytest.raises(ValueError, match="one of"):
-        _core._set_simd("sse9")
+        _core.set_simd("sse9")
     for level in LEVELS:
         if level not in SUPPORTED:
             with pytest.raises(ValueError, match="does not support"):
-                _core._set_simd(level)
-    assert _core._set_simd("auto") == SUPPORTED[-1]
+                _core.set_simd(level)
+    assert _core.set_simd("auto") == SUPPORTED[-1]
     assert dqnfast.preprocess.__module__ == "dqnfast._core"
     from dqnfast.preprocessing import simd_level
 
@@ -314,9 +314,9 @@ def run_python(code, **env):
 
 
 def test_env_var_caps_the_level():
-    r = run_python("import dqnfast._core as c; print(c._simd_level())", DQNFAST_SIMD="scalar")
+    r = run_python("import dqnfast._core as c; print(c.simd_level())", DQNFAST_SIMD="scalar")
     assert r.returncode == 0 and r.stdout.strip() == "scalar", r.stderr
-    r = run_python("import warnings; warnings.simplefilter('always')\nimport dqnfast._core as c; print(c._simd_level())",
+    r = run_python("import warnings; warnings.simplefilter('always')\nimport dqnfast._core as c; print(c.simd_level())",
                    DQNFAST_SIMD="fastest")
     assert r.returncode == 0 and r.stdout.strip() == SUPPORTED[-1]
     assert "DQNFAST_SIMD ignored" in r.stderr

@@ -61,14 +61,14 @@ prev = rng.integers(0, 256, size=(3, 210, 160, 3), dtype=np.uint8)
 best = simd_level()
 checked = []
 for level in _core._simd_supported():
-    assert _core._set_simd(level) == level
+    assert _core.set_simd(level) == level
     for interp in ("nearest", "area"):
         for gray in ("luma", "mean"):
             kw = dict(crop=(34, 194, 0, 160), size=(84, 84), gray=gray, interp=interp)
             got = dqnfast.preprocess(frame, prev=prev, **kw)
             assert np.array_equal(got, preprocess_ref(frame, prev=prev, **kw)), (level, interp, gray)
     checked.append(level)
-_core._set_simd("auto")
+_core.set_simd("auto")
 
 print(json.dumps({
     "file": dqnfast.__file__, "core": _core.__file__, "version": dqnfast.__version__,

@@ -470,12 +470,33 @@ def test_memcpy_baseline_writes_the_shared_layout():
     idx = rb.valid_indices()[:40]
     std = rb.empty_batch(40)
     out = shared_out(rb, 40)
-    rb._memcpy_baseline(idx, std.obs, std.next_obs)
-    rb._memcpy_baseline(idx, out.obs, out.next_obs)
+    rb.memcpy_baseline(idx, std.obs, std.next_obs)
+    rb.memcpy_baseline(idx, out.obs, out.next_obs)
     np.testing.assert_array_equal(out.obs, std.obs)
     np.testing.assert_array_equal(out.next_obs, std.next_obs)
     with pytest.raises(ValueError, match="C-contiguous"):
-        rb._memcpy_baseline(idx, out.obs, std.next_obs)
+        rb.memcpy_baseline(idx, out.obs, std.next_obs)
+
+
+def test_frames_view_is_a_read_only_view_of_the_store():
+    """frames_view's contract: the store's own memory (frames added later show in it, row = frame
+    index % capacity, unwritten rows zero), kept alive by the view, and read-only for good."""
+    rb = ReplayBuffer(4, (2, 3), stack=2, seed=0)
+    view = rb.frames_view()
+    assert view.shape == (4, 2, 3) and view.dtype == np.uint8 and not view.any()
+    frames = [np.full((2, 3), 10 + i, np.uint8) for i in range(6)]
+    rb.start_episode(frames[0])
+    rb.add(0, 0.0, frames[1], False)
+    np.testing.assert_array_equal(view, np.stack([frames[0], frames[1], 0 * frames[0], 0 * frames[0]]))
+    for f in frames[2:]:
+        rb.add(0, 0.0, f, False)
+    np.testing.assert_array_equal(view, np.stack([frames[4], frames[5], frames[2], frames[3]]))
+    with pytest.raises(ValueError, match="read-only"):
+        view[0] = 0
+    with pytest.raises(ValueError):
+        view.flags.writeable = True
+    del rb
+    np.testing.assert_array_equal(view[0], frames[4])  # the view keeps the buffer alive
 
 
 def test_n_step_buffers_refuse_shared_batches():
@@ -542,7 +563,7 @@ def test_malformed_near_shared_layouts_are_refused(kind, msg):
     with pytest.raises(ValueError, match=msg):
         a.gather(a.valid_indices()[:8], out=out)
     with pytest.raises(ValueError, match=msg):
-        a._memcpy_baseline(a.valid_indices()[:8], obs, nxt)
+        a.memcpy_baseline(a.valid_indices()[:8], obs, nxt)
     assert not obs.any() and not nxt.any()  # nothing was written
     assert_batches_equal(a.sample(8), b.sample(8))  # and the refused call drew nothing
 

@@ -30,7 +30,7 @@ def assert_same(host, dev: TorchBatch) -> None:
 
 def assert_mirror_is_the_store(d: DeviceReplayBuffer) -> None:
     mirror = d.frames.cpu().numpy()
-    np.testing.assert_array_equal(mirror[:-1], d.buffer._frames_view())
+    np.testing.assert_array_equal(mirror[:-1], d.buffer.frames_view())
     assert not mirror[-1].any(), "the padding row must stay zero"
 
 

@@ -25,7 +25,7 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     load = "/".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return f"{cpu}, {os.cpu_count()} cores, SIMD path {_core._simd_level()}, load average {load}"
+    return f"{cpu}, {os.cpu_count()} cores, SIMD path {_core.simd_level()}, load average {load}"
 
 
 def interleaved_best(cases: Dict[str, Callable[[], object]], number: int, repeat: int) -> Dict[str, float]:
@@ -158,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("dqnfast bench preprocess: needs opencv-python-headless for the baseline")
         return 2
     try:
-        _core._set_simd(args.simd)
+        _core.set_simd(args.simd)
     except ValueError as e:
         print(f"dqnfast bench preprocess: {e}")
         return 2
@@ -178,5 +178,5 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{'wrapper vs gymnasium.wrappers.AtariPreprocessing':<52} {'dqnfast':>9} {'gymnasium':>10} {'ratio':>6}")
             for name, ours, theirs in rows:
                 print(f"{name:<52} {ours:>9.0f} {theirs:>10.0f} {ours / theirs:>5.2f}x")
-    _core._set_simd("auto")
+    _core.set_simd("auto")
     return 0

@@ -83,7 +83,7 @@ def bench_add(capacity: int, frame_shape, calls: int, rounds: int) -> Dict[str, 
 
 def bench_sample(rb: ReplayBuffer, batch: int, rounds: int, calls: int, ref=None) -> Dict[str, float]:
     cap = rb.capacity
-    frames = rb._frames_view()  # the same memory, viewed by numpy
+    frames = rb.frames_view()  # the same memory, viewed by numpy
     actions = np.zeros(cap, np.int64)
     rewards = np.zeros(cap, np.float32)
     dones = np.zeros(cap, np.bool_)
@@ -116,7 +116,7 @@ def bench_sample(rb: ReplayBuffer, batch: int, rounds: int, calls: int, ref=None
                 torch_shift(b.obs), torch_shift(b.next_obs)
             results["torch_shift"].append(per_call_us(sample_then_shift, max(calls // 20, 5)))
         it = iter(index_sets)
-        results["memcpy"].append(per_call_us(lambda: rb._memcpy_baseline(next(it), mc_obs, mc_next), calls))
+        results["memcpy"].append(per_call_us(lambda: rb.memcpy_baseline(next(it), mc_obs, mc_next), calls))
         results["numpy"].append(per_call_us(numpy_fancy, calls))
         if ref is not None:
             results["python"].append(per_call_us(lambda: ref.sample(batch), max(calls // 50, 5)))
