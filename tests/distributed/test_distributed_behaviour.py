@@ -135,6 +135,7 @@ def ray_run_and_resume(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.atari
 def test_ray_learner_broadcasts_the_online_network(ray_run_and_resume):
     """Every broadcast equals the learner's online network at that moment, and broadcasts were made
@@ -154,6 +155,7 @@ def test_ray_learner_broadcasts_the_online_network(ray_run_and_resume):
                        f"(they equal the target's: {[same(pubs[i]['published'], pubs[i]['target']) for i in wrong]})")
 
 
+@pytest.mark.slow
 @pytest.mark.atari
 def test_a_resumed_ray_run_continues_the_step_count(ray_run_and_resume):
     """The checkpoint's agent step is the number of steps the actors' envs took, after the first run
@@ -166,6 +168,7 @@ def test_a_resumed_ray_run_continues_the_step_count(ray_run_and_resume):
     assert steps == sorted(steps) and steps[-1] > first["env_steps"], steps
 
 
+@pytest.mark.slow
 @pytest.mark.atari
 def test_a_ray_run_keeps_the_configured_replay_ratio(ray_run_and_resume):
     """The Ray learner takes exactly the updates the configured ratio asks for at the run's last
@@ -185,6 +188,7 @@ def test_a_ray_run_keeps_the_configured_replay_ratio(ray_run_and_resume):
     assert len(lags) >= 20 and max(lags) <= 2 * 32 * 2 // 4 and min(lags) >= 0, lags
 
 
+@pytest.mark.slow
 @pytest.mark.atari
 def test_a_ray_run_logs_each_game_with_its_length_and_its_actors_epsilon(ray_run_and_resume):
     """episodes.csv has one row per game the actors' envs finished, with its real return and length
@@ -205,6 +209,7 @@ def test_a_ray_run_logs_each_game_with_its_length_and_its_actors_epsilon(ray_run
     assert len(played) - len(rows) <= 2 * 2 * 2, (len(played), len(rows))  # at most the chunks in flight
 
 
+@pytest.mark.slow
 @pytest.mark.atari
 def test_a_ray_checkpoint_counts_the_steps_its_replay_holds(tmp_path, one_torch_thread):
     """A checkpoint written during a Ray run pauses the ingest and saves the replay: its agent step

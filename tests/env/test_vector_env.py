@@ -82,6 +82,7 @@ def lockstep(vec, singles, steps, action_seed=0):
     (dict(), "episode"),  # no-op starts: the same RNG draws, since each worker runs the single-env stack itself
     (dict(repeat_action_probability=0.25, max_episode_steps=60), "episode"),  # sticky actions, truncation
 ])
+@pytest.mark.slow
 def test_each_env_matches_the_single_env_with_its_seed(kw, infos):
     vec = make_atari_env(num_envs=3, workers=2, seed=7, infos=infos, **kw)
     singles = [make_atari_env(seed=7 + i, **kw) for i in range(3)]
@@ -128,6 +129,7 @@ def test_vector_env_contract():
     vec.close()  # twice is fine
 
 
+@pytest.mark.slow
 def test_reset_seeds_and_mask():
     # (Without episodic life, so that a reset mid-game is a real reset, not the next life.)
     vec = make_atari_env(num_envs=2, workers=1, seed=0, episodic_life=False)
@@ -207,6 +209,7 @@ def test_bad_actions_are_refused():
         vec.close()
 
 
+@pytest.mark.slow
 def test_send_recv_each_env_matches_the_single_env_with_its_seed():
     """EnvPool-style send/recv: each worker's envs are stepped again as soon as they come back, so
     the envs run at their own pace; each still gives exactly its single env's trajectory."""
@@ -360,6 +363,7 @@ class _Boom(gym.Env):
         return np.full((2, 3), self.t, np.uint8), 1.0, False, False, {}
 
 
+@pytest.mark.slow
 def test_worker_errors_are_raised_with_their_traceback():
     vec = ProcessVectorEnv([lambda: _Boom(3), lambda: _Boom(0)], workers=2)
     vec.reset()
@@ -401,6 +405,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("call", ["step", "recv"])
 def test_step_timeout_gives_up_on_a_stopped_worker_and_names_it(call):
     """A worker frozen with SIGSTOP would block a step forever; with step_timeout the step raises
@@ -441,6 +446,7 @@ def test_step_timeout_must_be_positive_seconds():
             ProcessVectorEnv(make, step_timeout=bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_make_atari_env_workers_under_a_program_wide_start_method(method):
     """A program that sets the start method for everything (importing torchrl sets spawn) still gets
@@ -482,6 +488,7 @@ def test_bench_runs_in_tiny_mode(capsys):
     assert vector_bench.rom_name("ALE/MsPacman-v5") == "ms_pacman"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_envs,workers", [(2, 1), (2, 2), (3, 2)])
 def test_bench_ceiling_steps_every_env(num_envs, workers):
     """The ceiling row's processes step every env exactly `steps` times between them (bench_ceiling

@@ -48,6 +48,7 @@ from gymnasium.vector.utils import batch_differing_spaces  # noqa: E402
 
 from dqnfast.vector_env import ProcessVectorEnv  # noqa: E402
 from dqnfast.episode_stats import finished_episodes  # noqa: E402
+from support.tiers import one_fast_case  # noqa: E402
 
 
 class InfoEnv(gym.Env):
@@ -159,7 +160,7 @@ def closing():
 
 # -- the values and the info layout, step for step beside SyncVectorEnv -------------------------------------
 @pytest.mark.parametrize("infos", ["all", "episode"])
-@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("workers", one_fast_case(1, 2, 3))
 @pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP])
 def test_steps_and_resets_match_sync_vector_env(closing, mode, workers, infos):
     """Resets (int seed, a list of seeds, a reset_mask with options) and 40 random steps, in which
@@ -298,7 +299,7 @@ def test_infos_episode_pickles_no_info(closing):
     assert vec.closed
 
 
-@pytest.mark.parametrize("infos", ["all", "episode"])
+@pytest.mark.parametrize("infos", one_fast_case("all", "episode"))
 @pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP])
 def test_finished_episodes_reads_every_episode_where_gymnasium_puts_it(closing, mode, infos):
     """dqnfast's reader of episode statistics (the trainer's, the distributed actor's) finds every
@@ -379,6 +380,7 @@ def test_observation_mode_different_batches_each_envs_bounds(closing, observatio
     assert vec.step(vec.action_space.sample())[0] in vec.observation_space
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("observation_mode", ["different", (Box(0, 4, (3, 5)), Box(0, 4, (5,)))])
 def test_observation_mode_different_refuses_other_shapes(observation_mode):
     with pytest.raises(RuntimeError, match="do not share a common shape and dtype"):
@@ -388,6 +390,7 @@ def test_observation_mode_different_refuses_other_shapes(observation_mode):
     assert no_workers_left()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("observation_mode", ["same", "different", (Box(0, 4, (3, 3)), Box(0, 4, (3,)))])
 def test_mixed_observation_spaces_are_refused(observation_mode):
     spaces = [Box(0, 1, (3,)), Discrete(5), Dict({"a": Discrete(2), "b": Box(0, 1, (2,))})]

@@ -23,6 +23,7 @@ import pytest
 gym = pytest.importorskip("gymnasium")
 
 from support import interrupt_gate  # noqa: E402
+from support.tiers import one_fast_case  # noqa: E402
 from dqnfast.vector_env import EnvWorkerError, ProcessVectorEnv  # noqa: E402
 
 
@@ -43,7 +44,7 @@ class Echo(gym.Env):
         return np.array([self.index, action]), 0.0, False, False, {}
 
 
-@pytest.mark.parametrize("as_array", [False, True])
+@pytest.mark.parametrize("as_array", one_fast_case(False, True))
 def test_send_gives_each_env_the_action_listed_with_it(as_array):
     """The README: env_ids may list a group's envs in any order; actions[k] goes to env_ids[k]."""
     vec = ProcessVectorEnv([lambda i=i: Echo(i) for i in range(6)], workers=2)  # groups [0, 2, 4] and [1, 3, 5]

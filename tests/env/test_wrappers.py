@@ -12,6 +12,7 @@ pytest.importorskip("cv2")  # gymnasium's AtariPreprocessing, the baseline, resi
 import dqnfast  # noqa: E402
 from dqnfast.wrappers import (AtariPreprocessing, ClipRewardEnv, EpisodicLifeEnv, FireResetEnv,  # noqa: E402
                               make_atari_env)
+from support.tiers import one_fast_case  # noqa: E402
 
 pytestmark = pytest.mark.atari
 gym.register_envs(ale_py)
@@ -47,7 +48,7 @@ def lockstep(ours, theirs, steps, seed, check, action_seed=0):
     return ends
 
 
-@pytest.mark.parametrize("frame_skip,life_loss", [(4, True), (3, False), (1, True)])
+@pytest.mark.parametrize("frame_skip,life_loss", one_fast_case((4, True), (3, False), (1, True)))
 def test_gray_matches_gymnasium_step_for_step(frame_skip, life_loss):
     kw = dict(frame_skip=frame_skip, terminal_on_life_loss=life_loss, noop_max=30)
     screens = []  # ALE's gray screen after every emulated frame under our wrapper
@@ -125,7 +126,7 @@ class FakeAtari(gym.Env):
 
 @pytest.mark.parametrize("frame_skip", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("life_loss", [False, True])
-@pytest.mark.parametrize("grayscale", [True, False])
+@pytest.mark.parametrize("grayscale", one_fast_case(True, False))
 def test_state_machine_matches_gymnasium_at_every_episode_end(frame_skip, life_loss, grayscale):
     lengths = [3, 40, 41, 42, 43, 44, 45, 46, 47, 29, 31]  # some end during the no-op reset
     kw = dict(frame_skip=frame_skip, terminal_on_life_loss=life_loss, grayscale_obs=grayscale, screen_size=(9, 11))
@@ -335,7 +336,7 @@ def _no_fire_env():
 
 
 @pytest.mark.parametrize("interp", ["nearest", "area"])
-@pytest.mark.parametrize("frame_skip,life_loss", [(4, True), (3, False), (1, True)])
+@pytest.mark.parametrize("frame_skip,life_loss", one_fast_case((4, True), (3, False), (1, True)))
 def test_direct_path_matches_gymnasium(interp, frame_skip, life_loss):
     """No wrapper in between: steps go straight to ALE, reading only the screens they use (palette
     indices through the learned gray table for nearest). Everything still matches gymnasium."""

@@ -367,6 +367,7 @@ def test_multistep_transform_is_refused():
         DqnfastTensorDictReplayBuffer(100).append_transform(MultiStepTransform(n_steps=3, gamma=0.9))
 
 
+@pytest.mark.slow
 def test_bench_runs(capsys, one_torch_thread):  # (the bench sets one torch thread)
     """`dqnfast bench torchrl` at a tiny size: every row prints (the figures are the bench's business)."""
     from dqnfast.benchmarks import main

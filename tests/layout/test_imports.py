@@ -1,5 +1,6 @@
 """The package's structure, read from its source: no import circles, the library never reaches
-into the trainer, and no module imports another's private names.
+into the trainer, and no module imports another's private names or uses another object's private
+members.
 
 Every import counts, including those inside functions (a lazy import is still a dependency).
 """
@@ -128,4 +129,41 @@ def test_no_module_imports_another_modules_private_names():
             if target.rpartition(".")[2] in PRIVATE_MODULES_SHARED_BY_DESIGN:
                 continue
             bad += [f"{name}:{line} imports {n} from {target}" for n in names if n.startswith("_") and n != "__version__"]
+    assert not bad, bad
+
+
+# Underscored names that are public API of what they belong to: NamedTuple's methods (Batch is one).
+NAMEDTUPLE_API = {"_asdict", "_replace", "_fields", "_make", "_field_defaults"}
+# Each a private member used from inside the class that defines it, through another name: kept here
+# by hand, with the reason, so that the list stays short.
+OWN_CLASS_USES = {
+    ("dqnfast.replay", "rb._load_from"),  # ReplayBuffer.load fills the buffer it has just made
+}
+
+
+def private_member_uses(name: str, path: Path) -> Iterator[Tuple[str, int]]:
+    """(expression, line) for each ``x._member`` in the file where x is not self, cls, super() or a
+    class of the same file."""
+    tree = ast.parse(path.read_text(), str(path))
+    own_classes = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        if node.attr in NAMEDTUPLE_API:
+            continue
+        owner = node.value
+        if isinstance(owner, ast.Name) and (owner.id in ("self", "cls") or owner.id in own_classes):
+            continue
+        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
+            continue
+        expression = ast.unparse(node)
+        if (name, expression) not in OWN_CLASS_USES:
+            yield expression, node.lineno
+
+
+def test_no_module_reaches_into_another_objects_private_members():
+    """Private members of other modules' objects (the native buffer's methods, ale_py's AtariEnv,
+    another module's class) are not used: each module goes through a stated interface."""
+    bad = [f"{name}:{line} uses {expr}" for name, path in package_modules().items()
+           for expr, line in private_member_uses(name, path)]
     assert not bad, bad

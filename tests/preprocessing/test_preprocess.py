@@ -221,6 +221,7 @@ def test_area_within_one_of_opencv(rng, size, crop):
     assert np.abs(got.astype(int) - ref).max() <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.atari
 def test_luma_equals_ale_grayscale_on_breakout():
     gym = pytest.importorskip("gymnasium")

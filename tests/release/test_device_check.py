@@ -70,6 +70,7 @@ def test_each_finished_step_is_on_disk_before_the_next_starts(tmp_path):
     assert after["steps"]["second"]["status"].startswith("failed: RuntimeError")
 
 
+@pytest.mark.slow
 def test_steps_runs_only_the_named_steps_and_rejects_unknown_ones(tmp_path):
     out = tmp_path / "check.json"
     tool = [sys.executable, str(ROOT / "tools" / "device_check.py"), "--smoke", "--json", str(out)]

@@ -88,6 +88,7 @@ def test_each_life_starts_with_a_fresh_frame_stack(monkeypatch):
 
 
 
+@pytest.mark.slow
 def test_dqnfast_evaluate_plays_the_runs_eval_epsilon_by_default(tmp_path, monkeypatch, capsys):
     cfg = cfg_36()
     assert cfg.eval_epsilon == 0.05
@@ -101,6 +102,7 @@ def test_dqnfast_evaluate_plays_the_runs_eval_epsilon_by_default(tmp_path, monke
     assert_epsilon_played(*non_greedy(games), epsilon=0.05, min_steps=600)
 
 
+@pytest.mark.slow
 def test_the_trainers_final_evaluation_plays_eval_epsilon(tmp_path, monkeypatch):
     """The trainer's own evaluation at the end of a (tiny) run. Its network is whatever 120 steps
     made of it, so each step's greedy action is read off the network's output (a forward hook set
@@ -130,6 +132,7 @@ def test_the_trainers_final_evaluation_plays_eval_epsilon(tmp_path, monkeypatch)
     assert_epsilon_played(*non_greedy(games, lambda k: greedy[k]), epsilon=0.05, min_steps=600)
 
 
+@pytest.mark.slow
 def test_a_games_score_does_not_depend_on_the_games_played_beside_it():
     """Game g is seeded seed + g and draws its own epsilon-greedy choices, so playing the games one
     at a time or several side by side (one batched forward pass) gives the same scores, in game order."""

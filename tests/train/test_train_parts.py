@@ -223,6 +223,7 @@ def plain_dqn_loop(cfg: TrainConfig):
     return games, learner
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_step", [1, 3])
 def test_sync_trainer_plays_the_games_of_a_plain_dqn_loop(tmp_path, n_step):
     needs_atari()
