@@ -22,9 +22,10 @@ Steps, in order (each is timed; one that fails is reported and the others still 
 
 At the end it prints one table and writes the same figures as JSON (``--json``, by default
 ``device_check.json`` in ``$OUT`` when set, else in the current folder). The JSON is also written
-after every step (with ``"complete": false``), so a machine lost in the middle of the check still
-returns the steps it finished: a device machine once stopped answering in the middle of the whole
-check, and nothing came back. Steps run one call each (``--steps``) lose even less.
+after every step (with ``"complete": false``), so a check stopped at its time limit still returns
+the steps it finished. A machine that stops answering returns nothing of its call (one did, in the
+middle of the whole check), so on a lent machine run the steps in two or three calls (``--steps``,
+with ``--site`` to keep the build between them).
 
 On the lent H200 machine (Python 3.12 with torch, pybind11, scikit-build-core, cmake, pytest,
 tqdm, tensorboard, matplotlib; no gymnasium, ale-py or tyro), carry these wheels (cp312,
