@@ -64,8 +64,8 @@ class Check:
         self.steps: Dict[str, Dict[str, Any]] = {}
 
     def save(self, complete: bool) -> None:
-        """Writes the figures so far: after every step, so a machine lost mid-check still returns
-        the steps it finished (``complete`` is false until the end)."""
+        """Writes the figures so far: after every step, so a check stopped at its time limit still
+        returns the steps it finished (``complete`` is false until the end)."""
         if self.json_path is not None:
             self.json_path.write_text(json.dumps({"smoke": self.smoke, "complete": complete, "rows": self.rows,
                                                   "steps": self.steps, "table": self.table()}, indent=1))
