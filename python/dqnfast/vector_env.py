@@ -54,7 +54,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -536,13 +536,13 @@ class ProcessVectorEnv(VectorEnv):
         if not late:
             return
         if timeout is None:
-            self._give_up(late, what)
+            self._give_up(late, what)  # raises EnvWorkerError
         raise mp.TimeoutError(
             f"ProcessVectorEnv.{what}: the step's results did not all come in within {timeout} s. The step "
             f"is still pending: call step_wait() again to get its results, reset() to drop them (both wait "
             f"for the step to finish), or close(terminate=True) to give up on the envs")
 
-    def _give_up(self, late: Sequence[int], what: str) -> None:
+    def _give_up(self, late: Sequence[int], what: str) -> NoReturn:
         """``step_timeout`` ran out before workers ``late`` replied: closes the env (killing them)
         and raises EnvWorkerError naming them."""
         named = "; ".join(f"worker {w} (envs {self._groups[w].tolist()}, pid {self._procs[w].pid})" for w in late)
