@@ -10,11 +10,13 @@ holds the pinned commit (CI has none).
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -64,21 +66,25 @@ REMOVED = [
     'env.append_transform(VecNorm(in_keys=["pixels"]))',
     "module=torch.nn.Sequential(cnn, mlp),",
 ]
+VECNORM_BLOCK = "<the VecNorm block>"
 ADDED = [
     "from dqnfast.torchrl_buffer import DqnfastTensorDictReplayBuffer",
     "replay_buffer = DqnfastTensorDictReplayBuffer(",
     "cfg.buffer.buffer_size, stack=4, batch_size=cfg.buffer.batch_size",
+    "Transform,",
     "env.append_transform(ToTensorImage(from_int=False, dtype=torch.uint8))",
-    "class PixelScale(torch.nn.Module):",
-    "def forward(self, pixels):",
-    "return pixels.float() / 255",
-    "",
-    "",
-    "module=torch.nn.Sequential(PixelScale(), cnn, mlp),",
+    "if not is_test:",
+    "env.append_transform(PixelStatsUpdate())",
+    VECNORM_BLOCK,
+    "module=torch.nn.Sequential(PixelStatsNorm(), cnn, mlp),",
 ]
+# The block that moves VecNorm: it starts with this comment and defines only these names (checked
+# on the patched file below); test_moved_vecnorm_is_torchrls_vecnorm checks what it computes.
+VECNORM_COMMENT = "# VecNorm, moved:"
+VECNORM_NAMES = {"PixelStats", "PIXEL_STATS", "PixelStatsUpdate", "PixelStatsNorm"}
 
 
-def test_patch_touches_only_the_buffer_block_and_the_normalisation():
+def _added_and_removed():
     removed, added, files = [], [], []
     for line in tool.PATCH.read_text().splitlines():
         if line.startswith("+++ "):
@@ -87,6 +93,14 @@ def test_patch_touches_only_the_buffer_block_and_the_normalisation():
             removed.append(line[1:].strip())
         elif line.startswith("+"):
             added.append(line[1:].strip())
+    # the VecNorm block runs from its comment to the blank lines before the model's change
+    start = next(i for i, line in enumerate(added) if line.startswith(VECNORM_COMMENT))
+    end = added.index("module=torch.nn.Sequential(PixelStatsNorm(), cnn, mlp),")
+    return files, removed, added[:start] + [VECNORM_BLOCK] + added[end:]
+
+
+def test_patch_touches_only_the_buffer_block_and_the_normalisation():
+    files, removed, added = _added_and_removed()
     assert files == ["b/sota-implementations/dqn/dqn_atari.py", "b/sota-implementations/dqn/utils_atari.py"]
     assert removed == REMOVED
     assert added == ADDED
@@ -106,6 +120,51 @@ def test_patch_applies_to_the_pinned_torchrl_files(tmp_path):
         assert (patched / name).read_bytes() != files[name]
     text = (patched / "dqn_atari.py").read_text()
     assert "LazyMemmapStorage" not in text and "DqnfastTensorDictReplayBuffer(" in text
+    added_names = _top_level_names(patched / "utils_atari.py") - _top_level_names(original / "utils_atari.py")
+    assert added_names == VECNORM_NAMES
+
+
+def _top_level_names(path: Path) -> set:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_moved_vecnorm_is_torchrls_vecnorm(tmp_path):
+    """The patched model standardises uint8 pixels with exactly the moments and output of TorchRL's
+    VecNorm (the class the script used: decay 0.9999, eps 1e-4) fed the same pixels as [0, 1]
+    floats, over single steps and batched steps."""
+    files = tool.read_torchrl_files(_checkout(), tool.PINNED_COMMIT)
+    pytest.importorskip("torchrl", reason="the patched utils_atari.py imports torchrl")
+    import torch
+    from tensordict import TensorDict
+    from torchrl.envs.transforms import VecNorm
+
+    patched = tool.lay_out(tmp_path / "patched", files, patched=True)
+    spec = importlib.util.spec_from_file_location("patched_utils_atari", patched / "utils_atari.py")
+    utils_atari = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(utils_atari)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # VecNorm's own deprecation notice
+        reference = VecNorm(in_keys=["pixels"])
+    update = utils_atari.PixelStatsUpdate()
+    layer = utils_atari.PixelStatsNorm()
+    generator = torch.Generator().manual_seed(5)
+    for step in range(40):
+        batch = [3] if step % 4 == 1 else []  # a batched env's step, or one env's
+        pixels = torch.randint(0, 256, (*batch, 4, 84, 84), dtype=torch.uint8, generator=generator)
+        expected = reference._call(TensorDict({"pixels": pixels.float() / 255}, batch_size=batch))["pixels"]
+        if step == 0:
+            stepped = update._reset(None, TensorDict({"pixels": pixels}, batch_size=batch))
+        else:
+            stepped = update._call(TensorDict({"pixels": pixels}, batch_size=batch))
+        assert stepped["pixels"].dtype == torch.uint8  # the env's pixels stay bytes for the buffer
+        assert torch.equal(layer(pixels), expected)
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 TorchRL's ``sota-implementations/dqn/dqn_atari.py`` (with its ``utils_atari.py`` and
 ``config_atari.yaml``) is taken from a TorchRL git checkout at one commit and copied into a temp
 folder twice. The second copy gets ``dqn_atari.patch`` (beside this file): the replay-buffer block
-swapped for ``DqnfastTensorDictReplayBuffer``, and the pixel normalisation moved out of the env
-into the model's first layer, because the frame store keeps uint8 frames. Nothing else changes.
+swapped for ``DqnfastTensorDictReplayBuffer``, and the pixel normalisation moved out of the stored
+data, because the frame store keeps uint8 frames: the env still gathers ``VecNorm``'s running moments,
+and the model's first layer applies them and the scaling to [0, 1]. Nothing else changes.
 None of TorchRL's files are kept in this repository.
 
 Both copies run one after the other, with the same hydra overrides (env, frames, buffer size), in
