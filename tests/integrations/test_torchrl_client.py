@@ -195,4 +195,13 @@ def test_both_variants_run_on_breakout(tmp_path):
     assert results["original"]["disk"]["allocated"] >= orig["nbytes"] * 0.9
     assert ours["type"] == "DqnfastTensorDictReplayBuffer" and 900 <= ours["len"] <= 1000
     assert ours["nbytes"] < orig["nbytes"] / 20
+    # The moved VecNorm saw each frame of the training env once: 2,000 steps and a reset per game
+    # (random Breakout games last about 180 steps), so its count, decayed by 0.9999 a frame, is that
+    # of 2,000 to 2,200 frames. The layer never updates it from sampled batches.
+    assert "pixel_stats_count" not in results["original"]
+
+    def decayed(frames):
+        return (1 - 0.9999 ** frames) / (1 - 0.9999)
+
+    assert decayed(2_000) <= results["dqnfast"]["pixel_stats_count"] <= decayed(2_200)
     assert not list(tmp_path.glob("torchrl_client_*"))  # the work folder and its memmap files are removed

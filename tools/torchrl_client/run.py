@@ -94,6 +94,10 @@ def _report():
                                for k, v in store.items(include_nested=True, leaves_only=True)}
             info["nbytes"] = sum(e[2] for e in info["entries"].values())
         out.setdefault("buffers", []).append(info)
+    # the patched utils_atari.py's VecNorm moments: their decayed count of the frames they saw
+    stats = getattr(sys.modules.get("utils_atari"), "PIXEL_STATS", None)
+    if stats is not None and stats.count is not None:
+        out["pixel_stats_count"] = float(stats.count)
     with open(os.environ["DQNFAST_CLIENT_OUT"], "w") as f:
         json.dump(out, f)
 atexit.register(_report)
