@@ -414,7 +414,8 @@ assert set(PRESETS) == set(typing.get_args(PresetName)), "PresetName must list t
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
-    """The named preset (``demo``, ``nature`` or ``course``) with ``overrides`` applied, validated.
+    """The named preset (one of :data:`PRESETS`: ``demo``, ``nature``, ``course``, ``gpu``, ``atari100k``)
+    with ``overrides`` applied, validated.
 
     ``recurrent=True`` switches a preset's n-step returns off unless ``n_step`` is given too: DRQN
     learns from one-step targets along its sequences."""
