@@ -35,6 +35,25 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (sums[idx] - sums[lo]) / (idx - lo)
 
 
+def off_chart(curves: Dict[int, Tuple[np.ndarray, np.ndarray]], anchors: Sequence[Anchor], window: int,
+              finals: Optional[Dict[int, Tuple[int, float]]] = None, *, room: float = 4.0) -> List[Anchor]:
+    """The anchors to leave off the chart: those above the highest curve point, evaluation mean or
+    other anchor by more than ``room`` times the span of all those (human is 69,571 on PrivateEye,
+    where the agents score under 100: its line would flatten every curve to the floor)."""
+    points = [v for steps, returns in curves.values() for v in moving_average(returns, window)]
+    points += [mean for _, mean in (finals or {}).values()]
+    out: List[Anchor] = []
+    for a in sorted(anchors, key=lambda a: -a.score):
+        rest = points + [b.score for b in anchors if b not in out and b is not a]
+        if rest:
+            lo, hi = min(rest), max(rest)
+            if a.score > hi + room * max(hi - lo, 1e-9):
+                out.append(a)
+                continue
+        break
+    return out
+
+
 def plot_batch(path: str, curves: Dict[int, Tuple[np.ndarray, np.ndarray]], anchors: Sequence[Anchor], *,
                title: str, window: int = 20, anchor_steps: Optional[int] = None,
                finals: Optional[Dict[int, Tuple[int, float]]] = None) -> Optional[str]:
@@ -55,10 +74,15 @@ def plot_batch(path: str, curves: Dict[int, Tuple[np.ndarray, np.ndarray]], anch
             ax.plot(*finals[seed], color=f"C{i % 10}", marker="X", ms=9, ls="none",
                     label=f"seed {seed}: evaluation mean {finals[seed][1]:.2f}")
     styles = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1))]
+    above = off_chart(curves, anchors, window, finals)
     for j, a in enumerate(anchors):
         at = f" at {anchor_steps // 1000}k steps" if anchor_steps and a.agent not in ("human", "random") else ""
+        label = f"{a.agent} {a.score:g}{at} ({a.source})"
+        if a in above:  # listed, not drawn
+            ax.plot([], [], color="none", label=f"{label}: above the chart")
+            continue
         ax.axhline(a.score, color="gray" if a.agent in ("human", "random") else "black", lw=1,
-                   ls=styles[j % len(styles)], alpha=0.8, label=f"{a.agent} {a.score:g}{at} ({a.source})")
+                   ls=styles[j % len(styles)], alpha=0.8, label=label)
     ax.set_xlabel("agent steps")
     ax.set_ylabel("training game return (unclipped, all lives)")
     ax.set_title(title)
