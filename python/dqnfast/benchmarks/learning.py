@@ -277,7 +277,7 @@ def run_seeds(seeds: List[Seed], preset: str, overrides: Sequence[str], eval_gam
     bar = None
     if show_progress and tqdm is not None:
         bar = tqdm(total=len(seeds) * total_steps, unit="step", dynamic_ncols=True, mininterval=1.0,
-                   desc=f"{len(seeds)} seeds", smoothing=0.1)
+                   desc=f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}", smoothing=0.1)
     write = bar.write if bar is not None else (lambda text: print(text, flush=True))
 
     def on_term(signum, frame):
@@ -395,7 +395,7 @@ def summarize(out: str, cfg, preset: str, overrides: Sequence[str], seeds: List[
     table = anchors.anchors_for(cfg.env_id)
     curves = {r["seed"]: read_curve(os.path.join(out, f"seed-{r['seed']}")) for r in results}
     png = plot_batch(os.path.join(out, "learning_curves.png"), curves, table,
-                     title=f"{cfg.env_id} ({preset}), {len(results)} seeds", anchor_steps=anchors.STEPS,
+                     title=f"{cfg.env_id} ({preset}), {len(results)} seed{'' if len(results) == 1 else 's'}", anchor_steps=anchors.STEPS,
                      finals={r["seed"]: (r["agent_steps"], r["mean"]) for r in results})
     summary: Dict[str, Any] = {
         "out": out, "env_id": cfg.env_id, "preset": preset, "overrides": list(overrides),
