@@ -265,6 +265,11 @@ class _Stop(KeyboardInterrupt):
     pass
 
 
+def seed_count(n: int) -> str:
+    """'1 seed', '5 seeds': for the progress bar and the plot's title."""
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
 def run_seeds(seeds: List[Seed], preset: str, overrides: Sequence[str], eval_games: int, jobs: int,
               total_steps: int, show_progress: bool) -> bool:
     """Runs what each seed needs, ``jobs`` at a time; False when interrupted."""
@@ -277,7 +282,7 @@ def run_seeds(seeds: List[Seed], preset: str, overrides: Sequence[str], eval_gam
     bar = None
     if show_progress and tqdm is not None:
         bar = tqdm(total=len(seeds) * total_steps, unit="step", dynamic_ncols=True, mininterval=1.0,
-                   desc=f"{len(seeds)} seed{'' if len(seeds) == 1 else 's'}", smoothing=0.1)
+                   desc=seed_count(len(seeds)), smoothing=0.1)
     write = bar.write if bar is not None else (lambda text: print(text, flush=True))
 
     def on_term(signum, frame):
@@ -395,7 +400,7 @@ def summarize(out: str, cfg, preset: str, overrides: Sequence[str], seeds: List[
     table = anchors.anchors_for(cfg.env_id)
     curves = {r["seed"]: read_curve(os.path.join(out, f"seed-{r['seed']}")) for r in results}
     png = plot_batch(os.path.join(out, "learning_curves.png"), curves, table,
-                     title=f"{cfg.env_id} ({preset}), {len(results)} seed{'' if len(results) == 1 else 's'}", anchor_steps=anchors.STEPS,
+                     title=f"{cfg.env_id} ({preset}), {seed_count(len(results))}", anchor_steps=anchors.STEPS,
                      finals={r["seed"]: (r["agent_steps"], r["mean"]) for r in results})
     summary: Dict[str, Any] = {
         "out": out, "env_id": cfg.env_id, "preset": preset, "overrides": list(overrides),
