@@ -270,7 +270,13 @@ class DQNLearner:
     def td_target(self, reward: torch.Tensor, next_obs: torch.Tensor, terminated: torch.Tensor,
                   discount: torch.Tensor) -> torch.Tensor:
         """``r + discount * (1 - terminated) * Q_target(s', a')``, a' = argmax of the target net, or of
-        the online net with Double DQN. Truncation is deliberately absent: a cut-off episode bootstraps."""
+        the online net with Double DQN. Truncation is deliberately absent: a cut-off episode bootstraps.
+
+        With a hard copy after every update (:attr:`target_is_online`) both nets hold the same weights
+        at every update, so one pass of the online net serves as both: Double DQN's target is then
+        plain DQN's, bit for bit, and the update costs one network pass less."""
+        if self.target_is_online:
+            return reward + discount * (1.0 - terminated) * self.q_network(next_obs).amax(dim=1)
         next_q_target = self.target_network(next_obs)
         if self.double_dqn:
             best = self.q_network(next_obs).argmax(dim=1, keepdim=True)
@@ -278,6 +284,14 @@ class DQNLearner:
             best = next_q_target.argmax(dim=1, keepdim=True)
         next_value = next_q_target.gather(1, best).squeeze(1)
         return reward + discount * (1.0 - terminated) * next_value
+
+    @property
+    def target_is_online(self) -> bool:
+        """Whether the target net equals the online net at every update: a hard copy (``tau`` 1) after
+        every update (``target_update_interval`` 1), as DrQ(ε)'s target_update_period 1. The target
+        network is still kept and synced (checkpoints and :meth:`reset_layers` see it), but not run.
+        Change the target's weights by hand only with an interval above 1."""
+        return self.tau >= 1.0 and self.target_update_interval == 1
 
     def targets(self, batch: Batch) -> np.ndarray:
         """The TD targets of ``batch`` as float32 numpy (what :meth:`update` regresses onto)."""

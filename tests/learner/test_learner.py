@@ -166,6 +166,41 @@ def test_polyak_target_update():
     assert not _same(before, _params(lrn.target_network))
 
 
+class _TwoPassLearner(DQNLearner):
+    """The reference: always runs the target network, as if it could differ from the online one."""
+    target_is_online = False
+
+
+def _target_passes(lrn: DQNLearner) -> list:
+    calls: list = []
+    lrn.target_network.register_forward_hook(lambda *_: calls.append(1))
+    return calls
+
+
+@pytest.mark.parametrize("double_dqn", [False, True])
+def test_a_target_copied_after_every_update_is_not_run_but_gives_the_same_weights(double_dqn):
+    kw = dict(target_update_interval=1, double_dqn=double_dqn, learning_rate=1e-2)
+    fast, ref = learner(**kw), _TwoPassLearner(3, frame_shape=SHAPE, stack=1, device="cpu", seed=0, **kw)
+    assert fast.target_is_online and _same(_params(fast.q_network), _params(ref.q_network))
+    fast_calls, ref_calls = _target_passes(fast), _target_passes(ref)
+    for seed in range(5):
+        batch = make_batch(rewards=[1.0, 0.0, -1.0, 0.5], terminated=[False, True, False, False],
+                           truncated=[False] * 4, actions=[0, 1, 2, 1], seed=seed)
+        np.testing.assert_array_equal(fast.targets(batch), ref.targets(batch))
+        fast.update(batch), ref.update(batch)
+    assert _same(_params(fast.q_network), _params(ref.q_network))  # bit for bit, 5 updates on
+    assert len(fast_calls) == 0 and len(ref_calls) == 10  # ref: targets() and update(), 5 times each
+
+
+@pytest.mark.parametrize("kw", [dict(target_update_interval=2), dict(target_update_interval=1, tau=0.5)])
+def test_a_target_that_can_differ_is_run(kw):
+    lrn = learner(double_dqn=True, **kw)
+    assert not lrn.target_is_online
+    calls = _target_passes(lrn)
+    lrn.update(make_batch(rewards=[1.0] * 4, terminated=[False] * 4, truncated=[False] * 4))
+    assert len(calls) == 1
+
+
 # -- acting ----------------------------------------------------------------------------------------------
 def test_act_greedy_random_and_batched():
     lrn = learner(stack=2)

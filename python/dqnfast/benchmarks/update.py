@@ -6,11 +6,16 @@ learner (dueling, Double DQN, Adam, 10-step returns), on one torch thread, in th
 - ``eager``: ``DQNLearner.update`` as the trainer runs it on a CPU;
 - ``channels_last``: the same with the networks in channels-last memory format (oneDNN's
   preferred layout for convolutions);
-- ``compile``: ``torch.compile`` of the whole step (:class:`dqnfast.fast_update.CompiledUpdate`).
+- ``compile``: ``torch.compile`` of the whole step (:class:`dqnfast.fast_update.CompiledUpdate`);
+- ``two_pass``: eager, with the target network run as well as the online net on the next states.
+  The learner skips that pass when the target is a copy made after every update (as here, and in
+  the preset: ``DQNLearner.target_is_online``); this mode is what the step cost before it did.
 
 Each way starts from the same weights and takes its steps on the same batches; the table gives
-the largest difference of its weights from eager's after those steps (0 is bit for bit) and the
-updates an hour allows. Median over rounds; the first calls (warm-up, compilation) are not timed.
+the largest difference of its losses on those batches and of its weights after those steps from
+eager's (0 is bit for bit), and the updates an hour allows. (Adam's first steps move each weight by
+about the step size whatever the gradient's size, so the weights alone can agree while the losses
+do not.) Median over rounds; the first calls (warm-up, compilation) are not timed.
 """
 from __future__ import annotations
 
@@ -20,19 +25,20 @@ import statistics
 import time
 from typing import Dict, List
 
-import numpy as np
-
 from .replay import fill, machine
 
-MODES = ("eager", "channels_last", "compile")
+MODES = ("eager", "channels_last", "compile", "two_pass")
 
 
-def _learner(frame_size: int, seed: int):
+def _learner(frame_size: int, seed: int, two_pass: bool = False):
     from ..learner import DQNLearner
 
-    return DQNLearner(6, frame_shape=(frame_size, frame_size), stack=4, optimizer="adam", learning_rate=1e-4,
-                      adam_eps=1.5e-4, target_update_interval=1, double_dqn=True, dueling=True, device="cpu",
-                      seed=seed)
+    class TwoPassLearner(DQNLearner):
+        target_is_online = False  # run the target network even though it equals the online one
+
+    cls = TwoPassLearner if two_pass else DQNLearner
+    return cls(6, frame_shape=(frame_size, frame_size), stack=4, optimizer="adam", learning_rate=1e-4,
+               adam_eps=1.5e-4, target_update_interval=1, double_dqn=True, dueling=True, device="cpu", seed=seed)
 
 
 def _update_fn(learner, mode: str):
@@ -58,13 +64,14 @@ def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmu
     base = _learner(frame_size, seed)
     out: Dict[str, Dict[str, float]] = {}
     weights: Dict[str, List] = {}
+    losses: Dict[str, List[float]] = {}
     for mode in modes:
-        learner = _learner(frame_size, seed)
+        learner = _learner(frame_size, seed, two_pass=mode == "two_pass")
         learner.q_network.load_state_dict(base.q_network.state_dict())
         learner.target_network.load_state_dict(base.target_network.state_dict())
         update = _update_fn(learner, mode)
-        for b in batches:  # warm-up (and compilation) on the shared batches: the weights compare here
-            update(b)
+        # warm-up (and compilation) on the shared batches: the losses and then the weights compare here
+        losses[mode] = [update(b)["td_loss"] for b in batches]
         weights[mode] = [p.detach().clone() for p in learner.q_network.parameters()]
         batch = rb.empty_batch(32)
         per_round = []
@@ -77,6 +84,7 @@ def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmu
     for mode in modes:
         diff = max(float((a - b).abs().max()) for a, b in zip(weights[mode], weights[modes[0]]))
         out[mode]["diff"] = diff
+        out[mode]["loss_diff"] = max(abs(a - b) for a, b in zip(losses[mode], losses[modes[0]]))
         out[mode]["per_hour"] = 3600e3 / out[mode]["ms"]
     return out
 
@@ -102,12 +110,14 @@ def main(argv: List[str]) -> int:
     modes = ["eager"] + [m for m in args.modes if m != "eager"]
     print(f"dqnfast bench update: sample(32, shift={args.shift}) + one update (dueling, Double DQN, Adam, 10-step), "
           f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}")
-    print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}")
+    print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}"
+          f"{'max |loss - eager|':>20}")
     for size in args.sizes:
         res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift)
         for mode in modes:
             r = res[mode]
-            print(f"{size:>6} {mode:<14}{r['ms']:>10.2f}{r['per_hour']:>14,.0f}{r['diff']:>17.2e}")
+            print(f"{size:>6} {mode:<14}{r['ms']:>10.2f}{r['per_hour']:>14,.0f}{r['diff']:>17.2e}"
+                  f"{r['loss_diff']:>20.2e}")
     return 0
 
 
