@@ -42,9 +42,9 @@ def make_batch(rewards, terminated, truncated, actions=None, stack=1, shape=SHAP
     return b
 
 
-def learner(**kw) -> DQNLearner:
+def learner(cls=DQNLearner, **kw) -> DQNLearner:
     kw = {"frame_shape": SHAPE, "stack": 1, "device": "cpu", "seed": 0, **kw}
-    return DQNLearner(3, **kw)
+    return cls(3, **kw)
 
 
 # -- the network ---------------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def _target_passes(lrn: DQNLearner) -> list:
 @pytest.mark.parametrize("double_dqn", [False, True])
 def test_a_target_copied_after_every_update_is_not_run_but_gives_the_same_weights(double_dqn):
     kw = dict(target_update_interval=1, double_dqn=double_dqn, learning_rate=1e-2)
-    fast, ref = learner(**kw), _TwoPassLearner(3, frame_shape=SHAPE, stack=1, device="cpu", seed=0, **kw)
+    fast, ref = learner(**kw), learner(_TwoPassLearner, **kw)
     assert fast.target_is_online and _same(_params(fast.q_network), _params(ref.q_network))
     fast_calls, ref_calls = _target_passes(fast), _target_passes(ref)
     for seed in range(5):
