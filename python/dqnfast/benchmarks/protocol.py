@@ -18,6 +18,9 @@ MAX_FRAMES = 108_000
 EPSILON = 0.05
 GAMES = 100
 TRAIN_STEPS = 100_000
+# DrQ(ε) (Agarwal et al. 2021) evaluates with Dopamine's epsilon_eval instead of the protocol's 0.05;
+# its figures in :mod:`.anchors` were measured so, and the `atari100k` preset follows it.
+DRQ_EPS_EVAL_EPSILON = 0.001
 
 
 def max_agent_steps(cfg: TrainConfig) -> int:
@@ -43,7 +46,8 @@ def differences(cfg: TrainConfig, eval_games: int, *, repeat_action_probability:
                    + (", and evaluation presses FIRE after each lost life" if cfg.episodic_life else "")
                    + "; in the protocol the agent chooses every action")
     if cfg.eval_epsilon != EPSILON:
-        out.append(f"evaluation epsilon {cfg.eval_epsilon:g}, not {EPSILON:g}")
+        whose = " (DrQ(ε)'s ε_eval, set against the protocol's)" if cfg.eval_epsilon == DRQ_EPS_EVAL_EPSILON else ""
+        out.append(f"evaluation epsilon {cfg.eval_epsilon:g}, not {EPSILON:g}{whose}")
     if cfg.total_steps != TRAIN_STEPS:
         out.append(f"trained for {cfg.total_steps:,} agent steps; the anchors are at {TRAIN_STEPS:,}")
     if eval_games != GAMES:
