@@ -31,6 +31,7 @@ import torch.nn.functional as F  # noqa: E402
 from support.frames import check_stack, make_frame  # noqa: E402
 from support.pixel_env import PixelEnv  # noqa: E402
 from support.evaluation_spies import Spy, assert_epsilon_played, constant_left_checkpoint, non_greedy  # noqa: E402
+from support.tiny_config import quick  # noqa: E402
 
 from dqnfast import Batch  # noqa: E402
 from dqnfast import checkpoint as ckpt  # noqa: E402
@@ -45,12 +46,8 @@ DEFAULT = TrainConfig()
 
 
 def tiny(run_dir, name="run", **changes) -> TrainConfig:
-    values = dict(frame_size=36, crop=None, buffer_size=2000, batch_size=4, learning_starts=60,
-                  target_update_interval=20, exploration_steps=100, eval_episodes=0, progress=False, torch_threads=1,
-                  noop_max=5, log_interval=1000, n_step=1, tensorboard=False, run_dir=str(run_dir), run_name=name,
-                  checkpoint_interval=0, save_replay=False, device="cpu")
-    values.update(changes)
-    return preset("demo", **values)
+    """The quick tiny config (tests/support/tiny_config.py), on the CPU."""
+    return quick(run_dir, name, **{"device": "cpu", **changes})
 
 
 class FakeGame(PixelEnv):

@@ -24,6 +24,7 @@ from dqnfast.config import preset  # noqa: E402
 from dqnfast.recurrent import build_learner  # noqa: E402
 from support.evaluation_spies import (FIRE, LEFT, ConstantQ, Spy, assert_epsilon_played, constant_left_checkpoint,  # noqa: E402
                                       lost_a_life, non_greedy, relaunches, spy_on_evaluation_env)
+from support.tiny_config import tiny  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -108,10 +109,7 @@ def test_the_trainers_final_evaluation_plays_eval_epsilon(tmp_path, monkeypatch)
     made of it, so each step's greedy action is read off the network's output (a forward hook set
     when the evaluation env is built, i.e. after training); the action taken, from the spied env."""
     from dqnfast.train import Trainer
-    cfg = cfg_36(buffer_size=2000, batch_size=8, learning_starts=100, train_frequency=4, target_update_interval=20,
-                 exploration_steps=200, total_steps=120, eval_episodes=4, progress=False, torch_threads=1,
-                 log_interval=10, n_step=1, tensorboard=False, run_dir=str(tmp_path), run_name="run",
-                 checkpoint_interval=0)
+    cfg = tiny(tmp_path, total_steps=120, eval_episodes=4)  # tests/support/tiny_config.py
     assert cfg.eval_epsilon == 0.05
     trainer = Trainer(cfg, "demo")
     games: List[Dict[str, Any]] = []

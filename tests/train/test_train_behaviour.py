@@ -28,11 +28,12 @@ pytest.importorskip("ale_py")
 import torch.nn.functional as F  # noqa: E402
 from support.pixel_env import PixelEnv  # noqa: E402
 from support.train_records import EnvRecorder, SpyReplay, install_replay_spy  # noqa: E402
+from support.tiny_config import tiny as tiny_config  # noqa: E402
 
 from dqnfast import ReplayBuffer  # noqa: E402
 from dqnfast import checkpoint as ckpt  # noqa: E402
 from dqnfast import train  # noqa: E402
-from dqnfast.config import TrainConfig, preset  # noqa: E402
+from dqnfast.config import TrainConfig  # noqa: E402
 from dqnfast.recurrent import DRQNLearner  # noqa: E402
 from dqnfast.train import Trainer  # noqa: E402
 from dqnfast.train import trainer as trainer_module  # noqa: E402
@@ -54,10 +55,7 @@ LOOPS_WITH_RAY = LOOPS + ["ray"]
 
 
 def tiny(tmp_path, loop: str = "sync", num_envs: int = 1, **changes) -> TrainConfig:
-    values = dict(frame_size=36, crop=None, buffer_size=4000, batch_size=8, learning_starts=100, train_frequency=4,
-                  target_update_interval=20, exploration_steps=200, eval_episodes=0, progress=False, torch_threads=1,
-                  noop_max=5, log_interval=10, n_step=1, tensorboard=False, run_dir=str(tmp_path), run_name="run",
-                  checkpoint_interval=0, num_envs=num_envs, device="cpu")
+    values: dict = dict(buffer_size=4000, num_envs=num_envs, device="cpu")
     if loop == "async":
         values["async_actor"] = True
     elif loop == "workers":
@@ -65,7 +63,7 @@ def tiny(tmp_path, loop: str = "sync", num_envs: int = 1, **changes) -> TrainCon
     elif loop == "ray":  # one actor stepping num_envs envs: env i is seeded (and streamed) as i
         values.update(ray="local", ray_actors=1, envs_per_actor=num_envs, num_envs=1)
     values.update(changes)
-    return preset("demo", **values)
+    return tiny_config(tmp_path, **values)
 
 
 def same_step(cfg: TrainConfig) -> bool:

@@ -16,6 +16,7 @@ pytest.importorskip("ale_py")
 from dqnfast.config import TrainConfig, preset  # noqa: E402
 from dqnfast.replay_reference import shift_state  # noqa: E402
 from dqnfast.train import Trainer  # noqa: E402
+from support.tiny_config import quick  # noqa: E402
 
 
 pytestmark = pytest.mark.slow  # trainer runs
@@ -27,12 +28,8 @@ def _one_thread(one_torch_thread):
 
 
 def tiny(tmp_path, **changes) -> TrainConfig:
-    values = dict(frame_size=36, crop=None, buffer_size=2000, batch_size=4, learning_starts=60,
-                  target_update_interval=20, exploration_steps=100, eval_episodes=0, progress=False, torch_threads=1,
-                  noop_max=5, log_interval=1000, n_step=1, tensorboard=False, run_dir=str(tmp_path), run_name="run",
-                  checkpoint_interval=0, save_replay=False)
-    values.update(changes)
-    return preset("demo", **values)
+    """The quick tiny config (tests/support/tiny_config.py)."""
+    return quick(tmp_path, **changes)
 
 
 class StepCounter:
