@@ -138,6 +138,10 @@ class TrainConfig:
     """epsilon after exploration_steps, kept constant from then on"""
     exploration_steps: int = 1_000_000
     """agent steps over which epsilon falls linearly from start_epsilon to end_epsilon"""
+    exploration_after_warmup: bool = False
+    """count exploration_steps from learning_starts, so epsilon falls from start_epsilon when the
+    random warm-up ends (Dopamine's linearly_decaying_epsilon, as DrQ(eps) runs it); False: from step 0
+    (Nature), so the warm-up uses up part of the decay"""
 
     # --- evaluation at the end of training ------------------------------------------------------
     eval_episodes: int = 10

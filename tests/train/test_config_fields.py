@@ -220,6 +220,37 @@ def test_no_progress_shows_no_progress_bar(dqn_run):
     assert "step" not in dqn_run.output and "%|" not in dqn_run.output, dqn_run.output[-500:]
 
 
+@pytest.mark.parametrize("after_warmup", [True, False])
+def test_exploration_after_warmup_starts_the_decay_when_learning_starts(tmp_path, after_warmup):
+    """ε from 1 to 0 over 100 steps, after 60 random ones: counted from the warm-up's end, the 100
+    steps after it take a non-greedy action about 0.75 * 50.5 = 38 times; counted from step 0, about
+    0.75 * 8.2 = 6 times (ε is 0.4 when learning starts and 0 from step 100)."""
+    cfg = tiny(tmp_path, total_steps=160, start_epsilon=1.0, end_epsilon=0.0, exploration_steps=100,
+               exploration_after_warmup=after_warmup)
+    assert cfg.learning_starts == 60
+    acted = []
+    with pytest.MonkeyPatch.context() as mp, one_thread():
+        play_fake_game(mp)
+        trainer = Trainer(cfg, "demo")
+        learner, rb, env = trainer.learner, trainer.rb, trainer.env
+        env_step = env.step
+
+        def step(action):  # the action the env received, and the network's greedy one for that state
+            with torch.no_grad():
+                greedy = int(learner.q_network(torch.from_numpy(rb.stacked(0)[None])).argmax())
+            acted.append((int(action), greedy))
+            return env_step(action)
+
+        env.step = step
+        trainer.run()
+    after = acted[cfg.learning_starts:]
+    assert len(acted) == 160 and len(after) == 100
+    origin = cfg.learning_starts if after_warmup else 0
+    expected = sum(0.75 * max(0.0, 1 - (cfg.learning_starts + k - origin) / 100) for k in range(len(after)))
+    off = sum(action != greedy for action, greedy in after)
+    assert expected / 2 <= off <= expected * 1.5 + 3, (off, expected)
+
+
 def test_start_epsilon_is_the_exploration_rate_when_learning_starts(dqn_run):
     """start_epsilon 0.3 (end 0.01 over 10,000 steps): after the 60 random steps, the actions the
     env received differ from the network's greedy one about 0.75 * 0.3 of the time (a random

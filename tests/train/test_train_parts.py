@@ -148,6 +148,26 @@ def test_one_epsilon_schedule():
     assert updates_due(cfg, cfg.learning_starts + 4 * 7 + 3) == 7
 
 
+def dopamine_epsilon(decay_period: int, step: int, warmup_steps: int, epsilon: float) -> float:
+    """Dopamine's linearly_decaying_epsilon (dopamine/jax/agents/dqn/dqn_agent.py), written out here:
+    1 for ``warmup_steps`` steps, then linear to ``epsilon`` over the ``decay_period`` after them."""
+    steps_left = decay_period + warmup_steps - step
+    bonus = (1.0 - epsilon) * steps_left / decay_period
+    return epsilon + min(max(bonus, 0.0), 1.0 - epsilon)
+
+
+def test_exploration_after_warmup_is_dopamines_schedule():
+    """With exploration_after_warmup, ε is DrQ(ε)'s (warm-up 1,600, decay 5,000, ε_train 0.01) at
+    every step; without it, the decay counts from step 0 and ε drops at the warm-up's end."""
+    cfg = preset("atari100k", exploration_after_warmup=True)
+    assert (cfg.learning_starts, cfg.exploration_steps, cfg.end_epsilon) == (1_600, 5_000, 0.01)
+    for step in (0, 1_599, 1_600, 1_601, 3_000, 6_599, 6_600, 6_601, 50_000):
+        assert epsilon_at(cfg, step) == pytest.approx(dopamine_epsilon(5_000, step, 1_600, 0.01), abs=1e-12), step
+    from_zero = cfg.replace(exploration_after_warmup=False)
+    assert epsilon_at(from_zero, 1_600) == pytest.approx(1 - 0.99 * 1_600 / 5_000)
+    assert epsilon_at(from_zero, 5_000) == pytest.approx(0.01)
+
+
 # -- the learner, built from a config: gradient clipping ----------------------------------------------------
 # (tests/learner/test_learner.py checks the clipped step against a hand-computed one)
 

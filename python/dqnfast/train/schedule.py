@@ -10,10 +10,12 @@ from ..learner import linear_schedule
 
 def epsilon_at(cfg: TrainConfig, step: int) -> float:
     """1 during the random warm-up (`learning_starts` steps), then linear from start_epsilon to
-    end_epsilon over `exploration_steps` steps counted from 0, then constant."""
+    end_epsilon over `exploration_steps` steps counted from 0 (or from `learning_starts` with
+    `exploration_after_warmup`), then constant."""
     if step < cfg.learning_starts:
         return 1.0
-    return linear_schedule(cfg.start_epsilon, cfg.end_epsilon, cfg.exploration_steps, step)
+    origin = cfg.learning_starts if cfg.exploration_after_warmup else 0
+    return linear_schedule(cfg.start_epsilon, cfg.end_epsilon, cfg.exploration_steps, step - origin)
 
 
 def replay_ratio(cfg: TrainConfig) -> Fraction:
