@@ -94,6 +94,7 @@ pytest.importorskip("tyro")
 from dqnfast import benchmarks, train  # noqa: E402
 from dqnfast.benchmarks import learning, learning_seed  # noqa: E402
 from dqnfast.checkpoint import load_training_checkpoint  # noqa: E402
+from dqnfast.config import TrainConfig  # noqa: E402
 from dqnfast.evaluate import evaluate_learner, load_learner  # noqa: E402
 
 TINY = ["--frame-size", "36", "--crop", "none", "--buffer-size", "2000", "--batch-size", "8",
@@ -356,6 +357,27 @@ def test_a_changed_config_is_refused_on_an_existing_out(tmp_path):
     rc, _, stderr = bench(["learning", "--out", str(out), "--eval-games", "2", *TINY, "--learning-rate", "1e-3"])
     assert rc == 2 and "learning_rate" in stderr and "differ" in stderr
     assert sorted(p.name for p in out.iterdir()) == ["batch.json"]
+
+
+def test_a_batch_from_before_a_new_field_resumes_unless_the_field_is_set(tmp_path):
+    """batch.json of a batch run before a TrainConfig field existed lacks it: the seeds ran as its
+    default, so a rerun with the default resumes it, and one that sets the field is refused."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = learning.trainer_config("demo", TINY)
+    assert cfg.exploration_after_warmup is False and cfg.frame_size != TrainConfig().frame_size
+    older = learning.comparable(cfg)
+    del older["exploration_after_warmup"], older["frame_size"]  # frame_size: set by TINY, not its default
+    (out / "batch.json").write_text(json.dumps({"preset": "demo", "eval_games": 2, "config": older}))
+    batch = {"preset": "demo", "eval_games": 2, "config": learning.comparable(cfg)}
+    with pytest.raises(learning.UsageError, match=r"\(frame_size differ\)"):
+        learning.check_batch_file(str(out), batch)
+    older["frame_size"] = cfg.frame_size
+    (out / "batch.json").write_text(json.dumps({"preset": "demo", "eval_games": 2, "config": older}))
+    learning.check_batch_file(str(out), batch)  # resumes: the missing field ran as its default
+    set_field = {**batch, "config": learning.comparable(cfg.replace(exploration_after_warmup=True))}
+    with pytest.raises(learning.UsageError, match=r"\(exploration_after_warmup differ\)"):
+        learning.check_batch_file(str(out), set_field)
 
 
 def test_registered_as_a_bench_group(capsys):

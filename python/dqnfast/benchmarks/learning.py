@@ -31,6 +31,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..config import TrainConfig
 from . import aggregate, anchors, protocol
 from .learning_plot import plot_batch, read_curve
 
@@ -110,14 +111,17 @@ def comparable(cfg) -> Dict[str, Any]:
 
 
 def check_batch_file(out: str, batch: Dict[str, Any]) -> None:
-    """A rerun on OUT must measure the same thing: mixing configs in one IQM would be meaningless."""
+    """A rerun on OUT must measure the same thing: mixing configs in one IQM would be meaningless.
+
+    A field that OUT's batch predates (added to TrainConfig since) counts as its default there, the
+    value its seeds ran with, so a batch can be resumed by a newer dqnfast unless the field was set."""
     path = os.path.join(out, "batch.json")
     if not os.path.exists(path):
         return
     with open(path) as f:
         old = json.load(f)
-    changed = sorted(k for k in set(old["config"]) | set(batch["config"])
-                     if old["config"].get(k) != batch["config"].get(k))
+    before = {**comparable(TrainConfig()), **old["config"]}
+    changed = sorted(k for k in set(before) | set(batch["config"]) if before.get(k) != batch["config"].get(k))
     changed += [k for k in ("preset", "eval_games") if old.get(k) != batch.get(k)]
     if changed:
         raise UsageError(f"{out} holds a batch run with other settings ({', '.join(changed)} differ); use another "
