@@ -79,6 +79,21 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+def record_actions(trainer, acted) -> None:
+    """Appends to ``acted``, at each env step, the action the env received and the network's greedy
+    one for the state the actor saw (the replay's newest stack)."""
+    learner, rb, env = trainer.learner, trainer.rb, trainer.env
+    env_step = env.step
+
+    def step(action):
+        with torch.no_grad():
+            greedy = int(learner.q_network(torch.from_numpy(rb.stacked(0)[None])).argmax())
+        acted.append((int(action), greedy))
+        return env_step(action)
+
+    env.step = step
+
+
 # -- a DQN run: stack, replay capacity, loss, Double DQN, optimizer, logs, output, epsilons --------------
 @pytest.fixture(scope="module")
 def dqn_run(tmp_path_factory):
@@ -90,7 +105,7 @@ def dqn_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp, one_thread():
         play_fake_game(mp)
         trainer = Trainer(cfg, "demo")
-        learner, rb, env = trainer.learner, trainer.rb, trainer.env
+        learner, rb = trainer.learner, trainer.rb
         with torch.no_grad():  # a target network unlike the online one (it is not synced in this run)
             noise = torch.Generator().manual_seed(0)
             for p in learner.target_network.parameters():
@@ -98,15 +113,7 @@ def dqn_run(tmp_path_factory):
         learner.q_network.register_forward_hook(
             lambda module, args, out: rec.inputs.append(args[0].detach().numpy().copy()))
 
-        env_step = env.step
-
-        def step(action):  # the action the env received, and the network's greedy one for that state
-            with torch.no_grad():
-                greedy = int(learner.q_network(torch.from_numpy(rb.stacked(0)[None])).argmax())
-            rec.acted.append((int(action), greedy))
-            return env_step(action)
-
-        env.step = step
+        record_actions(trainer, rec.acted)
         sample = rb.sample
 
         def spy_sample(batch_size, out=None, **kw):  # the batch, and the losses it should give, from the networks
@@ -232,16 +239,7 @@ def test_exploration_after_warmup_starts_the_decay_when_learning_starts(tmp_path
     with pytest.MonkeyPatch.context() as mp, one_thread():
         play_fake_game(mp)
         trainer = Trainer(cfg, "demo")
-        learner, rb, env = trainer.learner, trainer.rb, trainer.env
-        env_step = env.step
-
-        def step(action):  # the action the env received, and the network's greedy one for that state
-            with torch.no_grad():
-                greedy = int(learner.q_network(torch.from_numpy(rb.stacked(0)[None])).argmax())
-            acted.append((int(action), greedy))
-            return env_step(action)
-
-        env.step = step
+        record_actions(trainer, acted)
         trainer.run()
     after = acted[cfg.learning_starts:]
     assert len(acted) == 160 and len(after) == 100
