@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epsilon", type=float, default=None, help="exploration rate (default: the run's eval_epsilon, 0.05)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the games and of epsilon-greedy")
     p.add_argument("--max-steps", type=int, default=27_000, help="agent steps after which a game is cut off")
+    p.add_argument("--parallel", type=int, default=16,
+                   help="games played side by side, one batched forward pass a step (same scores, faster)")
     p.add_argument("--gif", metavar="PATH", default=None, help="write the first game as an animated GIF")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when available)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -175,6 +177,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--episodes must be positive, got {args.episodes}")
     if args.max_steps <= 0:
         parser.error(f"--max-steps must be positive, got {args.max_steps}")
+    if args.parallel <= 0:
+        parser.error(f"--parallel must be positive, got {args.parallel}")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
         parser.error(f"--epsilon must be in [0, 1], got {args.epsilon}")
     try:
@@ -184,7 +188,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     epsilon = cfg.eval_epsilon if args.epsilon is None else args.epsilon
     returns = evaluate_learner(learner, cfg, episodes=args.episodes, epsilon=epsilon, seed=args.seed,
-                               gif_path=args.gif, max_steps=args.max_steps, progress=not args.json)
+                               gif_path=args.gif, max_steps=args.max_steps, progress=not args.json,
+                               parallel=args.parallel)
     mean, std = float(np.mean(returns)), float(np.std(returns))
     if args.json:
         print(json.dumps({"checkpoint": args.checkpoint, "global_step": state["counters"]["global_step"],

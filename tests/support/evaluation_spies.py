@@ -20,22 +20,27 @@ FIRE, LEFT = 1, 3  # Breakout: NOOP, FIRE, RIGHT, LEFT
 
 
 class Spy(gym.Wrapper):
-    """Records each game as {"reset": first frame, "steps": [(action, lives before, lives after, frame)]}."""
+    """Records each game as {"reset": first frame, "steps": [(action, lives before, lives after, frame)]}.
+
+    Spies on several envs played side by side share one list: each appends its games as they start
+    and steps into its own game."""
 
     def __init__(self, env: gym.Env, games: List[Dict[str, Any]]):
         super().__init__(env)
         self.games = games
+        self.game: Dict[str, Any] = {}
 
     def reset(self, **kw):
         obs, info = self.env.reset(**kw)
-        self.games.append({"reset": np.array(obs), "steps": []})
+        self.game = {"reset": np.array(obs), "steps": []}
+        self.games.append(self.game)
         return obs, info
 
     def step(self, action):
         ale = self.env.unwrapped.ale
         before = ale.lives()
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.games[-1]["steps"].append((int(action), before, ale.lives(), np.array(obs)))
+        self.game["steps"].append((int(action), before, ale.lives(), np.array(obs)))
         return obs, reward, terminated, truncated, info
 
 

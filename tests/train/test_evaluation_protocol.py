@@ -104,6 +104,36 @@ def test_dqnfast_evaluate_plays_the_runs_eval_epsilon_by_default(tmp_path, monke
 
 
 @pytest.mark.slow
+def test_dqnfast_evaluate_plays_parallel_games_side_by_side_with_the_same_scores(tmp_path, monkeypatch, capsys):
+    """`--parallel N` plays N games side by side (N evaluation envs built, counted by the spy), each
+    game the one it is when played alone: the spied games, matched by their first frame, took the
+    same actions and the scores agree. `--parallel 0` is refused before anything is played."""
+    path = tmp_path / "checkpoint.pt"
+    constant_left_checkpoint(path, cfg_36())
+    played = {}
+    make_env = evaluate.make_env
+    for parallel in (1, 3):
+        games: List[Dict[str, Any]] = []
+        built: List[Dict[str, Any]] = []
+        monkeypatch.setattr(evaluate, "make_env", make_env)
+        spy_on_evaluation_env(monkeypatch, games)
+        spied = evaluate.make_env
+        monkeypatch.setattr(evaluate, "make_env", lambda *a, spied=spied, built=built, **kw: built.append(kw) or spied(*a, **kw))
+        assert evaluate.main([str(path), "--episodes", "3", "--epsilon", "0.5", "--max-steps", "150",
+                              "--parallel", str(parallel), "--device", "cpu", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert sum(bool(kw.get("evaluation")) for kw in built) == parallel
+        actions = sorted(([s[0] for s in g["steps"]] for g in games))
+        played[parallel] = (out["returns"], actions)
+    assert played[1] == played[3]
+    assert len({tuple(a) for a in played[1][1]}) == 3  # three different games (epsilon 0.5)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([str(path), "--parallel", "0"])
+    assert exit_info.value.code == 2
+    assert "--parallel must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_the_trainers_final_evaluation_plays_eval_epsilon(tmp_path, monkeypatch):
     """The trainer's own evaluation at the end of a (tiny) run. Its network is whatever 120 steps
     made of it, so each step's greedy action is read off the network's output (a forward hook set
