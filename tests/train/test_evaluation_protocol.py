@@ -106,8 +106,8 @@ def test_dqnfast_evaluate_plays_the_runs_eval_epsilon_by_default(tmp_path, monke
 @pytest.mark.slow
 def test_dqnfast_evaluate_plays_parallel_games_side_by_side_with_the_same_scores(tmp_path, monkeypatch, capsys):
     """`--parallel N` plays N games side by side (N evaluation envs built, counted by the spy), each
-    game the one it is when played alone: the spied games, matched by their first frame, took the
-    same actions and the scores agree. `--parallel 0` is refused before anything is played."""
+    game the one it is when played alone: the spied games (sorted: side by side they end in another
+    order) took the same actions and the scores agree. `--parallel 0` is refused before anything is played."""
     path = tmp_path / "checkpoint.pt"
     constant_left_checkpoint(path, cfg_36())
     played = {}
