@@ -20,6 +20,10 @@ from .learner import epsilon_greedy
 from .recurrent import build_learner, make_policy
 from .replay import ReplayBuffer
 
+# Games played side by side by default (`dqnfast evaluate`, `dqnfast bench learning`), one batched
+# forward pass per step: the scores do not depend on it (evaluate_learner), only the time does.
+PARALLEL_GAMES = 25
+
 
 def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, gif_path: Optional[str] = None,
                      max_steps: int = 27_000, progress: bool = False, parallel: int = 1,
@@ -162,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epsilon", type=float, default=None, help="exploration rate (default: the run's eval_epsilon, 0.05)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the games and of epsilon-greedy")
     p.add_argument("--max-steps", type=int, default=27_000, help="agent steps after which a game is cut off")
-    p.add_argument("--parallel", type=int, default=16,
+    p.add_argument("--parallel", type=int, default=PARALLEL_GAMES,
                    help="games played side by side, one batched forward pass a step (same scores, faster)")
     p.add_argument("--gif", metavar="PATH", default=None, help="write the first game as an animated GIF")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when available)")

@@ -111,16 +111,15 @@ def test_dqnfast_evaluate_plays_parallel_games_side_by_side_with_the_same_scores
     path = tmp_path / "checkpoint.pt"
     constant_left_checkpoint(path, cfg_36())
     played = {}
-    make_env = evaluate.make_env
     for parallel in (1, 3):
         games: List[Dict[str, Any]] = []
         built: List[Dict[str, Any]] = []
-        monkeypatch.setattr(evaluate, "make_env", make_env)
-        spy_on_evaluation_env(monkeypatch, games)
-        spied = evaluate.make_env
-        monkeypatch.setattr(evaluate, "make_env", lambda *a, spied=spied, built=built, **kw: built.append(kw) or spied(*a, **kw))
-        assert evaluate.main([str(path), "--episodes", "3", "--epsilon", "0.5", "--max-steps", "150",
-                              "--parallel", str(parallel), "--device", "cpu", "--json"]) == 0
+        with monkeypatch.context() as patch:  # each round spies on the real make_env
+            spy_on_evaluation_env(patch, games)
+            spied = evaluate.make_env
+            patch.setattr(evaluate, "make_env", lambda *a, **kw: built.append(kw) or spied(*a, **kw))
+            assert evaluate.main([str(path), "--episodes", "3", "--epsilon", "0.5", "--max-steps", "150",
+                                  "--parallel", str(parallel), "--device", "cpu", "--json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert sum(bool(kw.get("evaluation")) for kw in built) == parallel
         actions = sorted(([s[0] for s in g["steps"]] for g in games))

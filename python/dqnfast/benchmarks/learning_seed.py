@@ -27,9 +27,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import protocol
 
-# Games played side by side (one batched forward pass per step): scores do not depend on it
-# (evaluate_learner), only the time does.
-PARALLEL_GAMES = 25
 GAMES_FILE = "eval-games.csv"  # in the run folder: the evaluation's games so far
 
 
@@ -79,7 +76,7 @@ def evaluate_run(run_dir: str, games: int, seed: int) -> dict:
     import torch
 
     from ..envs import make_env
-    from ..evaluate import evaluate_learner, load_learner
+    from ..evaluate import PARALLEL_GAMES, evaluate_learner, load_learner
 
     path = os.path.join(run_dir, "checkpoint.pt")
     learner, cfg, state = load_learner(path)  # the loader `dqnfast evaluate` uses
