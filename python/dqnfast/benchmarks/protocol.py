@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from ..config import TrainConfig
+from ..config import DRQ_EPS_EVAL_EPSILON, TrainConfig
 
 NOOP_MAX = 30
 MAX_FRAMES = 108_000
 EPSILON = 0.05
 GAMES = 100
 TRAIN_STEPS = 100_000
-# DrQ(ε) (Agarwal et al. 2021) evaluates with Dopamine's epsilon_eval instead of the protocol's 0.05;
-# its figures in :mod:`.anchors` were measured so, and the `atari100k` preset follows it.
-DRQ_EPS_EVAL_EPSILON = 0.001
 
 
 def max_agent_steps(cfg: TrainConfig) -> int:
