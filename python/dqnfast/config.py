@@ -330,6 +330,10 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
 # benchmarks/protocol.py names it when it lists a batch's departures from the protocol.
 DRQ_EPS_EVAL_EPSILON = 0.001
 
+# The usual cap on one evaluation game: 108k frames, 30 minutes of play at 60 Hz (Machado et al.
+# 2018; the Atari 100k protocol's too). In agent steps it depends on the frame skip: 27k at 4.
+GAME_FRAME_CAP = 108_000
+
 PRESETS: Dict[str, Dict[str, Any]] = {
     # Mnih et al. 2015 (Nature), with the CleanRL step budget: 10M agent steps = 40M frames.
     "nature": {},

@@ -14,7 +14,7 @@ from typing import Callable, List, Mapping, Optional, Sequence
 import numpy as np
 
 from .checkpoint import CheckpointError, load_training_checkpoint
-from .config import TrainConfig
+from .config import GAME_FRAME_CAP, TrainConfig
 from .envs import make_env
 from .learner import epsilon_greedy
 from .recurrent import build_learner, make_policy
@@ -26,12 +26,13 @@ PARALLEL_GAMES = 25
 
 
 def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, gif_path: Optional[str] = None,
-                     max_steps: int = 27_000, progress: bool = False, parallel: int = 1,
+                     max_steps: Optional[int] = None, progress: bool = False, parallel: int = 1,
                      done: Optional[Mapping[int, float]] = None,
                      on_game: Optional[Callable[[int, float, int], None]] = None) -> List[float]:
     """Scores of ``episodes`` real games played by ``learner`` (a DQNLearner) with ``epsilon``.
 
-    ``max_steps`` caps each game (27k agent steps = 108k frames = 30 minutes of play, the usual limit).
+    ``max_steps`` caps each game in agent steps; by default at 108k frames (``GAME_FRAME_CAP``, 30
+    minutes of play, the usual limit) at ``cfg.frame_skip``: 27k agent steps at frame skip 4.
     The agent sees the states it was trained on: when it was trained with episodic life and FIRE on
     reset, each lost life is followed by FIRE and a fresh frame stack, as in training; the score
     still counts every life of the game.
@@ -53,6 +54,10 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     if parallel <= 0:
         raise ValueError(f"parallel must be positive, got {parallel}")
+    if max_steps is None:
+        max_steps = GAME_FRAME_CAP // cfg.frame_skip
+    if max_steps <= 0:
+        raise ValueError(f"max_steps must be positive, got {max_steps}")
     done = dict(done or {})
     if any(not 0 <= g < episodes for g in done):
         raise ValueError(f"done names games outside 0..{episodes - 1}: {sorted(g for g in done if not 0 <= g < episodes)}")
@@ -165,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=10, help="games to play")
     p.add_argument("--epsilon", type=float, default=None, help="exploration rate (default: the run's eval_epsilon, 0.05)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the games and of epsilon-greedy")
-    p.add_argument("--max-steps", type=int, default=27_000, help="agent steps after which a game is cut off")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="agent steps after which a game is cut off (default: 108k frames at the run's frame skip, 27k at 4)")
     p.add_argument("--parallel", type=int, default=PARALLEL_GAMES,
                    help="games played side by side, one batched forward pass a step (same scores, faster)")
     p.add_argument("--gif", metavar="PATH", default=None, help="write the first game as an animated GIF")
@@ -179,7 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     if args.episodes <= 0:
         parser.error(f"--episodes must be positive, got {args.episodes}")
-    if args.max_steps <= 0:
+    if args.max_steps is not None and args.max_steps <= 0:
         parser.error(f"--max-steps must be positive, got {args.max_steps}")
     if args.parallel <= 0:
         parser.error(f"--parallel must be positive, got {args.parallel}")

@@ -132,6 +132,23 @@ def test_dqnfast_evaluate_plays_parallel_games_side_by_side_with_the_same_scores
     assert "--parallel must be positive" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("frame_skip", [2, 4])
+def test_a_games_default_cap_is_the_frame_cap_at_the_runs_frame_skip(monkeypatch, frame_skip):
+    """Without ``max_steps`` a game is cut off after GAME_FRAME_CAP frames (108k, 30 minutes of
+    play), counted in agent steps at the run's frame skip. The cap is made small here so that a
+    constant-LEFT agent, which loses its lives far later, is cut off by it: the spied env counts
+    the steps each game received, and 240 frames are 120 steps at skip 2 and 60 at skip 4."""
+    monkeypatch.setattr(evaluate, "GAME_FRAME_CAP", 240)
+    cfg = cfg_36(frame_skip=frame_skip)
+    games: List[Dict[str, Any]] = []
+    spy_on_evaluation_env(monkeypatch, games)
+    learner = build_learner(cfg, 4, device="cpu", seed=0)
+    learner.q_network = ConstantQ()
+    evaluate.evaluate_learner(learner, cfg, episodes=2, epsilon=0.0, seed=3)
+    assert [len(g["steps"]) for g in games] == [240 // frame_skip] * 2
+    assert all(g["steps"][-1][2] > 0 for g in games)  # lives left: the cap ended the game, not the game
+
+
 @pytest.mark.slow
 def test_the_trainers_final_evaluation_plays_eval_epsilon(tmp_path, monkeypatch):
     """The trainer's own evaluation at the end of a (tiny) run. Its network is whatever 120 steps

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from ..config import DRQ_EPS_EVAL_EPSILON, TrainConfig
+from ..config import DRQ_EPS_EVAL_EPSILON, GAME_FRAME_CAP, TrainConfig
 
 NOOP_MAX = 30
-MAX_FRAMES = 108_000
+MAX_FRAMES = GAME_FRAME_CAP
 EPSILON = 0.05
 GAMES = 100
 TRAIN_STEPS = 100_000
