@@ -13,7 +13,7 @@ _COMMANDS = {
     "train": ("dqnfast.train", "train a DQN agent (default: the Breakout `demo` preset)"),
     "evaluate": ("dqnfast.evaluate", "evaluate a checkpoint on the real game score"),
     "bench": ("dqnfast.benchmarks", "print benchmark tables: replay | preprocess | pipeline | vector | ray | update | "
-                                    "learning | torchrl | all"),
+                                    "learning | games | torchrl | all"),
 }
 
 

@@ -167,6 +167,8 @@ def test_batch_writes_scores_summary_and_curves(batch):
                                    "all_lives": True}
     assert any("FIRE" in d for d in summary["differences"])
     assert any("2 evaluation games" in d for d in summary["differences"])
+    assert summary["config"] == json.loads((out / "batch.json").read_text())["config"]
+    assert summary["config"]["frame_size"] == 36 and summary["config"]["total_steps"] == STEPS
     # the printed table: one row per seed, the IQM line, the anchors with their sources
     for s in (1, 2):
         assert re.search(rf"^\s+{s}\s+{STEPS}\s+{results[s]['mean']:.2f} \+- {results[s]['std']:.2f}", stdout, re.M)

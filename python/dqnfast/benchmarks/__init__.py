@@ -1,4 +1,4 @@
-"""`dqnfast bench {replay,preprocess,pipeline,vector,ray,update,learning,torchrl,all}`: print benchmark tables.
+"""`dqnfast bench {replay,preprocess,pipeline,vector,ray,update,learning,games,torchrl,all}`: print benchmark tables.
 
 Each group lives in its own module of this package exposing `main(argv) -> int`.
 """
@@ -8,9 +8,10 @@ import importlib
 import sys
 from typing import List
 
-GROUPS = ("replay", "preprocess", "pipeline", "vector", "ray", "update", "learning", "torchrl")
+GROUPS = ("replay", "preprocess", "pipeline", "vector", "ray", "update", "learning", "games", "torchrl")
 # `all` leaves out ray: it starts a Ray cluster, which listens on the network; ask for it by name.
-# It leaves out learning too: that trains several agents (hours at the default sizes); and update,
+# It leaves out learning too: that trains several agents (hours at the default sizes), and games, which
+# reads learning's batches; and update,
 # whose torch.compile takes minutes; and torchrl, which needs torchrl installed (and ~15 GB at 1M).
 ALL = ("replay", "preprocess", "pipeline", "vector")
 MODULES = {"ray": "ray_ingest", "torchrl": "torchrl_replay"}  # (a module named ray would read as the ray package)

@@ -408,6 +408,7 @@ def summarize(out: str, cfg, preset: str, overrides: Sequence[str], seeds: List[
                      finals={r["seed"]: (r["agent_steps"], r["mean"]) for r in results})
     summary: Dict[str, Any] = {
         "out": out, "env_id": cfg.env_id, "preset": preset, "overrides": list(overrides),
+        "config": comparable(cfg),  # what every seed ran with (`dqnfast bench games` compares batches by it)
         "seeds": [r["seed"] for r in results], "failed_seeds": [s.seed for s in seeds if s.action != "done"],
         "per_seed_mean": {str(r["seed"]): r["mean"] for r in results},
         **stats,
