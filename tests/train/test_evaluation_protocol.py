@@ -194,3 +194,21 @@ def test_a_games_score_does_not_depend_on_the_games_played_beside_it():
     three = evaluate.evaluate_learner(learner, cfg, episodes=5, epsilon=0.3, seed=7, max_steps=400, parallel=3)
     assert one == three
     assert len(set(one)) > 1  # the games differ: a mix-up of games would show
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"episodes": 0}, "episodes must be positive"),
+    ({"epsilon": 1.5}, r"epsilon must be in \[0, 1\]"),
+    ({"parallel": 0}, "parallel must be positive"),
+    ({"max_steps": 0}, "max_steps must be positive"),
+])
+def test_evaluate_learner_refuses_bad_arguments_before_playing(monkeypatch, kwargs, message):
+    """Refused before any env is made (a spied env would record the games otherwise)."""
+    games: List[Dict[str, Any]] = []
+    spy_on_evaluation_env(monkeypatch, games)
+    cfg = cfg_36()
+    learner = build_learner(cfg, 4, device="cpu", seed=0)
+    args = {"episodes": 1, "epsilon": 0.0, "seed": 3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        evaluate.evaluate_learner(learner, cfg, **args)
+    assert games == []
