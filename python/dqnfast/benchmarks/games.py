@@ -25,7 +25,6 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from ..config import TrainConfig
 from . import aggregate, anchors
 
 AGENTS = ("DER", "DrQ", "DrQ(ε)", "SPR")
@@ -45,9 +44,8 @@ def batch_setting(folder: str, summary: Dict[str, Any]) -> Dict[str, Any]:
     """(config without env_id, where it was read) of one batch: the config its summary.json or
     batch.json recorded, else the one its preset and options give with today's presets (a batch
     written before summaries carried their config, whose batch.json was not kept)."""
-    from .learning import NOT_COMPARED, UsageError, comparable, trainer_config
+    from .learning import UsageError, comparable, recorded_config, trainer_config
 
-    defaults = comparable(TrainConfig())
     config, source = summary.get("config"), "summary.json"
     batch_file = os.path.join(folder, "batch.json")
     if config is None and os.path.exists(batch_file):
@@ -59,10 +57,7 @@ def batch_setting(folder: str, summary: Dict[str, Any]) -> Dict[str, Any]:
         except UsageError as e:
             raise GamesError(f"{folder}: its preset and options no longer make a config: {e}") from None
         source = "resolved from its preset and options as dqnfast has them today"
-    # a field that the record predates counts as its default, the value the seeds ran with
-    full = {**defaults, **config}
-    return {"config": {k: v for k, v in full.items() if k != "env_id" and k not in NOT_COMPARED},
-            "config_source": source}
+    return {"config": {k: v for k, v in recorded_config(config).items() if k != "env_id"}, "config_source": source}
 
 
 def load_batch(folder: str) -> Dict[str, Any]:

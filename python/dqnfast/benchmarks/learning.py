@@ -110,6 +110,12 @@ def comparable(cfg) -> Dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items() if k not in NOT_COMPARED}
 
 
+def recorded_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """A batch's recorded config, a field it predates (added to TrainConfig since) at its default:
+    the value its seeds ran with."""
+    return {**comparable(TrainConfig()), **config}
+
+
 def check_batch_file(out: str, batch: Dict[str, Any]) -> None:
     """A rerun on OUT must measure the same thing: mixing configs in one IQM would be meaningless.
 
@@ -120,7 +126,7 @@ def check_batch_file(out: str, batch: Dict[str, Any]) -> None:
         return
     with open(path) as f:
         old = json.load(f)
-    before = {**comparable(TrainConfig()), **old["config"]}
+    before = recorded_config(old["config"])
     changed = sorted(k for k in set(before) | set(batch["config"]) if before.get(k) != batch["config"].get(k))
     changed += [k for k in ("preset", "eval_games") if old.get(k) != batch.get(k)]
     if changed:
