@@ -174,3 +174,15 @@ def test_a_score_equal_to_an_agents_is_not_ahead_of_it(tmp_path):
     """Amidar at exactly DrQ(ε)'s 137.8: ahead of DER (125.9) and DrQ (94.2), not of DrQ(ε) nor SPR (179.7)."""
     a = write_batch(tmp_path / "a", "Amidar", {1: 137.8}, config=preset_config("Amidar"))
     assert games.judge([a])["games"][0]["ahead_of"] == ["DER", "DrQ"]
+
+
+def test_a_difference_worded_twice_by_two_versions_is_listed_once_and_others_are_kept(tmp_path):
+    """Batches written before and after a difference's wording was extended say the same thing
+    twice; the longer wording stands for both, and a difference only one batch has stays."""
+    old = write_batch(tmp_path / "Pong", "Pong", {1: -21.0}, config=preset_config("Pong"))
+    new = write_batch(tmp_path / "Boxing", "Boxing", {1: 20.6}, config=preset_config("Boxing"))
+    extended = "evaluation epsilon 0.001, not 0.05 (DrQ(ε)'s ε_eval, set against the protocol's)"
+    summary = json.loads((tmp_path / "Boxing" / "summary.json").read_text())
+    summary["differences"] = [extended, "FIRE is pressed by the env"]
+    (tmp_path / "Boxing" / "summary.json").write_text(json.dumps(summary))
+    assert games.judge([old, new])["differences"] == sorted([extended, "FIRE is pressed by the env"])

@@ -103,6 +103,15 @@ def over_games(values: Sequence[float]) -> Dict[str, float]:
     return {"median": float(np.median(x)), "iqm": aggregate.iqm(x), "mean": float(x.mean())}
 
 
+def merged_differences(batches: Sequence[Dict[str, Any]]) -> List[str]:
+    """Every batch's differences from the protocol, each once. Batches written by different versions
+    of dqnfast can word one difference twice, the newer wording extending the older ("evaluation
+    epsilon 0.001, not 0.05" and "... not 0.05 (DrQ(ε)'s ε_eval, ...)"): a line that another line
+    extends is the same difference, and is left out."""
+    lines = {d for b in batches for d in b["differences"]}
+    return sorted(d for d in lines if not any(other != d and other.startswith(d) for other in lines))
+
+
 def judge(folders: Sequence[str]) -> Dict[str, Any]:
     if not folders:
         raise GamesError("name at least one batch folder")
@@ -127,7 +136,7 @@ def judge(folders: Sequence[str]) -> Dict[str, Any]:
         "hns": ours, "published_hns": published,
         "ahead_of": {a: sum(a in r["ahead_of"] for r in rows) for a in AGENTS},
         "above_random": sum(r["hns"] > 0 for r in rows), "at_or_above_human": sum(r["hns"] >= 1 for r in rows),
-        "differences": sorted({d for b in batches for d in b["differences"]}),
+        "differences": merged_differences(batches),
         "note": "statistics over games of per-game means (the published agents': over their 100 runs a game); "
                 "HNS = (score - random) / (human - random)",
     }

@@ -1,12 +1,16 @@
 """`dqnfast bench update`: the cost of one learner step on a CPU core, sampling included.
 
 For each frame size: ``rb.sample(32, shift=...)`` plus one gradient step of the atari100k
-learner (dueling, Double DQN, Adam, 10-step returns), on one torch thread, in three ways:
+learner (dueling, Double DQN, Adam, 10-step returns), on one torch thread, in these ways:
 
 - ``eager``: ``DQNLearner.update`` as the trainer runs it on a CPU;
 - ``channels_last``: the same with the networks in channels-last memory format (oneDNN's
   preferred layout for convolutions);
 - ``compile``: ``torch.compile`` of the whole step (:class:`dqnfast.fast_update.CompiledUpdate`);
+- ``compile_bf16``: the same with the network passes under bfloat16 autocast (the trainer's
+  ``--bf16``; weights and Adam stay float32). Not the same numbers as eager: the table says how far
+  apart. Faster only on CPUs with bfloat16 dot products (AVX512-BF16, AMX): the header says
+  whether this one has them;
 - ``two_pass``: eager, with the target network run as well as the online net on the next states.
   The learner skips that pass when the target is a copy made after every update (as here, and in
   the preset: ``DQNLearner.target_is_online``); this mode is what the step cost before it did.
@@ -27,7 +31,17 @@ from typing import Dict, List
 
 from .replay import fill, machine
 
-MODES = ("eager", "channels_last", "compile", "two_pass")
+MODES = ("eager", "channels_last", "compile", "compile_bf16", "two_pass")
+
+
+def bf16_dot_products() -> str:
+    """The CPU's bfloat16 dot-product extensions named in /proc/cpuinfo ("" where none, or not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return ""
+    return ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
 
 
 def _learner(frame_size: int, seed: int, two_pass: bool = False):
@@ -47,10 +61,10 @@ def _update_fn(learner, mode: str):
     if mode == "channels_last":
         learner.q_network.to(memory_format=torch.channels_last)
         learner.target_network.to(memory_format=torch.channels_last)
-    if mode == "compile":
+    if mode in ("compile", "compile_bf16"):
         from ..fast_update import make_update
 
-        return make_update(learner, "compile")
+        return make_update(learner, "compile", autocast_bf16=mode == "compile_bf16")
     return lambda batch, metrics=True: learner.update(batch)
 
 
@@ -109,7 +123,8 @@ def main(argv: List[str]) -> int:
     torch.set_num_threads(args.threads)
     modes = ["eager"] + [m for m in args.modes if m != "eager"]
     print(f"dqnfast bench update: sample(32, shift={args.shift}) + one update (dueling, Double DQN, Adam, 10-step), "
-          f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}")
+          f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}; torch's CPU kernels: "
+          f"{torch.backends.cpu.get_cpu_capability()}, bfloat16 dot products: {bf16_dot_products() or 'none'}")
     print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}"
           f"{'max |loss - eager|':>20}")
     for size in args.sizes:
@@ -121,4 +136,4 @@ def main(argv: List[str]) -> int:
     return 0
 
 
-__all__ = ["bench_size", "main", "MODES"]
+__all__ = ["bench_size", "bf16_dot_products", "main", "MODES"]
