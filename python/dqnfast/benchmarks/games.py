@@ -103,6 +103,20 @@ def over_games(values: Sequence[float]) -> Dict[str, float]:
     return {"median": float(np.median(x)), "iqm": aggregate.iqm(x), "mean": float(x.mean())}
 
 
+def setting_label(preset: str, config: Dict[str, Any]) -> str:
+    """The preset's name, then each field where the batches' config departs from that preset as
+    dqnfast has it today (``atari100k with frame_size=84, shift=4``): two settings of one preset,
+    judged on the same games, read apart."""
+    from .learning import UsageError, comparable, recorded_config, trainer_config
+
+    try:
+        base = recorded_config(comparable(trainer_config(preset, [])))
+    except UsageError:  # a preset dqnfast no longer has: its name is all there is to say
+        return preset
+    changed = [f"{k}={config[k]}" for k in sorted(config) if k != "env_id" and config[k] != base.get(k)]
+    return f"{preset} with {', '.join(changed)}" if changed else preset
+
+
 def merged_differences(batches: Sequence[Dict[str, Any]]) -> List[str]:
     """Every batch's differences from the protocol, each once. Batches written by different versions
     of dqnfast can word one difference twice, the newer wording extending the older ("evaluation
@@ -131,7 +145,8 @@ def judge(folders: Sequence[str]) -> Dict[str, Any]:
     ours = over_games([r["hns"] for r in rows])
     published = {a: over_games([r["agents"][a]["hns"] for r in rows]) for a in AGENTS}
     return {
-        "preset": batches[0]["preset"], "config": batches[0]["config"], "games": rows,
+        "preset": batches[0]["preset"], "setting": setting_label(batches[0]["preset"], batches[0]["config"]),
+        "config": batches[0]["config"], "games": rows,
         "missing_games": sorted(set(anchors.ANCHORS) - {r["game"] for r in rows}),
         "hns": ours, "published_hns": published,
         "ahead_of": {a: sum(a in r["ahead_of"] for r in rows) for a in AGENTS},
@@ -145,7 +160,7 @@ def judge(folders: Sequence[str]) -> Dict[str, Any]:
 def report(result: Dict[str, Any]) -> str:
     """The result as markdown: a table of games, then the statistics over them."""
     head = "| game | seeds | score | HNS | " + " | ".join(AGENTS) + " | ahead of |"
-    lines = [f"`{result['preset']}` on {len(result['games'])} Atari 100k games", "", head,
+    lines = [f"`{result['setting']}` on {len(result['games'])} Atari 100k games", "", head,
              "|---|---:|---:|---:|" + "---:|" * len(AGENTS) + "---|"]
     for r in result["games"]:
         agents = " | ".join(f"{r['agents'][a]['score']:,.1f}" for a in AGENTS)
@@ -154,7 +169,7 @@ def report(result: Dict[str, Any]) -> str:
     lines += ["", "| human-normalised, over these games | " + " | ".join(STATISTICS) + " | the setting ahead on |",
               "|---|" + "---:|" * (len(STATISTICS) + 1)]
     n = len(result["games"])
-    lines.append(f"| {result['preset']} | " + " | ".join(f"{result['hns'][s]:.3f}" for s in STATISTICS) + " | |")
+    lines.append(f"| {result['setting']} | " + " | ".join(f"{result['hns'][s]:.3f}" for s in STATISTICS) + " | |")
     for a in AGENTS:
         lines.append(f"| {a} | " + " | ".join(f"{result['published_hns'][a][s]:.3f}" for s in STATISTICS)
                      + f" | {result['ahead_of'][a]} of {n} |")
