@@ -18,6 +18,10 @@ MAX_FRAMES = GAME_FRAME_CAP
 EPSILON = 0.05
 GAMES = 100
 TRAIN_STEPS = 100_000
+# What the anchors' agents see (not part of the protocol): Dopamine's AtariPreprocessing, which DER, DrQ
+# and DrQ(eps) run in, resizes the whole gray screen to 84x84 with cv2.INTER_AREA; SPR's code, bilinear.
+AGENT_FRAME_SIZE = 84
+AGENT_INTERP = "area"
 
 
 def max_agent_steps(cfg: TrainConfig) -> int:
@@ -53,8 +57,9 @@ def differences(cfg: TrainConfig, eval_games: int, *, repeat_action_probability:
         out.append(f"training used up to {cfg.noop_max} no-op starts (evaluation uses {NOOP_MAX})")
     if repeat_action_probability is not None and repeat_action_probability != 0:
         out.append(f"sticky actions in evaluation (repeat_action_probability {repeat_action_probability:g})")
-    if cfg.frame_size != 84 or cfg.crop is not None or cfg.interp != "nearest":
+    if cfg.frame_size != AGENT_FRAME_SIZE or cfg.crop is not None or cfg.interp != AGENT_INTERP:
         crop = "" if cfg.crop is None else f", crop {','.join(map(str, cfg.crop))}"
         out.append(f"the agent sees {cfg.frame_size}x{cfg.frame_size} frames ({cfg.interp} resize{crop}); "
-                   f"the published agents 84x84 full screens (an agent design choice, not the protocol)")
+                   f"the published agents 84x84 full screens, area resize in Dopamine's DER, DrQ and DrQ(ε) "
+                   f"(bilinear in SPR's code): an agent design choice, not the protocol")
     return out
