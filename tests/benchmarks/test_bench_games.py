@@ -191,10 +191,10 @@ def test_a_difference_worded_twice_by_two_versions_is_listed_once_and_others_are
 def test_a_setting_is_named_by_its_preset_and_the_fields_it_changes(tmp_path):
     """Two settings of one preset, judged on the same games, print apart: a variant's name lists
     what it changed from the preset; the preset's own batches print the preset's bare name."""
-    variant = preset_config("Pong", frame_size=84, shift=4)
+    variant = preset_config("Pong", frame_size=64, shift=3)
     folder = write_batch(tmp_path / "variant" / "Pong", "Pong", {1: -21.0}, config=variant)
     result = games.judge([folder])
-    assert result["setting"] == "atari100k with frame_size=84, shift=4"
-    assert games.report(result).splitlines()[0] == "`atari100k with frame_size=84, shift=4` on 1 Atari 100k games"
+    assert result["setting"] == "atari100k with frame_size=64, shift=3"
+    assert games.report(result).splitlines()[0] == "`atari100k with frame_size=64, shift=3` on 1 Atari 100k games"
     plain = write_batch(tmp_path / "preset" / "Pong", "Pong", {1: -21.0}, config=preset_config("Pong"))
     assert games.judge([plain])["setting"] == "atari100k"
