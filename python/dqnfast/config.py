@@ -296,6 +296,11 @@ class TrainConfig:
         """Frames per replayed state: the frame stack, or 1 for DRQN (its LSTM carries the history)."""
         return 1 if self.recurrent else self.stack
 
+    @property
+    def game_step_cap(self) -> int:
+        """An evaluation game's cap in agent steps: ``GAME_FRAME_CAP`` frames at this frame skip (27k at 4)."""
+        return GAME_FRAME_CAP // self.frame_skip
+
 
 def _check_type(name: str, value: Any, hint: Any) -> None:
     """TypeError (ValueError for a Literal) unless ``value`` fits the field's resolved type ``hint``."""

@@ -14,7 +14,7 @@ from typing import Callable, List, Mapping, Optional, Sequence
 import numpy as np
 
 from .checkpoint import CheckpointError, load_training_checkpoint
-from .config import GAME_FRAME_CAP, TrainConfig
+from .config import TrainConfig
 from .envs import make_env
 from .learner import epsilon_greedy
 from .recurrent import build_learner, make_policy
@@ -31,7 +31,7 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
                      on_game: Optional[Callable[[int, float, int], None]] = None) -> List[float]:
     """Scores of ``episodes`` real games played by ``learner`` (a DQNLearner) with ``epsilon``.
 
-    ``max_steps`` caps each game in agent steps; by default at 108k frames (``GAME_FRAME_CAP``, 30
+    ``max_steps`` caps each game in agent steps; by default ``cfg.game_step_cap``: 108k frames (30
     minutes of play, the usual limit) at ``cfg.frame_skip``: 27k agent steps at frame skip 4.
     The agent sees the states it was trained on: when it was trained with episodic life and FIRE on
     reset, each lost life is followed by FIRE and a fresh frame stack, as in training; the score
@@ -55,7 +55,7 @@ def evaluate_learner(learner, cfg, *, episodes: int, epsilon: float, seed: int, 
     if parallel <= 0:
         raise ValueError(f"parallel must be positive, got {parallel}")
     if max_steps is None:
-        max_steps = GAME_FRAME_CAP // cfg.frame_skip
+        max_steps = cfg.game_step_cap
     if max_steps <= 0:
         raise ValueError(f"max_steps must be positive, got {max_steps}")
     done = dict(done or {})

@@ -382,6 +382,16 @@ def test_a_batch_from_before_a_new_field_resumes_unless_the_field_is_set(tmp_pat
         learning.check_batch_file(str(out), set_field)
 
 
+def test_differing_fields_names_each_field_whose_values_differ_a_missing_one_too():
+    """The one rule behind refusing a rerun of other settings, refusing mixed batches across
+    games and naming a setting: a field only one config has differs, even from None."""
+    a = {"lr": 1e-4, "shift": 4, "crop": None, "env_id": "ALE/Pong-v5"}
+    b = {"lr": 1e-4, "shift": 3, "env_id": "ALE/Boxing-v5"}
+    assert learning.differing_fields(a, b) == ["crop", "env_id", "shift"]
+    assert learning.differing_fields(b, a, ignore=("env_id",)) == ["crop", "shift"]
+    assert learning.differing_fields(a, dict(a)) == []
+
+
 def test_registered_as_a_bench_group(capsys):
     assert "learning" in benchmarks.GROUPS and "learning" not in benchmarks.ALL
     with pytest.raises(SystemExit) as e:

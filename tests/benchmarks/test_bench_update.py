@@ -5,7 +5,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from dqnfast.benchmarks.update import bench_size  # noqa: E402
+from dqnfast.benchmarks.update import bench_size, build_parser  # noqa: E402
+from dqnfast.config import PRESETS  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,3 +27,11 @@ def test_the_bf16_mode_runs_the_compiled_step_in_bfloat16_and_says_how_far_from_
     assert res["compile"]["loss_diff"] < 1e-5
     assert 1e-5 < res["compile_bf16"]["loss_diff"] < 0.05
     assert res["compile_bf16"]["diff"] < 1e-2
+
+
+def test_by_default_it_times_the_atari100k_presets_frames_and_shift():
+    """The bench measures what the preset trains with: a preset that changes its frames or shift
+    changes what `dqnfast bench update` times without an option."""
+    args = build_parser().parse_args([])
+    assert args.shift == PRESETS["atari100k"]["shift"]
+    assert PRESETS["atari100k"]["frame_size"] in args.sizes

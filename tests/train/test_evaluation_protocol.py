@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("ale_py")
 
-from dqnfast import evaluate  # noqa: E402
+from dqnfast import config, evaluate  # noqa: E402
 from dqnfast.config import preset  # noqa: E402
 from dqnfast.recurrent import build_learner  # noqa: E402
 from support.evaluation_spies import (FIRE, LEFT, ConstantQ, Spy, assert_epsilon_played, constant_left_checkpoint,  # noqa: E402
@@ -138,7 +138,7 @@ def test_a_games_default_cap_is_the_frame_cap_at_the_runs_frame_skip(monkeypatch
     play), counted in agent steps at the run's frame skip. The cap is made small here so that a
     constant-LEFT agent, which loses its lives far later, is cut off by it: the spied env counts
     the steps each game received, and 240 frames are 120 steps at skip 2 and 60 at skip 4."""
-    monkeypatch.setattr(evaluate, "GAME_FRAME_CAP", 240)
+    monkeypatch.setattr(config, "GAME_FRAME_CAP", 240)  # what TrainConfig.game_step_cap reads
     cfg = cfg_36(frame_skip=frame_skip)
     games: List[Dict[str, Any]] = []
     spy_on_evaluation_env(monkeypatch, games)

@@ -78,6 +78,8 @@ def load_batch(folder: str) -> Dict[str, Any]:
 
 
 def check_one_setting(batches: List[Dict[str, Any]]) -> None:
+    from .learning import differing_fields
+
     games = [b["game"] for b in batches]
     twice = sorted({g for g in games if games.count(g) > 1})
     if twice:
@@ -88,8 +90,7 @@ def check_one_setting(batches: List[Dict[str, Any]]) -> None:
         if b["preset"] != first["preset"]:
             raise GamesError(f"{b['folder']} ran preset {b['preset']!r}, {first['folder']} {first['preset']!r}: "
                              "one setting across games")
-        keys = set(first["config"]) | set(b["config"])
-        differ = sorted(k for k in keys if first["config"].get(k) != b["config"].get(k))
+        differ = differing_fields(first["config"], b["config"])
         if differ:
             shown = ", ".join(f"{k} {first['config'].get(k)!r} ({first['game']}) against {b['config'].get(k)!r} "
                               f"({b['game']})" for k in differ)
@@ -107,13 +108,13 @@ def setting_label(preset: str, config: Dict[str, Any]) -> str:
     """The preset's name, then each field where the batches' config departs from that preset as
     dqnfast has it today (``atari100k with frame_size=84, shift=4``): two settings of one preset,
     judged on the same games, read apart."""
-    from .learning import UsageError, comparable, recorded_config, trainer_config
+    from .learning import UsageError, comparable, differing_fields, recorded_config, trainer_config
 
     try:
         base = recorded_config(comparable(trainer_config(preset, [])))
     except UsageError:  # a preset dqnfast no longer has: its name is all there is to say
         return preset
-    changed = [f"{k}={config[k]}" for k in sorted(config) if k != "env_id" and config[k] != base.get(k)]
+    changed = [f"{k}={config[k]}" for k in differing_fields(config, base, ignore=("env_id",)) if k in config]
     return f"{preset} with {', '.join(changed)}" if changed else preset
 
 

@@ -116,6 +116,16 @@ def recorded_config(config: Dict[str, Any]) -> Dict[str, Any]:
     return {**comparable(TrainConfig()), **config}
 
 
+def differing_fields(a: Dict[str, Any], b: Dict[str, Any], *, ignore: Sequence[str] = ()) -> List[str]:
+    """The fields, sorted, where two recorded configs hold different values (a field one of them
+    lacks counts as different), leaving out ``ignore``: what makes two batches measure different
+    things."""
+    return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k, _MISSING) != b.get(k, _MISSING))
+
+
+_MISSING = object()  # a field only one config has differs even where the other's value is None
+
+
 def check_batch_file(out: str, batch: Dict[str, Any]) -> None:
     """A rerun on OUT must measure the same thing: mixing configs in one IQM would be meaningless.
 
@@ -127,7 +137,7 @@ def check_batch_file(out: str, batch: Dict[str, Any]) -> None:
     with open(path) as f:
         old = json.load(f)
     before = recorded_config(old["config"])
-    changed = sorted(k for k in set(before) | set(batch["config"]) if before.get(k) != batch["config"].get(k))
+    changed = differing_fields(before, batch["config"])
     changed += [k for k in ("preset", "eval_games") if old.get(k) != batch.get(k)]
     if changed:
         raise UsageError(f"{out} holds a batch run with other settings ({', '.join(changed)} differ); use another "

@@ -25,8 +25,8 @@ AGENT_INTERP = "area"
 
 
 def max_agent_steps(cfg: TrainConfig) -> int:
-    """A game's cap in agent steps: 108k frames at the run's frame skip (27k at 4)."""
-    return MAX_FRAMES // cfg.frame_skip
+    """A game's cap in agent steps: 108k frames at the run's frame skip (27k at 4), as evaluate plays it."""
+    return cfg.game_step_cap
 
 
 def evaluation_config(cfg: TrainConfig) -> TrainConfig:

@@ -103,7 +103,10 @@ def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmu
     return out
 
 
-def main(argv: List[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The options; the shift defaults to the atari100k preset's, the setting whose cost is measured."""
+    from ..config import PRESETS
+
     p = argparse.ArgumentParser(prog="dqnfast bench update", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[52, 64, 84], help="frame sizes (at least 36)")
@@ -111,8 +114,14 @@ def main(argv: List[str]) -> int:
     p.add_argument("--calls", type=int, default=40, help="timed updates per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--warmup", type=int, default=3, help="untimed first updates (compilation happens there)")
-    p.add_argument("--shift", type=int, default=3, help="the sampler's random shift (0: none)")
+    p.add_argument("--shift", type=int, default=PRESETS["atari100k"]["shift"],
+                   help="the sampler's random shift (0: none; default: the atari100k preset's, %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    return p
+
+
+def main(argv: List[str]) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if any(s < 36 for s in args.sizes) or min(args.calls, args.rounds, args.warmup, args.threads) <= 0:
         p.error("--sizes must be at least 36 and --calls/--rounds/--warmup/--threads positive")
