@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from ..config import DRQ_EPS_EVAL_EPSILON, GAME_FRAME_CAP, TrainConfig
+from ..config import DRQ_EPS_EVAL_EPSILON, TrainConfig
 
 NOOP_MAX = 30
-MAX_FRAMES = GAME_FRAME_CAP
 EPSILON = 0.05
 GAMES = 100
 TRAIN_STEPS = 100_000
