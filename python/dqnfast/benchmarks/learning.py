@@ -116,14 +116,14 @@ def recorded_config(config: Dict[str, Any]) -> Dict[str, Any]:
     return {**comparable(TrainConfig()), **config}
 
 
+_MISSING = object()  # a field only one config has differs even where the other's value is None
+
+
 def differing_fields(a: Dict[str, Any], b: Dict[str, Any], *, ignore: Sequence[str] = ()) -> List[str]:
     """The fields, sorted, where two recorded configs hold different values (a field one of them
     lacks counts as different), leaving out ``ignore``: what makes two batches measure different
     things."""
     return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k, _MISSING) != b.get(k, _MISSING))
-
-
-_MISSING = object()  # a field only one config has differs even where the other's value is None
 
 
 def check_batch_file(out: str, batch: Dict[str, Any]) -> None:
