@@ -391,9 +391,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # and a lost life (a protocol difference, listed beside the figures); the rest is DrQ(eps)'s.
     # Until 2026-12-07 the frames were 64x64 (shift 3), for a 2.2-2.5x cheaper seed: KungFuMaster
     # scored 0 there and 8,345 at 84x84, RoadRunner 1,015 and 7,470, Breakout an IQM of 11.84 over 5
-    # seeds and 17.26 (docs/benchmarks.md, "where the preset learned nothing"). Across the 17 games
-    # run at both sizes so far, 84x84 is not shown better (more on 10, less on 7, median human-normalised
-    # 0.079 against 0.128): kept as the published agents' frames, pending the other 9 games.
+    # seeds and 17.26 (docs/benchmarks.md, "where the preset learned nothing"). Across the 18 games
+    # run at both sizes so far, 84x84 is not shown better (more on 11, less on 7; human-normalised
+    # IQM 0.167 against 0.187): kept as the published agents' frames, pending the other 8 games.
     "atari100k": dict(
         total_steps=100_000,
         frame_size=84,                # DrQ(eps)'s (Dopamine's 84x84 by area of the whole gray screen)
