@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Dict, List, Sequence, Tuple
 
-from dqnfast.benchmarks.anchors import ANCHORS, game_name
+from dqnfast.benchmarks.anchors import ANCHORS
+from dqnfast.benchmarks.games import GamesError, load_batch
 
 
 def percentile_rank(score: float, runs: Sequence[float]) -> float:
@@ -57,17 +57,13 @@ def read_runs(spec: str) -> Tuple[str, Dict[str, List[float]]]:
 
 
 def batch_seeds(folder: str) -> Tuple[str, List[Tuple[int, float]]]:
-    """(game, [(seed, mean score of its evaluation games)]) of one `dqnfast bench learning` batch."""
-    path = os.path.join(folder, "summary.json")
+    """(game, [(seed, mean score of its evaluation games)]) of one `dqnfast bench learning` batch,
+    read and checked as `dqnfast bench games` reads it."""
     try:
-        with open(path, encoding="utf-8") as f:
-            summary = json.load(f)
-    except FileNotFoundError:
-        raise SystemExit(f"{folder}: no summary.json (not a finished `dqnfast bench learning` batch)") from None
-    game = game_name(summary["env_id"])
-    if game not in ANCHORS:
-        raise SystemExit(f"{folder}: {summary['env_id']} is not an Atari 100k game")
-    return game, sorted((int(s), float(m)) for s, m in summary["per_seed_mean"].items())
+        batch = load_batch(folder)
+    except GamesError as e:
+        raise SystemExit(str(e)) from None
+    return batch["game"], sorted(batch["per_seed_mean"].items())
 
 
 def rows(folders: Sequence[str], agents: Dict[str, Dict[str, List[float]]]) -> List[List[str]]:

@@ -23,7 +23,8 @@ def _tool():
 
 def _batch(folder: Path, env_id: str, per_seed_mean) -> str:
     folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps({"env_id": env_id, "seeds": sorted(int(s) for s in per_seed_mean),
+    (folder / "summary.json").write_text(json.dumps({"env_id": env_id, "preset": "atari100k", "config": {},
+                                                     "seeds": sorted(int(s) for s in per_seed_mean),
                                                      "per_seed_mean": per_seed_mean}))
     return str(folder)
 
@@ -73,5 +74,5 @@ def test_bad_input_is_refused_with_the_reason(tmp_path):
     with pytest.raises(SystemExit, match="no summary.json"):
         tool.main(["--runs", f"X={runs}", str(tmp_path)])
     tetris = _batch(tmp_path / "Tetris", "ALE/Tetris-v5", {"1": 3.0})
-    with pytest.raises(SystemExit, match="not an Atari 100k game"):
+    with pytest.raises(SystemExit, match="not one of the Atari 100k games"):
         tool.main(["--runs", f"X={runs}", tetris])
