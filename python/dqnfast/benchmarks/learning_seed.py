@@ -87,7 +87,7 @@ def evaluate_run(run_dir: str, games: int, seed: int) -> dict:
     sticky = float(env.unwrapped.ale.getFloat("repeat_action_probability"))
     fire_game = "FIRE" in env.unwrapped.get_action_meanings()[1:2]
     env.close()
-    max_steps = protocol.max_agent_steps(cfg)
+    max_steps = cfg.game_step_cap  # the protocol's 108k frames a game, as evaluate_learner caps it
     counters = state["counters"]
     record = GameRecord(os.path.join(run_dir, GAMES_FILE), {
         "games": games, "seed": seed, "epsilon": cfg.eval_epsilon, "max_agent_steps": max_steps,

@@ -23,11 +23,6 @@ AGENT_FRAME_SIZE = 84
 AGENT_INTERP = "area"
 
 
-def max_agent_steps(cfg: TrainConfig) -> int:
-    """A game's cap in agent steps: 108k frames at the run's frame skip (27k at 4), as evaluate plays it."""
-    return cfg.game_step_cap
-
-
 def evaluation_config(cfg: TrainConfig) -> TrainConfig:
     """The config evaluation plays with: the agent's preprocessing, the protocol's no-op starts.
     (Sticky actions: the env of every config has none, checked on the env itself at evaluation.)"""
