@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dqnfast import benchmarks
-from dqnfast.benchmarks import games
+from dqnfast.benchmarks import games, versus
 from dqnfast.benchmarks.learning import comparable, trainer_config
 
 pytest.importorskip("tyro")  # the trainer's options (a batch's config is resolved with them)
@@ -198,3 +198,102 @@ def test_a_setting_is_named_by_its_preset_and_the_fields_it_changes(tmp_path):
     assert games.report(result).splitlines()[0] == "`atari100k with frame_size=64, shift=3` on 1 Atari 100k games"
     plain = write_batch(tmp_path / "preset" / "Pong", "Pong", {1: -21.0}, config=preset_config("Pong"))
     assert games.judge([plain])["setting"] == "atari100k"
+
+
+# --against: two settings paired game by game (dqnfast.benchmarks.versus)
+
+def hns_score(game, value):
+    """The score whose human-normalised score is ``value`` (the inverse of ``hns``)."""
+    human, random = REFERENCE[game]
+    return random + value * (human - random)
+
+
+@pytest.fixture
+def two_settings(tmp_path):
+    """A (the preset) and B (64x64 frames) on three shared games, B on a fourth; HNS chosen by hand:
+    A - B is +0.1 on Breakout (A's seeds 0.5 and 0.3 against B's 0.3), -0.3 on Pong, +0.8 on Boxing."""
+    a = {"Breakout": {1: 0.5, 2: 0.3}, "Pong": {1: 0.2}, "Boxing": {1: 0.9}}
+    b = {"Breakout": {1: 0.3}, "Pong": {1: 0.5}, "Boxing": {1: 0.1}, "Assault": {1: 0.7}}
+    first = [write_batch(tmp_path / "a" / g, g, {s: hns_score(g, v) for s, v in seeds.items()}, config=preset_config(g))
+             for g, seeds in a.items()]
+    second = [write_batch(tmp_path / "b" / g, g, {s: hns_score(g, v) for s, v in seeds.items()},
+                          config=preset_config(g, frame_size=64, shift=3)) for g, seeds in b.items()]
+    return first, second
+
+
+def test_two_settings_are_paired_on_the_games_both_ran(two_settings):
+    first, second = two_settings
+    c = versus.compare(games.judge(first), games.judge(second), reps=2_000)
+    assert c["first"] == "atari100k" and c["second"] == "atari100k with frame_size=64, shift=3"
+    assert [r["game"] for r in c["games"]] == ["Boxing", "Breakout", "Pong"]
+    assert c["only_first"] == [] and c["only_second"] == ["Assault"]
+    rows = {r["game"]: r for r in c["games"]}
+    assert (rows["Breakout"]["first_hns"], rows["Breakout"]["second_hns"]) == pytest.approx((0.4, 0.3))
+    assert (c["first_ahead"], c["second_ahead"], c["equal"]) == (2, 1, 0)
+    # HNS A (0.9, 0.4, 0.2), B (0.1, 0.3, 0.5): three figures, so the IQM cuts none and is the mean
+    s = c["statistics"]
+    assert (s["median"]["first"], s["median"]["second"]) == pytest.approx((0.4, 0.3))
+    assert (s["iqm"]["first"], s["iqm"]["second"]) == pytest.approx((0.5, 0.3))
+    assert s["mean"]["difference"] == pytest.approx(0.2)
+    # Breakout: A's seeds 0.5 > 0.3 and 0.3 = 0.3 (half) -> 0.75; Pong 0; Boxing 1
+    assert rows["Breakout"]["p_improvement"] == pytest.approx(0.75)
+    assert c["p_improvement"] == pytest.approx(1.75 / 3)
+    # games are resampled: the interval has width, holds the estimate, and stays within the per-game differences
+    lo, hi = s["mean"]["difference_ci"]
+    assert -0.3 - 1e-9 <= lo < 0.2 < hi <= 0.8 + 1e-9
+    lo, hi = c["p_improvement_ci"]
+    assert 0.0 <= lo < 1.75 / 3 < hi <= 1.0 + 1e-9
+
+
+def test_the_bootstrap_keeps_each_games_two_scores_together(tmp_path):
+    """A is B + 0.1 on every game: with the games paired in each replicate, every statistic's
+    difference is 0.1 in every replicate, so its interval is [0.1, 0.1]; drawing A's and B's games
+    independently would spread it over about +-0.4."""
+    b = {"Breakout": 0.1, "Pong": 0.5, "Boxing": 0.3, "Assault": 0.9}
+    first = [write_batch(tmp_path / "a" / g, g, {1: hns_score(g, v + 0.1)}, config=preset_config(g)) for g, v in b.items()]
+    second = [write_batch(tmp_path / "b" / g, g, {1: hns_score(g, v)}, config=preset_config(g)) for g, v in b.items()]
+    c = versus.compare(games.judge(first), games.judge(second), reps=2_000)
+    for name in versus.STATISTICS:
+        assert c["statistics"][name]["difference_ci"] == pytest.approx([0.1, 0.1])
+    assert c["first"] == "atari100k (first)" and c["second"] == "atari100k (second)"
+    assert c["p_improvement"] == 1.0 and c["first_ahead"] == 4
+
+
+@pytest.mark.parametrize("wins, losses, p", [(5, 0, 2 / 32), (0, 5, 2 / 32), (9, 1, 2 * 11 / 1024),
+                                             (2, 1, 1.0), (0, 0, 1.0), (11, 7, 2 * 63004 / 2 ** 18)])
+def test_the_sign_test_is_two_sided_and_exact(wins, losses, p):
+    # P(X <= 7) for X ~ Binomial(18, 1/2) is sum C(18, i), i = 0..7, = 63,004 over 2^18
+    assert versus.sign_test(wins, losses) == pytest.approx(p)
+
+
+def test_the_probability_of_improvement_counts_ties_half():
+    assert versus.improvement_probability([1.0, 2.0], [2.0]) == 0.25
+    assert versus.improvement_probability([3.0], [1.0, 2.0]) == 1.0
+    with pytest.raises(ValueError, match="at least one seed"):
+        versus.improvement_probability([], [1.0])
+
+
+def test_the_command_pairs_two_settings_and_refuses_settings_without_a_shared_game(two_settings, tmp_path):
+    first, second = two_settings
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert benchmarks.main(["games", *first, "--against", *second, "--json", str(tmp_path / "c.json")]) == 0
+    text = out.getvalue()
+    assert "on the 3 games both ran" in text and "| Pong | " in text and "| B |" in text
+    assert "A ahead on 2, B on 1, equal on 0 (two-sided sign test p = 1.000)" in text
+    assert "only B ran (left out): Assault" in text
+    saved = json.loads((tmp_path / "c.json").read_text())
+    assert saved["comparison"]["first_ahead"] == 2 and saved["second"]["games"][0]["game"] == "Assault"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        assert benchmarks.main(["games", first[0], "--against", second[3]]) == 2  # Boxing against Assault
+    assert "share no game" in err.getvalue()
+
+
+def test_a_game_both_settings_score_the_same_is_neither_ahead(tmp_path):
+    first = [write_batch(tmp_path / "a" / "Pong", "Pong", {1: -20.0}, config=preset_config("Pong")),
+             write_batch(tmp_path / "a" / "Boxing", "Boxing", {1: 5.0}, config=preset_config("Boxing"))]
+    second = [write_batch(tmp_path / "b" / "Pong", "Pong", {1: -20.0}, config=preset_config("Pong", shift=3)),
+              write_batch(tmp_path / "b" / "Boxing", "Boxing", {1: 2.0}, config=preset_config("Boxing", shift=3))]
+    c = versus.compare(games.judge(first), games.judge(second), reps=500)
+    assert (c["first_ahead"], c["second_ahead"], c["equal"]) == (1, 0, 1)
+    assert c["sign_test_p"] == 1.0 and c["p_improvement"] == 0.75

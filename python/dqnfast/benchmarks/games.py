@@ -3,6 +3,7 @@ are judged: each game's score human-normalised, then the median, IQM and mean ov
 the published agents' on the same games.
 
     dqnfast bench games runs/atari100k-games/* runs/bench-learning/Breakout__atari100k [--json PATH]
+    dqnfast bench games A/* --against B/*      # two settings, paired game by game (:mod:`.versus`)
 
 Each BATCH is the OUT folder of one `dqnfast bench learning` run (its summary.json), one game each.
 All must share one setting (the preset and every option but --env-id): the point is the same agent,
@@ -25,7 +26,7 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
-from . import aggregate, anchors
+from . import aggregate, anchors, versus
 
 AGENTS = ("DER", "DrQ", "DrQ(ε)", "SPR")
 STATISTICS = ("median", "iqm", "mean")
@@ -190,6 +191,10 @@ def report(result: Dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dqnfast bench games", description=__doc__.split("\n\n")[0])
     p.add_argument("batches", nargs="+", metavar="BATCH", help="`dqnfast bench learning` output folders, one a game")
+    p.add_argument("--against", nargs="+", metavar="BATCH", default=None,
+                   help="batches of a second setting: print the two paired on the games both ran "
+                        "(differences over games with bootstrap CIs, sign test, probability of improvement) "
+                        "instead of the first setting's table")
     p.add_argument("--json", metavar="PATH", default=None, help="also write the result as JSON")
     return p
 
@@ -198,10 +203,14 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     try:
         result = judge(args.batches)
-    except GamesError as e:
+        if args.against:
+            second = judge(args.against)
+            comparison = versus.compare(result, second)
+            result = {"first": result, "second": second, "comparison": comparison}
+    except (GamesError, versus.ComparisonError) as e:
         print(f"dqnfast bench games: {e}", file=sys.stderr)
         return 2
-    print(report(result))
+    print(versus.report(result["comparison"]) if args.against else report(result))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1, ensure_ascii=False)

@@ -1,0 +1,143 @@
+"""Two settings on the same games, paired game by game: `dqnfast bench games A... --against B...`.
+
+Deciding between two settings of an agent from a few games of one seed each is how a preset gets
+tuned to noise, so the comparison reports what the pairing supports and no more:
+
+- each game both settings ran, with the human-normalised score (HNS) of each;
+- the median, IQM and mean HNS of each over those games, and the difference of each statistic with
+  a 95% percentile-bootstrap interval that resamples *games* with replacement, both settings
+  keeping the same games in a replicate (the question is "across games", so games are the sample);
+- how many games each is ahead on, with the two-sided exact sign test over the games that differ;
+- the probability of improvement, P(A > B) as rliable defines it: for each game, the share of
+  (seed of A, seed of B) pairs where A scores more, a tie counting half; then the mean over games,
+  with the same bootstrap over games. With one seed a game it is the share of games won.
+
+Games only one setting ran are named and left out of every figure. The inputs are two results of
+:func:`dqnfast.benchmarks.games.judge`; this module reads nothing else.
+"""
+from __future__ import annotations
+
+from math import comb
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+
+from . import aggregate
+
+STATISTICS = ("median", "iqm", "mean")
+
+
+class ComparisonError(ValueError):
+    pass
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test: the chance, were each differing game a fair coin, of a split at
+    least as uneven as ``wins`` against ``losses`` (1.0 when no game differs)."""
+    if wins < 0 or losses < 0:
+        raise ValueError(f"wins and losses must be counts, got {wins} and {losses}")
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    k = min(wins, losses)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def improvement_probability(a_seeds: Sequence[float], b_seeds: Sequence[float]) -> float:
+    """P(A > B) on one game: the share of (a, b) seed pairs with a > b, ties counting half."""
+    a = np.asarray(a_seeds, dtype=np.float64)[:, None]
+    b = np.asarray(b_seeds, dtype=np.float64)[None, :]
+    if a.size == 0 or b.size == 0:
+        raise ValueError("each setting needs at least one seed on the game")
+    return float(np.mean((a > b) + 0.5 * (a == b)))
+
+
+def bootstrap_over_games(columns: np.ndarray, statistic, *, reps: int, seed: int,
+                         confidence: float = 0.95) -> Tuple[float, float]:
+    """Percentile interval of ``statistic`` over games resampled with replacement. ``columns`` is
+    (k, games): k figures a game that stay together (A's and B's HNS of one game, say);
+    ``statistic`` maps (reps, k, games) to (reps,)."""
+    games = columns.shape[1]
+    rng = np.random.default_rng(seed)
+    values = np.empty(reps)
+    chunk = max(1, 2_000_000 // (games * columns.shape[0]))
+    for start in range(0, reps, chunk):
+        n = min(chunk, reps - start)
+        idx = rng.integers(0, games, size=(n, games))
+        values[start:start + n] = statistic(columns[:, idx].transpose(1, 0, 2))
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def _labels(a: Dict[str, Any], b: Dict[str, Any]) -> Tuple[str, str]:
+    if a["setting"] != b["setting"]:
+        return a["setting"], b["setting"]
+    return f"{a['setting']} (first)", f"{b['setting']} (second)"
+
+
+def compare(a: Dict[str, Any], b: Dict[str, Any], *, reps: int = 50_000, seed: int = 0) -> Dict[str, Any]:
+    """A (``a``) against B (``b``), two :func:`games.judge` results, on the games both ran."""
+    rows_a = {r["game"]: r for r in a["games"]}
+    rows_b = {r["game"]: r for r in b["games"]}
+    common = sorted(set(rows_a) & set(rows_b))
+    if not common:
+        raise ComparisonError(f"the two settings share no game (first: {', '.join(sorted(rows_a))}; "
+                              f"second: {', '.join(sorted(rows_b))})")
+    label_a, label_b = _labels(a, b)
+    x = np.array([rows_a[g]["hns"] for g in common])
+    y = np.array([rows_b[g]["hns"] for g in common])
+
+    def per_seed_hns(row):
+        return [(v - row["random"]) / (row["human"] - row["random"]) for v in row["per_seed_mean"].values()]
+
+    p_game = np.array([improvement_probability(per_seed_hns(rows_a[g]), per_seed_hns(rows_b[g])) for g in common])
+    wins, losses = int((x > y).sum()), int((x < y).sum())
+    pair = np.stack([x, y])
+    statistics = {}
+    for name in STATISTICS:
+        stat = aggregate.STATISTICS[name]
+        value_a, value_b = float(stat(x[None])[0]), float(stat(y[None])[0])
+        ci = bootstrap_over_games(pair, lambda s, stat=stat: stat(s[:, 0]) - stat(s[:, 1]), reps=reps, seed=seed)
+        statistics[name] = {"first": value_a, "second": value_b, "difference": value_a - value_b,
+                            "difference_ci": list(ci)}
+    p_ci = bootstrap_over_games(p_game[None], lambda s: s[:, 0].mean(axis=1), reps=reps, seed=seed)
+    return {
+        "first": label_a, "second": label_b, "games": [
+            {"game": g, "first_hns": float(rows_a[g]["hns"]), "second_hns": float(rows_b[g]["hns"]),
+             "first_score": rows_a[g]["score"], "second_score": rows_b[g]["score"],
+             "first_seeds": len(rows_a[g]["per_seed_mean"]), "second_seeds": len(rows_b[g]["per_seed_mean"]),
+             "p_improvement": float(p)}
+            for g, p in zip(common, p_game)],
+        "only_first": sorted(set(rows_a) - set(rows_b)), "only_second": sorted(set(rows_b) - set(rows_a)),
+        "statistics": statistics,
+        "first_ahead": wins, "second_ahead": losses, "equal": len(common) - wins - losses,
+        "sign_test_p": sign_test(wins, losses),
+        "p_improvement": float(p_game.mean()), "p_improvement_ci": list(p_ci),
+        "bootstrap": {"over": "games", "reps": reps, "seed": seed, "confidence": 0.95},
+    }
+
+
+def report(c: Dict[str, Any]) -> str:
+    """The comparison as markdown."""
+    n = len(c["games"])
+    lines = [f"`{c['first']}` (A) against `{c['second']}` (B) on the {n} games both ran", "",
+             "| game | A score | B score | A HNS | B HNS | ahead |", "|---|---:|---:|---:|---:|---|"]
+    for r in c["games"]:
+        ahead = "A" if r["first_hns"] > r["second_hns"] else "B" if r["first_hns"] < r["second_hns"] else "equal"
+        lines.append(f"| {r['game']} | {r['first_score']:,.2f} | {r['second_score']:,.2f} | "
+                     f"{r['first_hns']:.3f} | {r['second_hns']:.3f} | {ahead} |")
+    lines += ["", "| HNS over these games | A | B | A - B (95% CI, games resampled) |", "|---|---:|---:|---|"]
+    for name in STATISTICS:
+        s = c["statistics"][name]
+        lo, hi = s["difference_ci"]
+        lines.append(f"| {name} | {s['first']:.3f} | {s['second']:.3f} | {s['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}] |")
+    lo, hi = c["p_improvement_ci"]
+    lines += ["", f"A ahead on {c['first_ahead']}, B on {c['second_ahead']}, equal on {c['equal']} "
+                  f"(two-sided sign test p = {c['sign_test_p']:.3f}); probability of improvement "
+                  f"P(A > B) = {c['p_improvement']:.3f} [{lo:.3f}, {hi:.3f}]"]
+    for key, who in (("only_first", "A"), ("only_second", "B")):
+        if c[key]:
+            lines.append(f"only {who} ran (left out): {', '.join(c[key])}")
+    return "\n".join(lines)
