@@ -297,3 +297,39 @@ def test_a_game_both_settings_score_the_same_is_neither_ahead(tmp_path):
     c = versus.compare(games.judge(first), games.judge(second), reps=500)
     assert (c["first_ahead"], c["second_ahead"], c["equal"]) == (1, 0, 1)
     assert c["sign_test_p"] == 1.0 and c["p_improvement"] == 0.75
+
+
+# seed noise: two identical agents drawn from one pool of runs a game (versus.seed_noise)
+
+def test_identical_agents_with_one_run_a_game_differ_by_nothing():
+    noise = versus.seed_noise([[0.3], [0.7], [0.1]], [1, 2, 1], [1, 1, 5], reps=200)
+    for name in versus.STATISTICS:
+        assert np.all(noise[name] == 0.0)
+    assert np.all(noise["first_ahead"] == 0)
+
+
+def test_seed_noise_draws_each_settings_seeds_from_the_games_pool():
+    """One game whose runs are 0 or 1: with a seed each, the first is ahead a quarter of the time and
+    the difference is -1, 0 or 1 (1/4, 1/2, 1/4); with 4 seeds against 1 the difference's variance is
+    1/16 + 1/4 (a mean of 4 draws of variance 1/4, less one of 1/4)."""
+    one = versus.seed_noise([[0.0, 1.0]], [1], [1], reps=40_000, seed=3)
+    assert np.mean(one["first_ahead"]) == pytest.approx(0.25, abs=0.01)
+    assert np.mean(one["mean"] == 0.0) == pytest.approx(0.5, abs=0.01)
+    assert set(np.unique(one["mean"])) == {-1.0, 0.0, 1.0}
+    four = versus.seed_noise([[0.0, 1.0]], [4], [1], reps=40_000, seed=3)
+    assert np.var(four["mean"]) == pytest.approx(1 / 16 + 1 / 4, abs=0.01)
+    with pytest.raises(ValueError, match="one pool and one seed count"):
+        versus.seed_noise([[0.0]], [1, 1], [1])
+    with pytest.raises(ValueError, match="at least one seed"):
+        versus.seed_noise([[0.0]], [0], [1])
+
+
+def test_an_observed_gap_is_placed_among_the_noise_two_sided():
+    noise = {name: np.array([-0.2, -0.1, 0.0, 0.1, 0.3]) for name in versus.STATISTICS}
+    noise["first_ahead"] = np.array([2, 2, 1, 4, 3])
+    comparison = {"games": [{}] * 4, "first_ahead": 3,
+                  "statistics": {name: {"difference": -0.1} for name in versus.STATISTICS}}
+    placed = versus.against_noise(comparison, noise)
+    assert placed["iqm"]["p"] == pytest.approx(0.8)  # |-0.2|, |-0.1|, |0.1|, |0.3| reach 0.1
+    assert placed["iqm"]["observed"] == -0.1
+    assert placed["first_ahead"]["p"] == pytest.approx(0.6)  # 3 of 4 is 1 from even: 1, 4 and 3 are as far

@@ -14,6 +14,12 @@ tuned to noise, so the comparison reports what the pairing supports and no more:
 
 Games only one setting ran are named and left out of every figure. The inputs are two results of
 :func:`dqnfast.benchmarks.games.judge`; this module reads nothing else.
+
+The bootstrap over games does not say how much of a gap the seeds alone make. :func:`seed_noise`
+does, given a pool of runs a game of one agent (a published agent's released runs, say): it plays
+two identical agents against each other, each game's score the mean of as many runs drawn from the
+pool as each setting has seeds there, and gives the differences that come of the draw alone;
+:func:`against_noise` places an observed comparison among them (`tools/atari100k_seed_noise.py`).
 """
 from __future__ import annotations
 
@@ -141,3 +147,47 @@ def report(c: Dict[str, Any]) -> str:
         if c[key]:
             lines.append(f"only {who} ran (left out): {', '.join(c[key])}")
     return "\n".join(lines)
+
+
+def seed_noise(pools: Sequence[Sequence[float]], seeds_first: Sequence[int], seeds_second: Sequence[int], *,
+               reps: int = 20_000, seed: int = 0) -> Dict[str, np.ndarray]:
+    """Differences between two identical agents that come of the seeds alone. ``pools[i]`` are one
+    agent's runs on game i (HNS); each replicate draws, for each game, ``seeds_first[i]`` runs with
+    replacement for the first agent and ``seeds_second[i]`` for the second, and scores the game by
+    their mean. Returns, per replicate, each statistic's difference (first - second) and the count of
+    games the first is ahead on."""
+    if not (len(pools) == len(seeds_first) == len(seeds_second)) or not pools:
+        raise ValueError(f"one pool and one seed count of each setting a game: {len(pools)} pools, "
+                         f"{len(seeds_first)} and {len(seeds_second)} seed counts")
+    if any(len(p) == 0 for p in pools) or min(*seeds_first, *seeds_second) < 1:
+        raise ValueError("each game needs a non-empty pool of runs and at least one seed a setting")
+    rng = np.random.default_rng(seed)
+
+    def draw(counts):
+        return np.stack([np.asarray(p, dtype=np.float64)[rng.integers(0, len(p), size=(reps, k))].mean(axis=1)
+                         for p, k in zip(pools, counts)], axis=1)  # (reps, games)
+
+    a, b = draw(seeds_first), draw(seeds_second)
+    out = {name: aggregate.STATISTICS[name](a) - aggregate.STATISTICS[name](b) for name in STATISTICS}
+    out["first_ahead"] = (a > b).sum(axis=1)
+    return out
+
+
+def against_noise(c: Dict[str, Any], noise: Dict[str, np.ndarray]) -> Dict[str, Dict[str, float]]:
+    """Each statistic's observed difference of comparison ``c`` beside the middle 95% of the seed-noise
+    differences, and the share of those at least as far from 0 as the observed one (a two-sided
+    p-value of "the two settings are the same agent, with this agent's spread")."""
+    out = {}
+    for name in STATISTICS:
+        observed, null = c["statistics"][name]["difference"], noise[name]
+        lo, hi = np.percentile(null, [2.5, 97.5])
+        out[name] = {"observed": observed, "noise_95": [float(lo), float(hi)],
+                     "p": float(np.mean(np.abs(null) >= abs(observed) - 1e-12))}
+    n = len(c["games"])
+    # wins are counted as a distance from half the games, two-sided as the statistics are
+    wins, null = c["first_ahead"], noise["first_ahead"]
+    lo, hi = np.percentile(null, [2.5, 97.5])
+    out["first_ahead"] = {"observed": wins, "noise_95": [float(lo), float(hi)],
+                          "p": float(np.mean(np.abs(null - n / 2) >= abs(wins - n / 2)))}
+    return out
+
