@@ -5,13 +5,14 @@ on small made-up data files laid out as the released ones are."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import math
 from pathlib import Path
 
 import pytest
+
+from support.tool_scripts import load_tool
 
 from dqnfast.benchmarks import anchors
 
@@ -89,10 +90,7 @@ def test_every_key_is_a_registered_ale_v5_game():
 # -- the script ---------------------------------------------------------------------------------------------
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("atari100k_anchors", ROOT / "tools" / "atari100k_anchors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("atari100k_anchors")
 
 
 def _write(path: Path, data) -> str:

@@ -4,21 +4,16 @@ as the released ones and as `dqnfast bench learning` writes its summary."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from support.tool_scripts import load_tool
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("atari100k_rank", ROOT / "tools" / "atari100k_rank.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("atari100k_rank")
 
 
 def _batch(folder: Path, env_id: str, per_seed_mean) -> str:

@@ -3,21 +3,16 @@ two identical agents, drawn from a published agent's runs, show by the draw alon
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
+from support.tool_scripts import load_tool
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("atari100k_seed_noise", ROOT / "tools" / "atari100k_seed_noise.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("atari100k_seed_noise")
 
 
 def _comparison(path: Path, games):

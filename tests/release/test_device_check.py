@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from support.tool_scripts import load_tool
+
 pytest.importorskip("torch")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,10 +46,7 @@ def test_device_check_smoke_runs_every_step_on_cpu(tmp_path):
 
 
 def _device_check_module():
-    spec = importlib.util.spec_from_file_location("device_check", ROOT / "tools" / "device_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("device_check")
 
 
 def test_each_finished_step_is_on_disk_before_the_next_starts(tmp_path):
