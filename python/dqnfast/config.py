@@ -391,9 +391,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # and a lost life (a protocol difference, listed beside the figures); the rest is DrQ(eps)'s.
     # Until 2026-12-07 the frames were 64x64 (shift 3), for a 2.2-2.5x cheaper seed: KungFuMaster
     # scored 0 there and 8,345 at 84x84, RoadRunner 1,015 and 7,470, Breakout an IQM of 11.84 over 5
-    # seeds and 17.26 (docs/benchmarks.md, "where the preset learned nothing"). Across the 18 games
-    # run at both sizes so far, 84x84 is not shown better (more on 11, less on 7; human-normalised
-    # IQM 0.167 against 0.187): kept as the published agents' frames, pending the other 8 games.
+    # seeds and 17.26 (docs/benchmarks.md, "where the preset learned nothing"). Across all 26 games
+    # the two sizes cannot be told apart (84x84 more on 15, less on 9; human-normalised IQM 0.116
+    # against 0.102, mean 0.265 against 0.296; every gap inside what the seeds alone make), so the
+    # frames are the published agents' own, with Breakout's 5-seed gain.
     "atari100k": dict(
         total_steps=100_000,
         frame_size=84,                # DrQ(eps)'s (Dopamine's 84x84 by area of the whole gray screen)
