@@ -9,7 +9,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 
 def load_tool(name: str) -> ModuleType:
-    """tools/NAME.py as a fresh module (each call runs the script's top level again)."""
+    """The script ``name`` under tools/, as a fresh module (each call runs its top level again)."""
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
