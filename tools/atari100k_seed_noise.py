@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling tool, ru
 from atari100k_rank import read_runs  # noqa: E402
 
 from dqnfast.benchmarks import versus  # noqa: E402
-from dqnfast.benchmarks.anchors import ANCHORS  # noqa: E402
+from dqnfast.benchmarks.anchors import human_normalised  # noqa: E402
 
 
 def hns_pools(comparison, runs):
@@ -37,8 +37,7 @@ def hns_pools(comparison, runs):
         game = row["game"]
         if game not in runs:
             raise SystemExit(f"the runs file has no {game}")
-        ref = ANCHORS[game]
-        pools.append([(x - ref["random"]) / (ref["human"] - ref["random"]) for x in runs[game]])
+        pools.append([human_normalised(x, game) for x in runs[game]])
     return pools
 
 

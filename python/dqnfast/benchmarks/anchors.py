@@ -69,6 +69,13 @@ class Anchor(NamedTuple):
     note: str = ""
 
 
+def human_normalised(score: float, game: str) -> float:
+    """``(score - random) / (human - random)`` with the game's reference scores above: 0 is random
+    play, 1 the human reference."""
+    ref = ANCHORS[game]
+    return (score - ref["random"]) / (ref["human"] - ref["random"])
+
+
 def game_name(env_id: str) -> str:
     """'ALE/Breakout-v5' -> 'Breakout' (also 'BreakoutNoFrameskip-v4', 'Breakout-v4')."""
     name = env_id.split("/")[-1]

@@ -36,11 +36,6 @@ class GamesError(ValueError):
     pass
 
 
-def human_normalised(score: float, game: str) -> float:
-    ref = anchors.ANCHORS[game]
-    return (score - ref["random"]) / (ref["human"] - ref["random"])
-
-
 def batch_setting(folder: str, summary: Dict[str, Any]) -> Dict[str, Any]:
     """(config without env_id, where it was read) of one batch: the config its summary.json or
     batch.json recorded, else the one its preset and options give with today's presets (a batch
@@ -139,9 +134,9 @@ def judge(folders: Sequence[str]) -> Dict[str, Any]:
         score = float(np.mean(list(b["per_seed_mean"].values())))
         rows.append({"game": b["game"], "folder": b["folder"], "seeds": sorted(b["per_seed_mean"]),
                      "per_seed_mean": {str(s): v for s, v in sorted(b["per_seed_mean"].items())},
-                     "score": score, "hns": human_normalised(score, b["game"]),
+                     "score": score, "hns": anchors.human_normalised(score, b["game"]),
                      "human": ref["human"], "random": ref["random"],
-                     "agents": {a: {"score": ref[a], "hns": human_normalised(ref[a], b["game"])} for a in AGENTS},
+                     "agents": {a: {"score": ref[a], "hns": anchors.human_normalised(ref[a], b["game"])} for a in AGENTS},
                      "ahead_of": [a for a in AGENTS if score > ref[a]],
                      "config_source": b["config_source"]})
     ours = over_games([r["hns"] for r in rows])

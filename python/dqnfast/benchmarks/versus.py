@@ -95,10 +95,9 @@ def compare(a: Dict[str, Any], b: Dict[str, Any], *, reps: int = 50_000, seed: i
     x = np.array([rows_a[g]["hns"] for g in common])
     y = np.array([rows_b[g]["hns"] for g in common])
 
-    def per_seed_hns(row):
-        return [(v - row["random"]) / (row["human"] - row["random"]) for v in row["per_seed_mean"].values()]
-
-    p_game = np.array([improvement_probability(per_seed_hns(rows_a[g]), per_seed_hns(rows_b[g])) for g in common])
+    # seeds compared by score: human normalisation keeps their order within a game
+    p_game = np.array([improvement_probability(list(rows_a[g]["per_seed_mean"].values()),
+                                               list(rows_b[g]["per_seed_mean"].values())) for g in common])
     wins, losses = int((x > y).sum()), int((x < y).sum())
     pair = np.stack([x, y])
     statistics = {}
