@@ -12,6 +12,7 @@ import pytest
 
 from support.tool_scripts import load_tool
 
+
 def _tool():
     return load_tool("atari100k_rank")
 

@@ -11,6 +11,7 @@ import pytest
 
 from support.tool_scripts import load_tool
 
+
 def _tool():
     return load_tool("atari100k_seed_noise")
 

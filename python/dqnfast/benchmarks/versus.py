@@ -98,7 +98,9 @@ def compare(a: Dict[str, Any], b: Dict[str, Any], *, reps: int = 50_000, seed: i
     # seeds compared by score: human normalisation keeps their order within a game
     p_game = np.array([improvement_probability(list(rows_a[g]["per_seed_mean"].values()),
                                                list(rows_b[g]["per_seed_mean"].values())) for g in common])
-    wins, losses = int((x > y).sum()), int((x < y).sum())
+    # who is ahead on each game: the one rule behind the per-game column and the counts
+    ahead = np.where(x > y, "first", np.where(x < y, "second", "equal"))
+    wins, losses = int((ahead == "first").sum()), int((ahead == "second").sum())
     pair = np.stack([x, y])
     statistics = {}
     for name in STATISTICS:
@@ -113,8 +115,8 @@ def compare(a: Dict[str, Any], b: Dict[str, Any], *, reps: int = 50_000, seed: i
             {"game": g, "first_hns": float(rows_a[g]["hns"]), "second_hns": float(rows_b[g]["hns"]),
              "first_score": rows_a[g]["score"], "second_score": rows_b[g]["score"],
              "first_seeds": len(rows_a[g]["per_seed_mean"]), "second_seeds": len(rows_b[g]["per_seed_mean"]),
-             "p_improvement": float(p)}
-            for g, p in zip(common, p_game)],
+             "ahead": str(who), "p_improvement": float(p)}
+            for g, who, p in zip(common, ahead, p_game)],
         "only_first": sorted(set(rows_a) - set(rows_b)), "only_second": sorted(set(rows_b) - set(rows_a)),
         "statistics": statistics,
         "first_ahead": wins, "second_ahead": losses, "equal": len(common) - wins - losses,
@@ -130,7 +132,7 @@ def report(c: Dict[str, Any]) -> str:
     lines = [f"`{c['first']}` (A) against `{c['second']}` (B) on the {n} games both ran", "",
              "| game | A score | B score | A HNS | B HNS | ahead |", "|---|---:|---:|---:|---:|---|"]
     for r in c["games"]:
-        ahead = "A" if r["first_hns"] > r["second_hns"] else "B" if r["first_hns"] < r["second_hns"] else "equal"
+        ahead = {"first": "A", "second": "B", "equal": "equal"}[r["ahead"]]
         lines.append(f"| {r['game']} | {r['first_score']:,.2f} | {r['second_score']:,.2f} | "
                      f"{r['first_hns']:.3f} | {r['second_hns']:.3f} | {ahead} |")
     lines += ["", "| HNS over these games | A | B | A - B (95% CI, games resampled) |", "|---|---:|---:|---|"]
