@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dqnfast.benchmarks import aggregate, anchors
-from dqnfast.benchmarks.learning import StepTail
+from dqnfast.benchmarks.learning import StepTail, late_from_step, late_training_games
 
 # -- (a) the statistics ------------------------------------------------------------------------------------
 
@@ -83,6 +83,16 @@ def test_step_tail_reads_only_complete_new_lines(tmp_path):
     with open(path, "a") as f:
         f.write("0,2\n")
     assert tail.poll() == 300
+
+
+def test_late_training_games_are_those_ending_after_the_last_fifth_begins():
+    assert late_from_step(100_000) == 80_000 and late_from_step(300) == 240
+    steps = [10_000, 79_999, 80_000, 80_001, 90_000, 95_000, 99_000, 100_000]
+    returns = [50.0, 40.0, 30.0, 1.0, 2.0, 3.0, 4.0, 100.0]
+    late = late_training_games(steps, returns, 80_000)  # a game ending at step 80,000 is before it
+    assert late == {"from_step": 80_000, "games": 5, "mean": 22.0, "iqm": 3.0}  # IQM: cut 1 each end of 5
+    assert late_training_games(steps, returns, 100_000) == {"from_step": 100_000, "games": 0, "mean": None,
+                                                           "iqm": None}
 
 
 # -- (b) a 2-seed batch on Breakout --------------------------------------------------------------------------
@@ -169,10 +179,29 @@ def test_batch_writes_scores_summary_and_curves(batch):
     assert any("2 evaluation games" in d for d in summary["differences"])
     assert summary["config"] == json.loads((out / "batch.json").read_text())["config"]
     assert summary["config"]["frame_size"] == 36 and summary["config"]["total_steps"] == STEPS
+    # the late training games, from each seed's episodes.csv read here
+    assert summary["late_training"]["from_step"] == 240
+    late_means = []
+    for s in (1, 2):
+        with open(out / f"seed-{s}" / "episodes.csv") as f:
+            late = [float(row["return"]) for row in csv.DictReader(f) if int(row["global_step"]) > 240]
+        got = summary["late_training"]["per_seed"][str(s)]
+        assert got["games"] == len(late)
+        if late:
+            assert got["mean"] == pytest.approx(np.mean(late)) and got["iqm"] == pytest.approx(aggregate.iqm(late))
+        cell = rf"{np.mean(late):.2f}\s+{aggregate.iqm(late):.2f} \({len(late)}\)" if late else "-"
+        assert re.search(rf"^\s+{s}\s+{STEPS}\s.*\s{cell}$", stdout, re.M), (s, cell)
+        late_means.append(np.mean(late) if late else None)
+    if None in late_means:  # a seed without late games: no IQM over seeds
+        assert summary["late_training"]["iqm_of_means"] is None and "IQM of the seeds' means" not in stdout
+    else:
+        assert summary["late_training"]["iqm_of_means"] == pytest.approx(aggregate.iqm(late_means))
+        assert f"IQM of the seeds' means {aggregate.iqm(late_means):.2f}" in stdout
     # the printed table: one row per seed, the IQM line, the anchors with their sources
     for s in (1, 2):
         assert re.search(rf"^\s+{s}\s+{STEPS}\s+{results[s]['mean']:.2f} \+- {results[s]['std']:.2f}", stdout, re.M)
     assert "IQM" in stdout and "SPR" in stdout and "Agarwal et al. 2021" in stdout
+    assert "training games after step 240: mean, IQM (games)" in stdout
     assert "differences from the published Atari 100k protocol" in stdout
 
 

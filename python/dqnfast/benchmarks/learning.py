@@ -42,6 +42,9 @@ NOT_COMPARED = ("seed", "run_dir", "run_name", "eval_episodes", "progress", "tor
 EVAL_SEED_BASE = 10_000_000  # seed S plays evaluation games EVAL_SEED_BASE + 100_000 S + game: apart from training's
 MAX_EVAL_GAMES = 100_000
 POLL_S = 0.5
+# the training games the report sums up beside the evaluation: those ending in the last fifth of the
+# agent steps (80-100k of Atari 100k), where the evaluated agent's training ends
+LATE_FRACTION = 0.2
 
 
 class UsageError(ValueError):
@@ -379,18 +382,45 @@ def write_scores_csv(path: str, results: List[Dict[str, Any]]) -> None:
                         f"{r['eval_s']:.3f}", r["agent_steps"], " ".join(f"{x:g}" for x in r["scores"])])
 
 
+def late_from_step(total_steps: int) -> int:
+    return int(round(total_steps * (1 - LATE_FRACTION)))
+
+
+def late_training_games(steps, returns, from_step: int) -> Dict[str, Any]:
+    """The training games that end after agent step ``from_step`` (:func:`late_from_step`): their
+    count, mean and IQM (None without games). A second view of where a seed ended, less bound to a
+    few repeated trajectories than the near-greedy evaluation is, but played at the training ε and
+    with the network still changing: not the protocol's figure."""
+    late = [float(r) for s, r in zip(steps, returns) if s > from_step]
+    return {"from_step": from_step, "games": len(late),
+            "mean": sum(late) / len(late) if late else None,
+            "iqm": aggregate.iqm(late) if late else None}
+
+
+def late_cell(late: Dict[str, Any]) -> str:
+    if not late["games"]:
+        return f"{'-':>16}"
+    return f"{late['mean']:>7.2f} {late['iqm']:>7.2f} ({late['games']})"
+
+
 def report(cfg, preset: str, results: List[Dict[str, Any]], failed: List[int], summary: Dict[str, Any]) -> str:
     lines = [f"{cfg.env_id}, preset {preset}: {len(results)} seeds, {results[0]['games']} evaluation games each "
              f"(epsilon {results[0]['eval']['epsilon']:g})", "",
-             f"{'seed':>5} {'agent steps':>12} {'score (mean +- std over games)':>32} {'train s':>9} {'eval s':>8}"]
+             f"{'seed':>5} {'agent steps':>12} {'score (mean +- std over games)':>32} {'train s':>9} {'eval s':>8}"
+             f"   training games after step {summary['late_training']['from_step']:,}: mean, IQM (games)"]
     for r in results:
+        late = summary["late_training"]["per_seed"][str(r["seed"])]
         lines.append(f"{r['seed']:>5} {r['agent_steps']:>12,} {r['mean']:>20.2f} +- {r['std']:<9.2f} "
-                     f"{r['train_s']:>9.1f} {r['eval_s']:>8.1f}")
+                     f"{r['train_s']:>9.1f} {r['eval_s']:>8.1f}   {late_cell(late)}")
     lo, hi = summary["iqm_ci"]
+    late_iqm = summary["late_training"]["iqm_of_means"]
     lines += ["", f"IQM {summary['iqm']:.2f} [95% CI {lo:.2f}, {hi:.2f}] over {summary['runs']} seeds "
                   f"(stratified bootstrap, {summary['bootstrap_reps']:,} replicates); "
                   f"mean {summary['mean']:.2f} [{summary['mean_ci'][0]:.2f}, {summary['mean_ci'][1]:.2f}]; "
                   f"median {summary['median']:.2f}"]
+    if late_iqm is not None:
+        lines.append(f"training games after step {summary['late_training']['from_step']:,} (training epsilon, "
+                     f"not the protocol's figure): IQM of the seeds' means {late_iqm:.2f}")
     if failed:
         lines.append(f"failed seeds (not in the figures): {', '.join(map(str, failed))}")
     if summary["anchors"]:
@@ -419,6 +449,8 @@ def summarize(out: str, cfg, preset: str, overrides: Sequence[str], seeds: List[
     first = results[0]["eval"]
     table = anchors.anchors_for(cfg.env_id)
     curves = {r["seed"]: read_curve(os.path.join(out, f"seed-{r['seed']}")) for r in results}
+    late_from = late_from_step(cfg.total_steps)
+    late = {str(seed): late_training_games(*curve, late_from) for seed, curve in curves.items()}
     png = plot_batch(os.path.join(out, "learning_curves.png"), curves, table,
                      title=f"{cfg.env_id} ({preset}), {seed_count(len(results))}", anchor_steps=anchors.STEPS,
                      finals={r["seed"]: (r["agent_steps"], r["mean"]) for r in results})
@@ -437,6 +469,9 @@ def summarize(out: str, cfg, preset: str, overrides: Sequence[str], seeds: List[
             r["eval"]["repeat_action_probability"] for r in results), fire_game=first["fire_game"]),
         "anchors": [a._asdict() for a in table], "anchor_steps": anchors.STEPS,
         "learning_curves": png,
+        # beside the evaluation, not instead of it: see late_training_games
+        "late_training": {"from_step": late_from, "per_seed": late, "iqm_of_means": aggregate.iqm(
+            [x["mean"] for x in late.values()]) if all(x["games"] for x in late.values()) else None},
     }
     write_json(os.path.join(out, "summary.json"), summary)
     return summary, results
