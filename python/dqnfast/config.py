@@ -94,6 +94,8 @@ class TrainConfig:
     """with reset_layers all: conv weights become reset_shrink * weights + (1 - reset_shrink) * a fresh init"""
     shift: int = 0
     """DrQ's random-shift augmentation: sampled states are padded by this many pixels (edges repeated) and cropped back at a random offset; 0 is off"""
+    intensity: float = 0.0
+    """intensity augmentation (SPR; Dopamine's DrQ and DrQ(eps): 0.05): in each update every sampled state is multiplied by 1 + intensity * clip(N(0, 1), -2, 2), one draw a state; 0 is off"""
     save_replay: bool = True
     """write the replay beside each checkpoint (replay-STEP.bin) so --resume continues with it; else resume refills it"""
 
@@ -251,6 +253,11 @@ class TrainConfig:
             raise ValueError(f"replay_ratio must be in (0, 64] gradient steps per agent step, got {self.replay_ratio}")
         if not 0 <= self.shift < self.frame_size:
             raise ValueError(f"shift must be in [0, frame_size={self.frame_size}), got {self.shift}")
+        if not (math.isfinite(self.intensity) and 0.0 <= self.intensity < 0.5):
+            raise ValueError(f"intensity must be in [0, 0.5), got {self.intensity}")
+        if self.intensity and (self.recurrent or self.update_mode == "graph"):
+            raise ValueError("intensity augments the DQN update's batches with factors drawn on the host: it cannot "
+                             "be combined with recurrent or update_mode graph")
         if self.shift and (self.recurrent or self.replay_device != "cpu"):
             raise ValueError("shift augments sampled transitions on the host: it cannot be combined with recurrent "
                              "or replay_device cuda")
@@ -260,16 +267,16 @@ class TrainConfig:
         if not (math.isfinite(self.priority_eps) and self.priority_eps > 0):
             raise ValueError(f"priority_eps must be positive, got {self.priority_eps}")
         if self.prioritized and (self.recurrent or self.ray or self.replay_device != "cpu"
-                                 or self.update_mode in ("compile", "graph")):
-            raise ValueError("prioritized samples from the host PrioritizedReplayBuffer with the eager update: it "
-                             "cannot be combined with recurrent, ray, replay_device cuda or update_mode compile/graph")
+                                 or self.update_mode == "graph"):
+            raise ValueError("prioritized samples from the host PrioritizedReplayBuffer with the eager or compiled "
+                             "update: it cannot be combined with recurrent, ray, replay_device cuda or update_mode graph")
         if not 0.0 <= self.reset_shrink <= 1.0:
             raise ValueError(f"reset_shrink must be in [0, 1], got {self.reset_shrink}")
         if self.reset_interval < 0:
             raise ValueError(f"reset_interval must be non-negative, got {self.reset_interval}")
-        if self.reset_interval and (self.recurrent or self.update_mode in ("compile", "graph")):
-            raise ValueError("reset_interval resets the eager DQN learner's layers: it cannot be combined with "
-                             "recurrent or update_mode compile/graph")
+        if self.reset_interval and (self.recurrent or self.update_mode == "graph"):
+            raise ValueError("reset_interval resets the DQN learner's layers between eager or compiled updates: it "
+                             "cannot be combined with recurrent or update_mode graph (the graph holds the optimizer state)")
         if not self.max_seconds >= 0:
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds}")
         return self

@@ -10,7 +10,9 @@ by launch overhead, not arithmetic. Two ways around it, both computing what ``le
   refill the pinned batch arrays), not for the update itself.
 - :class:`CompiledUpdate` runs the loss through ``torch.compile`` (``mode="reduce-overhead"`` on
   CUDA, which also uses CUDA graphs; the default mode on CPU) and the backward and optimizer step
-  eagerly.
+  eagerly. Its ``prioritized`` step does the same for prioritized replay's importance-weighted loss,
+  and because the optimizer stays eager, periodic resets (``learner.reset_layers``) may run between
+  its steps: they change the weights in place and drop optimizer state the next eager step rebuilds.
 
 ``learner.target_update_interval``, ``tau``, ``double_dqn``, ``loss`` and ``max_grad_norm`` hold as
 in eager mode; the target network is synced in place, so a captured graph sees the new weights.
@@ -57,16 +59,35 @@ class CompiledUpdate(_Update):
             mode = "reduce-overhead" if learner.device.type == "cuda" else "default"
         bf16 = self.bf16
 
-        def loss_fn(obs, action, reward, next_obs, terminated, discount):
-            return learner.loss_and_q(obs, action, reward, next_obs, terminated, discount, bf16)
+        # scales: the intensity augmentation's factors, drawn on the host outside the compiled code
+        # (so the compiled step draws what the eager one draws), or None with it off
+        def loss_fn(obs, action, reward, next_obs, terminated, discount, scales):
+            return learner.loss_and_q(obs, action, reward, next_obs, terminated, discount, bf16, scales)
 
+        def prioritized_loss_fn(obs, action, reward, next_obs, terminated, discount, weights, scales):
+            return learner.prioritized_loss(obs, action, reward, next_obs, terminated, discount, weights, bf16,
+                                            scales)
+
+        # torch.compile builds on the first call, so a run that never samples prioritized batches
+        # never builds this one
         self._loss = torch.compile(loss_fn, mode=mode, dynamic=False)
+        self._prioritized_loss = torch.compile(prioritized_loss_fn, mode=mode, dynamic=False)
 
     def __call__(self, batch: Batch, metrics: bool = True) -> Optional[Dict[str, float]]:
         lr = self.learner
         obs, action, reward, next_obs, terminated, discount = lr.batch_tensors(batch)
-        loss, q_mean = self._loss(obs, action, reward, next_obs, terminated, discount)
+        loss, q_mean = self._loss(obs, action, reward, next_obs, terminated, discount,
+                                  lr.intensity_scales(obs.shape[0]))
         return lr.optimizer_step(loss, q_mean, metrics)
+
+    def prioritized(self, batch, metrics: bool = True) -> Tuple[Optional[Dict[str, float]], np.ndarray]:
+        """``learner.update_prioritized`` with the weighted loss compiled: one step on a
+        :class:`dqnfast.PrioritizedBatch`; returns the metrics and each row's |TD error| before the
+        step (float64, the new priorities)."""
+        lr = self.learner
+        tensors = lr.prioritized_tensors(batch)
+        loss, q_mean, td_error = self._prioritized_loss(*tensors, lr.intensity_scales(tensors[0].shape[0]))
+        return lr.optimizer_step(loss, q_mean, metrics), td_error.double().cpu().numpy()
 
 
 class GraphedUpdate(_Update):
@@ -82,6 +103,9 @@ class GraphedUpdate(_Update):
 
     def __init__(self, learner, batch_size: int, *, shared_frames: bool = False, autocast_bf16: bool = False) -> None:
         super().__init__(learner, autocast_bf16)
+        if learner.intensity:
+            raise ValueError("the captured update has no intensity augmentation (its factors are drawn on the host "
+                             "for each batch): use update mode 'compile' or 'eager' with intensity")
         if learner.device.type != "cuda":
             raise ValueError(f"update_mode='graph' captures a CUDA graph and needs a CUDA device; the learner is on "
                              f"{learner.device} (use 'compile' or 'eager' there)")

@@ -108,6 +108,13 @@ class DQNLearner:
     ``double_dqn`` the online network picks ``a'`` and the target network evaluates it.
     Every ``target_update_interval`` updates the target moves to ``tau * online + (1 - tau) * target``
     (``tau = 1``: the hard copy of the Nature paper; ``tau < 1`` with interval 1: Polyak averaging).
+
+    ``intensity`` > 0 adds the intensity augmentation of SPR and of Dopamine's DrQ and DrQ(ε) to
+    every update: each sampled state's pixels (all its stacked frames), scaled to [0, 1], are
+    multiplied by ``1 + intensity * clip(z, -2, 2)``, z standard normal, one draw per state and
+    independent draws for ``obs`` and ``next_obs`` (as Dopamine's ``_intensity_aug``, scale 0.05).
+    The draws come from the learner's own generator, on the host; acting and :meth:`targets` see
+    the frames as they are.
     """
 
     def __init__(
@@ -125,6 +132,7 @@ class DQNLearner:
         tau: float = 1.0,
         double_dqn: bool = False,
         dueling: bool = False,
+        intensity: float = 0.0,
         device: Union[str, torch.device, None] = None,
         seed: Optional[int] = None,
     ) -> None:
@@ -138,6 +146,8 @@ class DQNLearner:
             raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm}")
         if not 0.0 < float(tau) <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
+        if not 0.0 <= float(intensity) < 0.5:  # (the factor 1 + intensity * [-2, 2] stays positive)
+            raise ValueError(f"intensity must be in [0, 0.5), got {intensity}")
         self.target_update_interval = positive_int(target_update_interval, "target_update_interval")
         self.device = default_device() if device is None else torch.device(device)
         self.loss, self.tau, self.double_dqn = loss, float(tau), bool(double_dqn)
@@ -158,6 +168,9 @@ class DQNLearner:
         self.stack, self.frame_shape = self.q_network.stack, self.q_network.frame_shape
         self.updates = 0  # gradient steps taken so far
         self.rng = np.random.default_rng(seed)  # epsilon-greedy draws
+        self.intensity = float(intensity)
+        # the augmentation's draws: a stream of their own, so acting draws the same with it on or off
+        self.augment_rng = np.random.default_rng(None if seed is None else [seed, 1])
 
     def _make_network(self, num_actions: int, stack: int, frame_shape: Sequence[int]) -> nn.Module:
         """The online network (the target is a copy); subclasses (DRQN) swap in their own."""
@@ -298,30 +311,61 @@ class DQNLearner:
         _, _, reward, next_obs, terminated, discount = self.batch_tensors(batch)
         return self.td_target(reward, next_obs, terminated, discount).float().cpu().numpy()
 
+    def intensity_scales(self, batch_size: int) -> Optional[torch.Tensor]:
+        """The intensity augmentation's factors for the next update (class doc): a (2, batch_size)
+        float32 tensor on the device, row 0 for ``obs`` and row 1 for ``next_obs``; None when
+        ``intensity`` is 0 (nothing is drawn then)."""
+        if not self.intensity:
+            return None
+        z = np.clip(self.augment_rng.standard_normal((2, batch_size)), -2.0, 2.0)
+        return torch.from_numpy((1.0 + self.intensity * z).astype(np.float32)).to(self.device)
+
     def update(self, batch: Batch) -> Dict[str, float]:
         """One gradient step on ``batch``; returns metrics (td_loss, q_values, grad_norm, target_updated)."""
-        loss, q_mean = self.loss_and_q(*self.batch_tensors(batch))
+        tensors = self.batch_tensors(batch)
+        loss, q_mean = self.loss_and_q(*tensors, scales=self.intensity_scales(tensors[0].shape[0]))
         return self.optimizer_step(loss, q_mean)
 
     def update_prioritized(self, batch) -> Tuple[Dict[str, float], np.ndarray]:
         """One gradient step on a :class:`dqnfast.PrioritizedBatch`: each transition's loss weighted by
         its importance weight (``batch.weights``), as Schaul et al. (2016) do. Returns update()'s
         metrics and each row's |TD error| before the step (the new priorities, float64)."""
-        weights = torch.from_numpy(np.ascontiguousarray(batch.weights, np.float32)).to(self.device)
-        q, target = self._q_and_target(*self.batch_tensors(Batch(*batch[:8])))
-        td_error = (target - q).detach().abs().double().cpu().numpy()
-        return self.optimizer_step((weights * self._td_loss(q, target, "none")).mean(), q.detach().mean()), td_error
+        tensors = self.prioritized_tensors(batch)
+        loss, q_mean, td_error = self.prioritized_loss(*tensors, scales=self.intensity_scales(tensors[0].shape[0]))
+        return self.optimizer_step(loss, q_mean), td_error.double().cpu().numpy()
 
-    def loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False):
-        """The loss of one batch on the device and the mean Q of the actions taken; ``bf16`` runs the
-        network passes under bfloat16 autocast (the fast update steps' option)."""
+    def prioritized_tensors(self, batch) -> Tuple[torch.Tensor, ...]:
+        """A :class:`dqnfast.PrioritizedBatch` as :meth:`batch_tensors` gives a batch, then its
+        importance weights (float32, on the device): the arguments of :meth:`prioritized_loss`."""
+        weights = torch.from_numpy(np.ascontiguousarray(batch.weights, np.float32)).to(self.device)
+        return (*self.batch_tensors(Batch(*batch[:8])), weights)
+
+    def prioritized_loss(self, obs, action, reward, next_obs, terminated, discount, weights, bf16: bool = False,
+                         scales: Optional[torch.Tensor] = None):
+        """The importance-weighted loss of one prioritized batch (the mean of weight x loss per row),
+        the mean Q of the actions taken, and each row's |TD error| (float32, no gradient: the new
+        priorities); ``bf16`` and ``scales`` as in :meth:`loss_and_q`."""
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
-            q, target = self._q_and_target(obs, action, reward, next_obs, terminated, discount)
+            q, target = self._q_and_target(obs, action, reward, next_obs, terminated, discount, scales)
+        loss = (weights * self._td_loss(q, target, "none")).mean()
+        return loss, q.detach().mean(), (target - q).detach().abs()
+
+    def loss_and_q(self, obs, action, reward, next_obs, terminated, discount, bf16: bool = False,
+                   scales: Optional[torch.Tensor] = None):
+        """The loss of one batch on the device and the mean Q of the actions taken; ``bf16`` runs the
+        network passes under bfloat16 autocast (the fast update steps' option); ``scales`` are
+        :meth:`intensity_scales`' factors for ``obs`` and ``next_obs`` (None: the frames as they are)."""
+        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            q, target = self._q_and_target(obs, action, reward, next_obs, terminated, discount, scales)
         return self._td_loss(q, target), q.detach().mean()
 
-    def _q_and_target(self, obs, action, reward, next_obs, terminated, discount):
+    def _q_and_target(self, obs, action, reward, next_obs, terminated, discount, scales=None):
         """Q of the actions taken and their TD targets, float32, one per row."""
+        if scales is not None:  # uint8 x float32 is float32; the network's / 255 follows
+            obs = obs * scales[0].view(-1, 1, 1, 1)
+            next_obs = next_obs * scales[1].view(-1, 1, 1, 1)
         target = self.td_target(reward, next_obs, terminated, discount).float()
         q = self.q_network(obs).float().gather(1, action.unsqueeze(1)).squeeze(1)
         return q, target
@@ -406,6 +450,7 @@ class DQNLearner:
             "optimizer": self.optimizer.state_dict(),
             "updates": self.updates,
             "rng": self.rng.bit_generator.state,
+            "augment_rng": self.augment_rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -414,6 +459,8 @@ class DQNLearner:
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))  # never share moment tensors
         self.updates = int(state["updates"])
         self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        if "augment_rng" in state:  # (checkpoints from before the intensity augmentation have none)
+            self.augment_rng.bit_generator.state = copy.deepcopy(state["augment_rng"])
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:

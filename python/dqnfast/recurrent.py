@@ -204,7 +204,8 @@ def build_learner(cfg, num_actions: int, device=None, seed: Optional[int] = None
                   double_dqn=cfg.double_dqn, device=device, seed=seed)
     if getattr(cfg, "recurrent", False):
         return DRQNLearner(num_actions, gamma=cfg.gamma, hidden=cfg.lstm_hidden, burn_in=cfg.burn_in, **common)
-    return DQNLearner(num_actions, stack=cfg.stack, dueling=getattr(cfg, "dueling", False), **common)
+    return DQNLearner(num_actions, stack=cfg.stack, dueling=getattr(cfg, "dueling", False),
+                      intensity=getattr(cfg, "intensity", 0.0), **common)
 
 
 def make_policy(learner: DQNLearner):

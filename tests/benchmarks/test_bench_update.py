@@ -35,3 +35,32 @@ def test_by_default_it_times_the_atari100k_presets_frames_and_shift():
     args = build_parser().parse_args([])
     assert args.shift == PRESETS["atari100k"]["shift"]
     assert PRESETS["atari100k"]["frame_size"] in args.sizes
+
+
+def test_the_prioritized_step_weights_the_loss_and_writes_the_priorities_back(monkeypatch):
+    """--prioritized times the trainer's prioritized step: every step, warm-up and timed, samples
+    with importance weights and hands its batch's indices and new priorities to the buffer, and
+    eager and compiled take the same weighted steps (tests/learner/test_fast_update.py checks the
+    weighted loss itself)."""
+    from dqnfast.prioritized import PrioritizedReplayBuffer
+
+    written, weights_seen = [], []
+    update_priorities = PrioritizedReplayBuffer.update_priorities
+    sample = PrioritizedReplayBuffer.sample
+
+    def spy_update(self, index, priorities):
+        written.append((index.copy(), priorities.copy()))
+        return update_priorities(self, index, priorities)
+
+    def spy_sample(self, *args, **kwargs):
+        b = sample(self, *args, **kwargs)
+        weights_seen.append(b.weights.copy())
+        return b
+
+    monkeypatch.setattr(PrioritizedReplayBuffer, "update_priorities", spy_update)
+    monkeypatch.setattr(PrioritizedReplayBuffer, "sample", spy_sample)
+    res = bench_size(36, ["eager", "compile"], calls=2, rounds=1, warmup=3, shift=2, prioritized=True)
+    assert len(written) == 2 * (3 + 1 + 2)  # per mode: the warm-up batches, then the timed calls
+    assert all(len(i) == 32 and (p > 0).all() for i, p in written)
+    assert any((w < 1).any() for w in weights_seen)  # weights that count: not all 1
+    assert res["compile"]["loss_diff"] < 1e-5 and res["compile"]["diff"] < 1e-5

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dqnfast import empty_batch  # noqa: E402
+from dqnfast import Batch, empty_batch  # noqa: E402
 from dqnfast.fast_update import CompiledUpdate, GraphedUpdate, make_update  # noqa: E402
 from dqnfast.learner import DQNLearner  # noqa: E402
 
@@ -66,7 +66,8 @@ def assert_same_run(eager: DQNLearner, fast: DQNLearner, update, data, rtol=1e-4
 @pytest.mark.parametrize("kw", [
     {},  # huber, clipped gradients, hard target copy every 2 updates
     {"loss": "mse", "max_grad_norm": None, "double_dqn": True, "optimizer": "rmsprop"},
-], ids=["nature", "mse_unclipped_double_rmsprop"])
+    {"intensity": 0.1},  # the factors drawn on the host reach the compiled loss, as eager's
+], ids=["nature", "mse_unclipped_double_rmsprop", "intensity"])
 def test_compiled_update_matches_eager_on_cpu(kw):
     kw = {"target_update_interval": 2, **kw}
     eager, fast = learner(**kw), learner(**kw)
@@ -74,6 +75,72 @@ def test_compiled_update_matches_eager_on_cpu(kw):
     assert isinstance(update, CompiledUpdate)
     assert_same_run(eager, fast, update, batches(5))
     assert eager.updates == 5 and fast.updates == 5
+
+
+def prioritized(batch, seed: int):
+    """``batch`` with importance weights: a PrioritizedBatch whose weights differ row to row."""
+    from dqnfast import PrioritizedBatch
+    weights = np.random.default_rng(seed).uniform(0.1, 1.0, len(batch.action)).astype(np.float32)
+    return PrioritizedBatch(*batch, weights=weights)
+
+
+@pytest.mark.slow
+def test_compiled_prioritized_update_matches_eager_on_cpu():
+    """The compiled prioritized step takes the eager one's step: the same importance-weighted loss
+    (the metrics), the same |TD errors| as new priorities, the same weights after five steps. The
+    eager step's loss is recomputed here by hand once, so neither side is only checked against the
+    other."""
+    kw = {"target_update_interval": 2, "double_dqn": True}
+    eager, fast = learner(**kw), learner(**kw)
+    update = make_update(fast, "compile")
+    data = [prioritized(b, seed) for seed, b in enumerate(batches(5))]
+    for k, b in enumerate(data):
+        if k == 0:  # the weighted Huber loss of the first step, from the networks
+            obs, action = torch.from_numpy(b.obs.copy()), torch.from_numpy(b.action)
+            with torch.no_grad():
+                q = eager.q_network(obs).gather(1, action.unsqueeze(1)).squeeze(1)
+            target = torch.from_numpy(eager.targets(Batch(*b[:8])))
+            huber = torch.nn.functional.smooth_l1_loss(q, target, reduction="none")
+            expected_loss = float((torch.from_numpy(b.weights) * huber).mean())
+            expected_td = (target - q).abs().double().numpy()
+        (m_eager, td_eager), (m_fast, td_fast) = eager.update_prioritized(b), update.prioritized(b)
+        if k == 0:
+            assert m_eager["td_loss"] == pytest.approx(expected_loss, rel=1e-5)
+            np.testing.assert_allclose(td_eager, expected_td, rtol=1e-5, atol=1e-6)
+        assert td_fast.dtype == np.float64 and td_fast.shape == (8,)
+        np.testing.assert_allclose(td_fast, td_eager, rtol=1e-4, atol=1e-5)
+        for key in ("td_loss", "q_values", "grad_norm", "target_updated"):
+            assert m_fast[key] == pytest.approx(m_eager[key], rel=1e-4, abs=1e-5), key
+    assert fast.updates == eager.updates == 5
+    for pe, pf in zip(params(eager), params(fast)):
+        torch.testing.assert_close(pf, pe, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layers", ["head", "all"])
+def test_compiled_updates_learn_on_from_a_reset(layers):
+    """A reset between compiled steps (in place, and the optimizer forgets the reset layers' state)
+    reaches the compiled loss: after it, the compiled learner takes the steps an eager learner takes
+    from the same reset, and those steps start from the fresh weights, not the ones before."""
+    kw = {"target_update_interval": 1, "optimizer": "adam"}
+    eager, fast = learner(**kw), learner(**kw)
+    update = make_update(fast, "compile")
+    data = batches(6)
+    for b in data[:3]:
+        eager.update(b), update(b)
+    before = params(fast)
+    for lrn in (eager, fast):
+        torch.manual_seed(123)  # the same fresh weights for both
+        lrn.reset_layers(layers, shrink=0.5)
+    assert any(not torch.equal(a, b) for a, b in zip(before, params(fast)))
+    assert len(fast.optimizer.state) < len(params(fast))  # the reset layers' Adam moments are gone
+    for b in data[3:]:
+        m_eager, m_fast = eager.update(b), update(b)
+        for k in ("td_loss", "q_values", "grad_norm"):
+            assert m_fast[k] == pytest.approx(m_eager[k], rel=1e-4, abs=1e-5), k
+    assert fast.updates == eager.updates == 6
+    for pe, pf in zip(params(eager), params(fast)):
+        torch.testing.assert_close(pf, pe, rtol=1e-4, atol=1e-5)
 
 
 def test_clipping_is_part_of_the_fast_step():
@@ -97,6 +164,12 @@ def test_clipping_is_part_of_the_fast_step():
 def test_graph_mode_needs_cuda_and_says_so():
     with pytest.raises(ValueError, match="CUDA"):
         GraphedUpdate(learner(), 8)
+
+
+def test_graph_mode_refuses_the_intensity_augmentation():
+    """A captured graph would replay without the per-batch factors: refused before any capture."""
+    with pytest.raises(ValueError, match="intensity"):
+        GraphedUpdate(learner(intensity=0.05), 8)
 
 
 @pytest.mark.parametrize("mode, kw, err, match", [

@@ -110,7 +110,54 @@ def test_shift_reaches_the_batches_the_learner_updates_on(tmp_path, shift, n_ste
         assert moved > len(seen) * cfg.batch_size // 2, f"only {moved} states were shifted"
 
 
+@pytest.mark.parametrize("intensity, mode", [(0.0, "eager"), (0.1, "eager"), (0.1, "compile")])
+def test_intensity_reaches_the_states_the_learner_updates_on(tmp_path, monkeypatch, intensity, mode):
+    """Every state an update feeds the online network is the sampled state times one factor in
+    [1 - 2 intensity, 1 + 2 intensity], a new one for each state; acting sees the frames as they
+    are. Read from a hook on the network and the batches the update step is handed."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)  # the wiring, not inductor's code
+    cfg = tiny(tmp_path, total_steps=120, replay_ratio=0.5, intensity=intensity, update_mode=mode)
+    trainer = Trainer(cfg, "demo")
+    handed, inputs = [], []
+    update = trainer.learning.update
+
+    def spy(batch, metrics=True):
+        handed.append(batch.obs.copy())
+        return update(batch, metrics)
+
+    trainer.learning.update = spy
+    trainer.learner.q_network.register_forward_pre_hook(lambda m, args: inputs.append(args[0].detach().clone()))
+    trainer.run()
+    assert len(handed) == 30
+    # the update's pass on obs is the one whose rows match a handed batch's shape and content
+    matched, all_factors = 0, []
+    for x in inputs:
+        if x.dtype == torch.uint8:  # acting (and every pass with the augmentation off)
+            continue
+        for obs in handed:
+            if x.shape != obs.shape:
+                continue
+            per_row = (x.double().numpy() / np.maximum(obs, 1)).reshape(len(obs), -1)
+            nonzero = obs.reshape(len(obs), -1) > 0
+            if not all(np.ptp(r[n]) < 1e-6 for r, n in zip(per_row, nonzero)):
+                continue
+            matched += 1
+            all_factors.extend(r[n][0] for r, n in zip(per_row, nonzero) if n.any())
+            break
+    if intensity == 0:
+        assert matched == 0 and not any(x.dtype != torch.uint8 for x in inputs)
+        return
+    assert matched == len(handed)
+    f = np.array(all_factors)
+    assert f.min() >= 1 - 2 * intensity - 1e-6 and f.max() <= 1 + 2 * intensity + 1e-6
+    assert len(np.unique(f.round(6))) > len(f) * 0.9  # a draw per state
+
+
 @pytest.mark.parametrize("changes, message", [
+    (dict(intensity=-0.1), "intensity must be in [0, 0.5)"),
+    (dict(intensity=0.5), "intensity must be in [0, 0.5)"),
+    (dict(intensity=0.05, recurrent=True), "intensity augments the DQN update"),
+    (dict(intensity=0.05, update_mode="graph"), "intensity augments the DQN update"),
     (dict(replay_ratio=0.0), "replay_ratio must be in (0, 64]"),
     (dict(replay_ratio=-1.0), "replay_ratio must be in (0, 64]"),
     (dict(replay_ratio=float("nan")), "replay_ratio must be in (0, 64]"),
@@ -119,11 +166,11 @@ def test_shift_reaches_the_batches_the_learner_updates_on(tmp_path, shift, n_ste
     (dict(shift=2, recurrent=True), "shift augments sampled transitions"),
     (dict(priority_alpha=1.5), "priority_alpha must be in [0, 1]"),
     (dict(priority_eps=0.0), "priority_eps must be positive"),
-    (dict(prioritized=True, update_mode="compile"), "prioritized samples from the host"),
+    (dict(prioritized=True, update_mode="graph"), "prioritized samples from the host"),
     (dict(dueling=True, recurrent=True), "dueling is a head"),
     (dict(reset_shrink=1.5), "reset_shrink must be in [0, 1]"),
     (dict(reset_interval=-1), "reset_interval must be non-negative"),
-    (dict(reset_interval=100, update_mode="compile"), "reset_interval resets the eager"),
+    (dict(reset_interval=100, update_mode="graph"), "reset_interval resets the DQN learner's layers"),
 ])
 def test_bad_values_are_refused_before_any_work(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
@@ -163,12 +210,19 @@ def test_without_dueling_the_network_is_the_nature_cnn(tmp_path):
     assert not hasattr(net, "value") and net.network[-1].out_features == 4
 
 
-def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorities(tmp_path):
+# update_mode compile: torch.compile is replaced by the function itself in these trainer tests, so what
+# they pin is that the compiled step the trainer builds is the one that weights the loss, returns the
+# priorities and learns on after a reset (tests/learner/test_fast_update.py compiles it for real).
+@pytest.mark.parametrize("mode", ["eager", "compile"])
+def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorities(tmp_path, monkeypatch, mode):
     from dqnfast import Batch, PrioritizedReplayBuffer
+    from dqnfast.fast_update import CompiledUpdate
 
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
     cfg = tiny(tmp_path, total_steps=110, prioritized=True, priority_alpha=0.6, priority_beta=0.4, replay_ratio=0.5,
-               double_dqn=True, n_step=3)
+               double_dqn=True, n_step=3, update_mode=mode)
     trainer = Trainer(cfg, "demo")
+    assert isinstance(trainer.learning.update, CompiledUpdate) == (mode == "compile")
     rb, learner = trainer.rb, trainer.learner
     assert isinstance(rb, PrioritizedReplayBuffer)
     betas, pending, checked = [], {}, []
@@ -199,6 +253,8 @@ def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorit
         return update_priorities(index, priorities)
 
     rb.sample, rb.update_priorities, learner.optimizer_step = spy_sample, spy_update, spy_step
+    if mode == "compile":  # the compiled step takes the prioritized batches, not the eager one
+        learner.update_prioritized = lambda batch: pytest.fail("the eager prioritized update ran under compile")
     trainer.run()
     assert len(checked) == len(betas) == 25
     # beta anneals from priority_beta at the first update to 1 at the last
@@ -206,9 +262,12 @@ def test_prioritized_training_weights_the_loss_and_sets_the_td_errors_as_priorit
     assert all(b2 > b1 for b1, b2 in zip(betas, betas[1:]))
 
 
+@pytest.mark.parametrize("mode", ["eager", "compile"])
 @pytest.mark.parametrize("layers", ["head", "all"])
-def test_a_reset_changes_exactly_the_named_layers_and_their_optimizer_state(tmp_path, layers):
-    cfg = tiny(tmp_path, total_steps=100, replay_ratio=0.5, reset_interval=7, reset_layers=layers, reset_shrink=0.25)
+def test_a_reset_changes_exactly_the_named_layers_and_their_optimizer_state(tmp_path, monkeypatch, layers, mode):
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    cfg = tiny(tmp_path, total_steps=100, replay_ratio=0.5, reset_interval=7, reset_layers=layers, reset_shrink=0.25,
+               update_mode=mode)
     trainer = Trainer(cfg, "demo")
     learner = trainer.learner
     net, target, opt = learner.q_network, learner.target_network, learner.optimizer

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,13 @@ def test_update_mode_auto_is_eager_on_cpu_and_graph_needs_cuda(tmp_path):
     assert update_mode(tiny(tmp_path), lrn) == "eager"
     assert update_mode(tiny(tmp_path, update_mode="compile"), lrn) == "compile"
     assert update_mode(tiny(tmp_path, recurrent=True), lrn) == "eager"
+    for changes in (dict(prioritized=True), dict(reset_interval=5)):  # the compiled step takes both
+        assert update_mode(tiny(tmp_path, update_mode="compile", **changes), lrn) == "compile"
+    # on CUDA, auto is the one captured graph, except where it cannot hold the step: then eager
+    on_cuda = types.SimpleNamespace(device=torch.device("cuda"))
+    assert update_mode(tiny(tmp_path), on_cuda) == "graph"
+    assert update_mode(tiny(tmp_path, prioritized=True), on_cuda) == "eager"
+    assert update_mode(tiny(tmp_path, reset_interval=5), on_cuda) == "eager"
     with pytest.raises(ValueError, match="CUDA"):
         Trainer(tiny(tmp_path, update_mode="graph"), "demo")
     with pytest.raises(ValueError, match="bf16 needs"):

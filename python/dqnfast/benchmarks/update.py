@@ -15,6 +15,11 @@ learner (dueling, Double DQN, Adam, 10-step returns), on one torch thread, in th
   The learner skips that pass when the target is a copy made after every update (as here, and in
   the preset: ``DQNLearner.target_is_online``); this mode is what the step cost before it did.
 
+With ``--prioritized`` the replay is a ``PrioritizedReplayBuffer`` (alpha 0.5) sampled with beta 0.4,
+each step is the importance-weighted one (``update_prioritized``, or the compiled step's
+``prioritized``) and the new priorities go back with ``update_priorities``: the trainer's
+``--prioritized`` step.
+
 Each way starts from the same weights and takes its steps on the same batches; the table gives
 the largest difference of its losses on those batches and of its weights after those steps from
 eager's (0 is bit for bit), and the updates an hour allows. (Adam's first steps move each weight by
@@ -55,7 +60,12 @@ def _learner(frame_size: int, seed: int, two_pass: bool = False):
                adam_eps=1.5e-4, target_update_interval=1, double_dqn=True, dueling=True, device="cpu", seed=seed)
 
 
-def _update_fn(learner, mode: str):
+PRIORITY_BETA = 0.4
+
+
+def _update_fn(learner, mode: str, rb=None):
+    """The step of ``mode``: ``step(batch, metrics)`` returns the metrics; with a prioritized ``rb``
+    it takes the importance-weighted step and writes the new priorities back to ``rb``."""
     import torch
 
     if mode == "channels_last":
@@ -64,17 +74,39 @@ def _update_fn(learner, mode: str):
     if mode in ("compile", "compile_bf16"):
         from ..fast_update import make_update
 
-        return make_update(learner, "compile", autocast_bf16=mode == "compile_bf16")
-    return lambda batch, metrics=True: learner.update(batch)
+        update = make_update(learner, "compile", autocast_bf16=mode == "compile_bf16")
+        weighted = update.prioritized
+    else:
+        def update(batch, metrics=True):
+            return learner.update(batch)
+
+        def weighted(batch, metrics=True):
+            return learner.update_prioritized(batch)
+    if rb is None:
+        return update
+
+    def prioritized_step(batch, metrics=True):
+        m, td_error = weighted(batch, metrics)
+        rb.update_priorities(batch.index, td_error + 1e-6)
+        return m
+    return prioritized_step
 
 
 def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmup: int, shift: int,
-               seed: int = 0) -> Dict[str, Dict[str, float]]:
+               seed: int = 0, prioritized: bool = False) -> Dict[str, Dict[str, float]]:
+    from ..prioritized import PrioritizedReplayBuffer
     from ..replay import ReplayBuffer
 
-    rb = ReplayBuffer(20_000, (frame_size, frame_size), stack=4, seed=seed, n_step=10, gamma=0.99)
+    kind, extra = (PrioritizedReplayBuffer, {"alpha": 0.5}) if prioritized else (ReplayBuffer, {})
+    rb = kind(20_000, (frame_size, frame_size), stack=4, seed=seed, n_step=10, gamma=0.99, **extra)
     fill(rb, 20_000, (frame_size, frame_size), mean_episode=200)
-    batches = [copy.deepcopy(rb.sample(32, shift=shift)) for _ in range(warmup + 1)]
+
+    def sample(out=None):
+        if prioritized:
+            return rb.sample(32, PRIORITY_BETA, out=out, shift=shift)
+        return rb.sample(32, out=out, shift=shift)
+
+    batches = [copy.deepcopy(sample()) for _ in range(warmup + 1)]
     base = _learner(frame_size, seed)
     out: Dict[str, Dict[str, float]] = {}
     weights: Dict[str, List] = {}
@@ -83,16 +115,16 @@ def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmu
         learner = _learner(frame_size, seed, two_pass=mode == "two_pass")
         learner.q_network.load_state_dict(base.q_network.state_dict())
         learner.target_network.load_state_dict(base.target_network.state_dict())
-        update = _update_fn(learner, mode)
+        update = _update_fn(learner, mode, rb if prioritized else None)
         # warm-up (and compilation) on the shared batches: the losses and then the weights compare here
         losses[mode] = [update(b)["td_loss"] for b in batches]
         weights[mode] = [p.detach().clone() for p in learner.q_network.parameters()]
-        batch = rb.empty_batch(32)
+        batch = rb.empty_prioritized_batch(32) if prioritized else rb.empty_batch(32)
         per_round = []
         for _ in range(rounds):
             t = time.perf_counter()
             for _ in range(calls):
-                update(rb.sample(32, out=batch, shift=shift), False)
+                update(sample(out=batch), False)
             per_round.append((time.perf_counter() - t) / calls * 1e3)
         out[mode] = {"ms": statistics.median(per_round)}
     for mode in modes:
@@ -117,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=int, default=PRESETS["atari100k"]["shift"],
                    help="the sampler's random shift (0: none; default: the atari100k preset's, %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--prioritized", action="store_true",
+                   help="prioritized replay's step: weighted loss, sample(32, beta) and update_priorities")
     return p
 
 
@@ -131,13 +165,15 @@ def main(argv: List[str]) -> int:
 
     torch.set_num_threads(args.threads)
     modes = ["eager"] + [m for m in args.modes if m != "eager"]
-    print(f"dqnfast bench update: sample(32, shift={args.shift}) + one update (dueling, Double DQN, Adam, 10-step), "
+    what = (f"prioritized sample(32, beta={PRIORITY_BETA}, shift={args.shift}) + one weighted update + "
+            f"update_priorities" if args.prioritized else f"sample(32, shift={args.shift}) + one update")
+    print(f"dqnfast bench update: {what} (dueling, Double DQN, Adam, 10-step), "
           f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}; torch's CPU kernels: "
           f"{torch.backends.cpu.get_cpu_capability()}, bfloat16 dot products: {bf16_dot_products() or 'none'}")
     print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}"
           f"{'max |loss - eager|':>20}")
     for size in args.sizes:
-        res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift)
+        res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift, prioritized=args.prioritized)
         for mode in modes:
             r = res[mode]
             print(f"{size:>6} {mode:<14}{r['ms']:>10.2f}{r['per_hour']:>14,.0f}{r['diff']:>17.2e}"

@@ -1,7 +1,9 @@
 """The learner loop: replay batches into one reused batch, gradient steps at the configured ratio."""
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
 
 from ..batch import empty_sequence_batch
 from ..config import TrainConfig
@@ -29,10 +31,14 @@ class LearnerLoop:
             self.batch = learner.empty_batch(cfg.batch_size, shared_frames=shared)
         self.update_mode = update_mode(cfg, learner)
         self.update: Callable[..., Optional[Dict[str, float]]] = lambda batch, metrics=True: learner.update(batch)
+        self.update_prioritized: Callable[..., Tuple[Optional[Dict[str, float]], np.ndarray]] = \
+            lambda batch, metrics=True: learner.update_prioritized(batch)
         if self.update_mode != "eager":
             from ..fast_update import make_update
             self.update = make_update(learner, self.update_mode, batch_size=cfg.batch_size, shared_frames=shared,
                                       autocast_bf16=cfg.bf16)
+            if cfg.prioritized:  # (update_mode() leaves only compile for prioritized replay)
+                self.update_prioritized = self.update.prioritized
         self.last_metrics: Dict[str, float] = {}
 
     def beta(self) -> float:
@@ -54,7 +60,7 @@ class LearnerLoop:
             m = self.learner.update(batch)
         elif cfg.prioritized:
             batch = self.rb.sample(cfg.batch_size, self.beta(), out=self.batch, shift=cfg.shift)
-            m, td_error = self.learner.update_prioritized(batch)
+            m, td_error = self.update_prioritized(batch)
             self.rb.update_priorities(batch.index, td_error + cfg.priority_eps)
         elif self.on_device:
             m = self.update(self.rb.sample(cfg.batch_size), metrics)
@@ -69,12 +75,14 @@ class LearnerLoop:
 
 def update_mode(cfg: TrainConfig, learner: DQNLearner) -> str:
     """The update mode a config asks for, with ``auto`` resolved: one CUDA graph on a GPU, eager on CPU
-    (and always eager for DRQN, prioritized replay and resets). ValueError if ``bf16`` is on and that
-    is the eager update (which has no bf16)."""
-    if cfg.recurrent or cfg.prioritized or cfg.reset_interval:  # (resets drop optimizer state a graph holds)
+    (always eager for DRQN; auto is eager for prioritized replay, resets and the intensity
+    augmentation, which the one CUDA graph cannot hold: importance weights and new priorities, the
+    optimizer state a reset drops, factors drawn for each batch; compile takes all three). ValueError if ``bf16`` is on and that is the eager update (which has no bf16)."""
+    if cfg.recurrent:
         mode = "eager"
     elif cfg.update_mode == "auto":
-        mode = "graph" if learner.device.type == "cuda" else "eager"
+        graph_holds_it = not (cfg.prioritized or cfg.reset_interval or cfg.intensity)
+        mode = "graph" if learner.device.type == "cuda" and graph_holds_it else "eager"
     else:
         mode = cfg.update_mode
     if cfg.bf16 and mode == "eager":  # say so rather than train in float32 while the config says bf16
