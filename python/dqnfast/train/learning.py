@@ -77,7 +77,8 @@ def update_mode(cfg: TrainConfig, learner: DQNLearner) -> str:
     """The update mode a config asks for, with ``auto`` resolved: one CUDA graph on a GPU, eager on CPU
     (always eager for DRQN; auto is eager for prioritized replay, resets and the intensity
     augmentation, which the one CUDA graph cannot hold: importance weights and new priorities, the
-    optimizer state a reset drops, factors drawn for each batch; compile takes all three). ValueError if ``bf16`` is on and that is the eager update (which has no bf16)."""
+    optimizer state a reset drops, factors drawn for each batch; compile takes all three).
+    ValueError if ``bf16`` is on and that is the eager update (which has no bf16)."""
     if cfg.recurrent:
         mode = "eager"
     elif cfg.update_mode == "auto":
