@@ -34,6 +34,7 @@ import statistics
 import time
 from typing import Dict, List
 
+from ..config import TrainConfig
 from .replay import fill, machine
 
 MODES = ("eager", "channels_last", "compile", "compile_bf16", "two_pass")
@@ -60,7 +61,9 @@ def _learner(frame_size: int, seed: int, two_pass: bool = False):
                adam_eps=1.5e-4, target_update_interval=1, double_dqn=True, dueling=True, device="cpu", seed=seed)
 
 
-PRIORITY_BETA = 0.4
+# the trainer's prioritized-replay defaults, so the bench times the step `dqnfast train --prioritized` takes
+PRIORITY_ALPHA, PRIORITY_BETA, PRIORITY_EPS = (TrainConfig.priority_alpha, TrainConfig.priority_beta,
+                                               TrainConfig.priority_eps)
 
 
 def _update_fn(learner, mode: str, rb=None):
@@ -87,7 +90,7 @@ def _update_fn(learner, mode: str, rb=None):
 
     def prioritized_step(batch, metrics=True):
         m, td_error = weighted(batch, metrics)
-        rb.update_priorities(batch.index, td_error + 1e-6)
+        rb.update_priorities(batch.index, td_error + PRIORITY_EPS)
         return m
     return prioritized_step
 
@@ -97,7 +100,7 @@ def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmu
     from ..prioritized import PrioritizedReplayBuffer
     from ..replay import ReplayBuffer
 
-    kind, extra = (PrioritizedReplayBuffer, {"alpha": 0.5}) if prioritized else (ReplayBuffer, {})
+    kind, extra = (PrioritizedReplayBuffer, {"alpha": PRIORITY_ALPHA}) if prioritized else (ReplayBuffer, {})
     rb = kind(20_000, (frame_size, frame_size), stack=4, seed=seed, n_step=10, gamma=0.99, **extra)
     fill(rb, 20_000, (frame_size, frame_size), mean_episode=200)
 
