@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dqnfast import Batch, empty_batch  # noqa: E402
-from dqnfast.fast_update import CompiledUpdate, GraphedUpdate, make_update  # noqa: E402
+from dqnfast.fast_update import CompiledUpdate, GraphedUpdate, bf16_dot_products, make_update  # noqa: E402
 from dqnfast.learner import DQNLearner  # noqa: E402
 
 SHAPE = (36, 36)
@@ -180,6 +180,19 @@ def test_graph_mode_refuses_the_intensity_augmentation():
 def test_make_update_rejects_bad_arguments(mode, kw, err, match):
     with pytest.raises(err, match=match):
         make_update(learner(), mode, **kw)
+
+
+@pytest.mark.parametrize("flags, found", [
+    ("fpu avx2 avx512f avx512bw avx512_vnni", ""),  # AVX-512 without bfloat16 dot products
+    ("fpu avx2 avx512f avx512_bf16 avx512_vnni", "avx512_bf16"),
+    ("fpu avx2 amx_tile amx_bf16 amx_int8 avx512_bf16", "avx512_bf16, amx_bf16"),
+    ("fpu avx2 fma avx_vnni", ""),  # a laptop's AVX2 with AVX-VNNI (integer dot products only)
+])
+def test_bf16_dot_products_reads_the_cpus_flags(tmp_path, flags, found):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some cpu\nflags\t\t: {flags}\nbugs\t\t: avx512_bf16_x\n")
+    assert bf16_dot_products(str(cpuinfo)) == found
+    assert bf16_dot_products(str(tmp_path / "absent")) == ""
 
 
 def test_eager_mode_is_the_learners_own_update():

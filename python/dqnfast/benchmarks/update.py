@@ -40,16 +40,6 @@ from .replay import fill, machine
 MODES = ("eager", "channels_last", "compile", "compile_bf16", "two_pass")
 
 
-def bf16_dot_products() -> str:
-    """The CPU's bfloat16 dot-product extensions named in /proc/cpuinfo ("" where none, or not Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return ""
-    return ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
-
-
 def _learner(frame_size: int, seed: int, two_pass: bool = False):
     from ..learner import DQNLearner
 
@@ -166,6 +156,8 @@ def main(argv: List[str]) -> int:
         p.error("--modes must include eager (the reference the others are compared with)")
     import torch
 
+    from ..fast_update import bf16_dot_products
+
     torch.set_num_threads(args.threads)
     modes = ["eager"] + [m for m in args.modes if m != "eager"]
     what = (f"prioritized sample(32, beta={PRIORITY_BETA}, shift={args.shift}) + one weighted update + "
@@ -184,4 +176,4 @@ def main(argv: List[str]) -> int:
     return 0
 
 
-__all__ = ["bench_size", "bf16_dot_products", "main", "MODES"]
+__all__ = ["bench_size", "main", "MODES"]
