@@ -33,17 +33,18 @@ from .learner import is_device_batch
 UPDATE_MODES = ("eager", "compile", "graph")
 
 
-def bf16_dot_products(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's bfloat16 dot-product extensions named in ``cpuinfo`` ("" where none, or not Linux).
+def bf16_dot_products(cpuinfo: str = "/proc/cpuinfo") -> Optional[str]:
+    """The CPU's bfloat16 dot-product extensions named in ``cpuinfo``: "" where none, None where it
+    cannot be read (not Linux: unknown, not absent).
     Without them a CPU runs ``autocast_bf16`` several times slower than float32, not faster:
     ``dqnfast bench update`` measured the compiled 84x84 step 5.3x slower in bfloat16 with torch's
     and oneDNN's kernels held to AVX2 (a laptop's usual ISA), 1.3x slower held to AVX-512 without
-    AVX512-BF16, and 1.35x faster with it (docs/training.md)."""
+    AVX512-BF16, and 1.33x faster with it (docs/training.md)."""
     try:
         with open(cpuinfo) as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
-        return ""
+        return None
     return ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
 
 
