@@ -160,11 +160,13 @@ def main(argv: List[str]) -> int:
 
     torch.set_num_threads(args.threads)
     modes = ["eager"] + [m for m in args.modes if m != "eager"]
+    dots = bf16_dot_products()
+    dots = "unknown" if dots is None else dots or "none"  # None: the flags cannot be read (not Linux)
     what = (f"prioritized sample(32, beta={PRIORITY_BETA}, shift={args.shift}) + one weighted update + "
             f"update_priorities" if args.prioritized else f"sample(32, shift={args.shift}) + one update")
     print(f"dqnfast bench update: {what} (dueling, Double DQN, Adam, 10-step), "
           f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}; torch's CPU kernels: "
-          f"{torch.backends.cpu.get_cpu_capability()}, bfloat16 dot products: {dots if (dots := bf16_dot_products()) != '' else 'none'}")
+          f"{torch.backends.cpu.get_cpu_capability()}, bfloat16 dot products: {dots}")
     print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}"
           f"{'max |loss - eager|':>20}")
     for size in args.sizes:
