@@ -36,6 +36,16 @@ def positive_int(value: Any, name: str, minimum: int = 1, at_most: Optional[int]
     return v
 
 
+def network_input(num_actions: Any, stack: Any, frame_shape: Any) -> "tuple[int, int, tuple[int, int]]":
+    """A Q-network's ``(num_actions, stack, (height, width))``, checked: positive ints, two sides."""
+    num_actions = positive_int(num_actions, "num_actions")
+    stack = positive_int(stack, "stack")
+    if len(frame_shape) != 2:
+        raise ValueError(f"frame_shape must be (height, width), got {tuple(frame_shape)}")
+    h, w = (positive_int(d, "frame_shape entries") for d in frame_shape)
+    return num_actions, stack, (h, w)
+
+
 def number(value: Any, name: str) -> float:
     """An int, float or numpy number, as a float; not a bool."""
     if type(value) is float or type(value) is int:  # the usual cases, first (beta, on every prioritized sample)

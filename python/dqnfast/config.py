@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Tuple
 
 from ._validate import positive_int
-from .learner_options import LOSSES, OPTIMIZERS, Loss, Optimizer  # noqa: F401 (the config's field types and choices)
+from .learner_options import LOSSES, NETWORKS, OPTIMIZERS, Loss, Network, Optimizer  # noqa: F401 (the config's field types and choices)
 
 Interpolation = Literal["nearest", "area"]
 Gray = Literal["luma", "mean"]
@@ -120,6 +120,8 @@ class TrainConfig:
     """Double DQN targets: the online network picks a', the target network evaluates it"""
     dueling: bool = False
     """dueling head (Wang et al. 2016): value and advantage streams, Q = V + A - mean(A)"""
+    network: Network = "nature"
+    """nature: the Nature CNN (convs without padding, 7x7x64 features at 84x84; with dueling, a 512-unit layer per stream) | dopamine: the network of Dopamine's DrQ(eps) and DER (Flax's 'SAME' padding, 11x11x64 features at 84x84; with dueling, one shared 512-unit layer; Glorot init, zero biases), about 1.5x the work"""
     recurrent: bool = False
     """DRQN: the Nature CNN on one frame then an LSTM, trained on replayed sequences (stack is then 1)"""
     sequence_length: int = 8
@@ -240,6 +242,8 @@ class TrainConfig:
             raise ValueError(f"update_mode {self.update_mode!r} is for the DQN update; recurrent uses eager")
         if self.recurrent and self.dueling:
             raise ValueError("dueling is a head of the feed-forward Q-network; recurrent has its own")
+        if self.recurrent and self.network != "nature":
+            raise ValueError(f"network {self.network!r} is a feed-forward Q-network; recurrent has its own")
         if self.recurrent and self.replay_device != "cpu":
             raise ValueError("replay_device cuda samples transitions; recurrent samples sequences: use replay_device cpu")
         if self.ray and (self.recurrent or self.async_actor or self.env_workers or self.replay_device != "cpu"):

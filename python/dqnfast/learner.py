@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import positive_int
+from ._validate import network_input, positive_int
 from .batch import Batch, empty_batch, shared_frames
-from .learner_options import LOSSES, OPTIMIZERS
+from .dopamine_network import DopamineQNetwork
+from .learner_options import LOSSES, NETWORKS, OPTIMIZERS
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:
@@ -48,11 +49,7 @@ class QNetwork(nn.Module):
     def __init__(self, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84),
                  dueling: bool = False) -> None:
         super().__init__()
-        num_actions = positive_int(num_actions, "num_actions")
-        stack = positive_int(stack, "stack")
-        if len(frame_shape) != 2:
-            raise ValueError(f"frame_shape must be (height, width), got {tuple(frame_shape)}")
-        h, w = (positive_int(d, "frame_shape entries") for d in frame_shape)
+        num_actions, stack, (h, w) = network_input(num_actions, stack, frame_shape)
         # spatial size after each conv; each must be at least 1
         sizes = [(h, w)]
         for k, s in ((8, 4), (4, 2), (3, 1)):
@@ -77,6 +74,17 @@ class QNetwork(nn.Module):
         features = self.network(x / 255.0)
         advantage = self.advantage(features)
         return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+def make_q_network(network: str, num_actions: int, stack: int = 4, frame_shape: Sequence[int] = (84, 84),
+                   dueling: bool = False) -> nn.Module:
+    """The Q-network ``network`` names: ``nature`` (:class:`QNetwork`) or ``dopamine``
+    (:class:`dqnfast.dopamine_network.DopamineQNetwork`)."""
+    if network == "nature":
+        return QNetwork(num_actions, stack, frame_shape, dueling=dueling)
+    if network == "dopamine":
+        return DopamineQNetwork(num_actions, stack, frame_shape, dueling=dueling)
+    raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
 
 
 def epsilon_greedy(rng: np.random.Generator, epsilon: float, num_actions: int, n: int,
@@ -109,6 +117,11 @@ class DQNLearner:
     Every ``target_update_interval`` updates the target moves to ``tau * online + (1 - tau) * target``
     (``tau = 1``: the hard copy of the Nature paper; ``tau < 1`` with interval 1: Polyak averaging).
 
+    ``network`` picks the Q-network (:data:`NETWORKS`): ``nature``, the Nature CNN (:class:`QNetwork`),
+    or ``dopamine``, the one Dopamine's DrQ(ε) and DER ran with
+    (:class:`dqnfast.dopamine_network.DopamineQNetwork`: 'SAME' padding, a shared dueling layer,
+    Glorot init).
+
     ``intensity`` > 0 adds the intensity augmentation of SPR and of Dopamine's DrQ and DrQ(ε) to
     every update: each sampled state's pixels (all its stacked frames), scaled to [0, 1], are
     multiplied by ``1 + intensity * clip(z, -2, 2)``, z standard normal, one draw per state and
@@ -132,6 +145,7 @@ class DQNLearner:
         tau: float = 1.0,
         double_dqn: bool = False,
         dueling: bool = False,
+        network: str = "nature",
         intensity: float = 0.0,
         device: Union[str, torch.device, None] = None,
         seed: Optional[int] = None,
@@ -146,13 +160,15 @@ class DQNLearner:
             raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm}")
         if not 0.0 < float(tau) <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau}")
+        if network not in NETWORKS:
+            raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
         if not 0.0 <= float(intensity) < 0.5:  # (the factor 1 + intensity * [-2, 2] stays positive)
             raise ValueError(f"intensity must be in [0, 0.5), got {intensity}")
         self.target_update_interval = positive_int(target_update_interval, "target_update_interval")
         self.device = default_device() if device is None else torch.device(device)
         self.loss, self.tau, self.double_dqn = loss, float(tau), bool(double_dqn)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.dueling = bool(dueling)
+        self.dueling, self.network_name = bool(dueling), network
         if seed is not None:
             torch.manual_seed(seed)
         self.q_network = self._make_network(num_actions, stack, frame_shape).to(self.device)
@@ -174,7 +190,7 @@ class DQNLearner:
 
     def _make_network(self, num_actions: int, stack: int, frame_shape: Sequence[int]) -> nn.Module:
         """The online network (the target is a copy); subclasses (DRQN) swap in their own."""
-        return QNetwork(num_actions, stack, frame_shape, dueling=self.dueling)
+        return make_q_network(self.network_name, num_actions, stack, frame_shape, dueling=self.dueling)
 
     # -- acting --------------------------------------------------------------------------------------
     def _state_tensor(self, state: np.ndarray) -> Tuple[torch.Tensor, bool]:
@@ -476,5 +492,5 @@ def is_device_batch(batch: object) -> bool:
     return isinstance(getattr(batch, "obs", None), torch.Tensor) and hasattr(batch, "discount")
 
 
-__all__ = ["QNetwork", "DQNLearner", "default_device", "epsilon_greedy", "linear_schedule", "LOSSES", "OPTIMIZERS"]
+__all__ = ["QNetwork", "DQNLearner", "NETWORKS", "make_q_network", "default_device", "epsilon_greedy", "linear_schedule", "LOSSES", "OPTIMIZERS"]
 

@@ -205,6 +205,7 @@ def build_learner(cfg, num_actions: int, device=None, seed: Optional[int] = None
     if getattr(cfg, "recurrent", False):
         return DRQNLearner(num_actions, gamma=cfg.gamma, hidden=cfg.lstm_hidden, burn_in=cfg.burn_in, **common)
     return DQNLearner(num_actions, stack=cfg.stack, dueling=getattr(cfg, "dueling", False),
+                      network=getattr(cfg, "network", "nature"),
                       intensity=getattr(cfg, "intensity", 0.0), **common)
 
 

@@ -64,3 +64,23 @@ def test_the_prioritized_step_weights_the_loss_and_writes_the_priorities_back(mo
     assert all(len(i) == 32 and (p > 0).all() for i, p in written)
     assert any((w < 1).any() for w in weights_seen)  # weights that count: not all 1
     assert res["compile"]["loss_diff"] < 1e-5 and res["compile"]["diff"] < 1e-5
+
+
+def test_network_times_the_named_network(monkeypatch):
+    """--network reaches the learners it times: each one built is the named network (recorded as
+    the learner builds it), and by default it is the atari100k preset's."""
+    from dqnfast import learner as learner_module
+    from dqnfast.benchmarks import update
+
+    built = []
+    make = learner_module.make_q_network
+
+    def spy(network, *args, **kwargs):
+        built.append(network)
+        return make(network, *args, **kwargs)
+
+    monkeypatch.setattr(learner_module, "make_q_network", spy)
+    assert build_parser().parse_args([]).network == PRESETS["atari100k"].get("network", "nature")
+    args = build_parser().parse_args(["--network", "dopamine"])
+    update.bench_size(36, ["eager", "compile"], calls=1, rounds=1, warmup=1, shift=2, network=args.network)
+    assert built and set(built) == {"dopamine"}

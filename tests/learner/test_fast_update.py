@@ -67,7 +67,8 @@ def assert_same_run(eager: DQNLearner, fast: DQNLearner, update, data, rtol=1e-4
     {},  # huber, clipped gradients, hard target copy every 2 updates
     {"loss": "mse", "max_grad_norm": None, "double_dqn": True, "optimizer": "rmsprop"},
     {"intensity": 0.1},  # the factors drawn on the host reach the compiled loss, as eager's
-], ids=["nature", "mse_unclipped_double_rmsprop", "intensity"])
+    {"network": "dopamine", "dueling": True, "double_dqn": True},  # DrQ(ε)'s network
+], ids=["nature", "mse_unclipped_double_rmsprop", "intensity", "dopamine_network"])
 def test_compiled_update_matches_eager_on_cpu(kw):
     kw = {"target_update_interval": 2, **kw}
     eager, fast = learner(**kw), learner(**kw)

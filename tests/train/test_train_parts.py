@@ -329,7 +329,7 @@ def _field_value(f: dataclasses.Field):
                "max_grad_norm": ("2.5", 2.5), "run_dir": ("elsewhere", "elsewhere"),
                "run_name": ("named", "named"), "gray": ("mean", "mean"), "update_mode": ("compile", "compile"),
                "replay_device": ("cuda", "cuda"), "ray": ("auto", "auto"), "reset_layers": ("all", "all"),
-               "intensity": ("0.05", 0.05)}
+               "intensity": ("0.05", 0.05), "network": ("dopamine", "dopamine")}
     if f.name in choices:
         return choices[f.name]
     if HINTS[f.name] is float:

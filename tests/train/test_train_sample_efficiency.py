@@ -168,6 +168,8 @@ def test_intensity_reaches_the_states_the_learner_updates_on(tmp_path, monkeypat
     (dict(priority_eps=0.0), "priority_eps must be positive"),
     (dict(prioritized=True, update_mode="graph"), "prioritized samples from the host"),
     (dict(dueling=True, recurrent=True), "dueling is a head"),
+    (dict(network="dopamine", recurrent=True), "network 'dopamine' is a feed-forward Q-network"),
+    (dict(network="impala"), "network must be one of"),
     (dict(reset_shrink=1.5), "reset_shrink must be in [0, 1]"),
     (dict(reset_interval=-1), "reset_interval must be non-negative"),
     (dict(reset_interval=100, update_mode="graph"), "reset_interval resets the DQN learner's layers"),
@@ -201,6 +203,38 @@ def test_dueling_head_has_zero_mean_advantages_and_reaches_the_trained_network(t
     again.load_state_dict(state["learner"])
     with torch.no_grad():
         torch.testing.assert_close(again.q_network(x), q)
+
+
+def test_network_dopamine_is_the_network_trained_checkpointed_and_acted_with(tmp_path, capsys):
+    """``--network dopamine``: the learner trains Dopamine's network (its 'SAME' padding gives a
+    36x36 frame 5x5 conv features, the Nature CNN 1x1), the checkpoint holds it, the learner
+    ``dqnfast evaluate`` builds from the checkpoint's config plays with it, a Ray actor would build
+    it (the weights the learner sends load into it), and a resume cannot switch networks."""
+    from dqnfast import checkpoint as ckpt
+    from dqnfast import train
+    from dqnfast.dopamine_network import DopamineQNetwork
+    from dqnfast.recurrent import build_learner
+    from dqnfast.train.ray_loop import actor_network_fn
+
+    cfg = tiny(tmp_path, total_steps=90, dueling=True, network="dopamine")
+    trainer = Trainer(cfg, "demo")
+    summary = trainer.run()
+    net = trainer.learner.q_network
+    assert isinstance(net, DopamineQNetwork) and net.network[10].in_features == 64 * 5 * 5
+    x = torch.randint(0, 256, (5, cfg.stack, 36, 36), dtype=torch.uint8)
+    with torch.no_grad():
+        q = net(x)
+    state = ckpt.load_training_checkpoint(summary["checkpoint"])
+    again = build_learner(TrainConfig.from_dict(state["config"]), trainer.num_actions, device="cpu")
+    again.load_state_dict(state["learner"])
+    with torch.no_grad():
+        torch.testing.assert_close(again.q_network(x), q)
+    actor_net = actor_network_fn(cfg, trainer.num_actions)()
+    actor_net.load_state_dict(net.state_dict())  # strict: the same layers, the same shapes
+    with torch.no_grad():
+        torch.testing.assert_close(actor_net(x), q)
+    assert train.main(["--resume", summary["checkpoint"], "--network", "nature", "--no-progress"]) == 2
+    assert "network dopamine in the checkpoint, nature in the config" in capsys.readouterr().err
 
 
 def test_without_dueling_the_network_is_the_nature_cnn(tmp_path):

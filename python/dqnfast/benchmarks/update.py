@@ -1,7 +1,8 @@
 """`dqnfast bench update`: the cost of one learner step on a CPU core, sampling included.
 
 For each frame size: ``rb.sample(32, shift=...)`` plus one gradient step of the atari100k
-learner (dueling, Double DQN, Adam, 10-step returns), on one torch thread, in these ways:
+learner (dueling, Double DQN, Adam, 10-step returns; ``--network`` picks the Nature CNN or
+DrQ(ε)'s network), on one torch thread, in these ways:
 
 - ``eager``: ``DQNLearner.update`` as the trainer runs it on a CPU;
 - ``channels_last``: the same with the networks in channels-last memory format (oneDNN's
@@ -34,13 +35,13 @@ import statistics
 import time
 from typing import Dict, List
 
-from ..config import TrainConfig
+from ..config import NETWORKS, TrainConfig
 from .replay import fill, machine
 
 MODES = ("eager", "channels_last", "compile", "compile_bf16", "two_pass")
 
 
-def _learner(frame_size: int, seed: int, two_pass: bool = False):
+def _learner(frame_size: int, seed: int, two_pass: bool = False, network: str = "nature"):
     from ..learner import DQNLearner
 
     class TwoPassLearner(DQNLearner):
@@ -48,7 +49,8 @@ def _learner(frame_size: int, seed: int, two_pass: bool = False):
 
     cls = TwoPassLearner if two_pass else DQNLearner
     return cls(6, frame_shape=(frame_size, frame_size), stack=4, optimizer="adam", learning_rate=1e-4,
-               adam_eps=1.5e-4, target_update_interval=1, double_dqn=True, dueling=True, device="cpu", seed=seed)
+               adam_eps=1.5e-4, target_update_interval=1, double_dqn=True, dueling=True, network=network,
+               device="cpu", seed=seed)
 
 
 # the trainer's prioritized-replay defaults, so the bench times the step `dqnfast train --prioritized` takes
@@ -86,7 +88,7 @@ def _update_fn(learner, mode: str, rb=None):
 
 
 def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmup: int, shift: int,
-               seed: int = 0, prioritized: bool = False) -> Dict[str, Dict[str, float]]:
+               seed: int = 0, prioritized: bool = False, network: str = "nature") -> Dict[str, Dict[str, float]]:
     from ..prioritized import PrioritizedReplayBuffer
     from ..replay import ReplayBuffer
 
@@ -100,12 +102,12 @@ def bench_size(frame_size: int, modes: List[str], calls: int, rounds: int, warmu
         return rb.sample(32, out=out, shift=shift)
 
     batches = [copy.deepcopy(sample()) for _ in range(warmup + 1)]
-    base = _learner(frame_size, seed)
+    base = _learner(frame_size, seed, network=network)
     out: Dict[str, Dict[str, float]] = {}
     weights: Dict[str, List] = {}
     losses: Dict[str, List[float]] = {}
     for mode in modes:
-        learner = _learner(frame_size, seed, two_pass=mode == "two_pass")
+        learner = _learner(frame_size, seed, two_pass=mode == "two_pass", network=network)
         learner.q_network.load_state_dict(base.q_network.state_dict())
         learner.target_network.load_state_dict(base.target_network.state_dict())
         update = _update_fn(learner, mode, rb if prioritized else None)
@@ -142,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=int, default=PRESETS["atari100k"]["shift"],
                    help="the sampler's random shift (0: none; default: the atari100k preset's, %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--network", choices=NETWORKS, default=PRESETS["atari100k"].get("network", "nature"),
+                   help="the Q-network (default: the atari100k preset's, %(default)s; dopamine: DrQ(ε)'s, "
+                        "dqnfast.dopamine_network)")
     p.add_argument("--prioritized", action="store_true",
                    help="prioritized replay's step: weighted loss, sample(32, beta) and update_priorities")
     return p
@@ -164,13 +169,14 @@ def main(argv: List[str]) -> int:
     dots = "unknown" if dots is None else dots or "none"  # None: the flags cannot be read (not Linux)
     what = (f"prioritized sample(32, beta={PRIORITY_BETA}, shift={args.shift}) + one weighted update + "
             f"update_priorities" if args.prioritized else f"sample(32, shift={args.shift}) + one update")
-    print(f"dqnfast bench update: {what} (dueling, Double DQN, Adam, 10-step), "
+    print(f"dqnfast bench update: {what} ({args.network} network, dueling, Double DQN, Adam, 10-step), "
           f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}; torch's CPU kernels: "
           f"{torch.backends.cpu.get_cpu_capability()}, bfloat16 dot products: {dots}")
     print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}"
           f"{'max |loss - eager|':>20}")
     for size in args.sizes:
-        res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift, prioritized=args.prioritized)
+        res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift, prioritized=args.prioritized,
+                         network=args.network)
         for mode in modes:
             r = res[mode]
             print(f"{size:>6} {mode:<14}{r['ms']:>10.2f}{r['per_hour']:>14,.0f}{r['diff']:>17.2e}"

@@ -72,14 +72,15 @@ def _network_shape(cfg: TrainConfig) -> Dict[str, Any]:
     only with one)."""
     if cfg.recurrent:
         return {"frame_size": cfg.frame_size, "recurrent": True, "lstm_hidden": cfg.lstm_hidden}
-    return {"frame_size": cfg.frame_size, "recurrent": False, "stack": cfg.stack, "dueling": cfg.dueling}
+    return {"frame_size": cfg.frame_size, "recurrent": False, "stack": cfg.stack, "dueling": cfg.dueling,
+            "network": cfg.network}
 
 
 def check_network_settings(saved: Dict[str, Any], cfg: TrainConfig) -> None:
     """ValueError naming each setting that shapes the network where ``cfg`` differs from the config a
     checkpoint was saved with (``saved``): its weights would not fit the network ``cfg`` builds."""
     before, now = _network_shape(TrainConfig.from_dict(saved)), _network_shape(cfg)
-    names = ("frame_size", "recurrent", "stack", "lstm_hidden", "dueling")
+    names = ("frame_size", "recurrent", "stack", "lstm_hidden", "dueling", "network")
     differ = [f"{name} {before.get(name)} in the checkpoint, {now.get(name)} in the config"
               for name in names if before.get(name) != now.get(name)]
     if differ:

@@ -15,11 +15,20 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any, Callable
+
 from ..distributed import ActorPool, AtariEnvFn, Ingestor, apex_epsilons, require_ray
-from ..learner import QNetwork
+from ..learner import make_q_network
 from ..signals import sigterm_as_interrupt
 from .loop_steps import LoopSteps
 from .progress import Progress
+
+
+def actor_network_fn(cfg, num_actions: int) -> Callable[[], Any]:
+    """A picklable builder of the network the actors act with: the learner's own (``network``,
+    ``dueling``), so the weights the learner sends them load."""
+    return functools.partial(make_q_network, cfg.network, num_actions, cfg.stack, (cfg.frame_size, cfg.frame_size),
+                             dueling=cfg.dueling)
 
 
 def actor_pool(trainer: LoopSteps) -> ActorPool:
@@ -28,7 +37,7 @@ def actor_pool(trainer: LoopSteps) -> ActorPool:
     env_fn = AtariEnvFn(cfg.env_id, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, screen_size=cfg.frame_size,
                         crop=cfg.crop, interp=cfg.interp, gray=cfg.gray, fire_reset=cfg.fire_reset,
                         episodic_life=cfg.episodic_life, clip_rewards=cfg.clip_rewards)
-    net_fn = functools.partial(QNetwork, trainer.num_actions, cfg.stack, (cfg.frame_size, cfg.frame_size))
+    net_fn = actor_network_fn(cfg, trainer.num_actions)
     # a process already connected to Ray (a bench that measured ingest first, a notebook that called
     # ray.init) trains on that connection: Ray connects once per process
     address = None if require_ray().is_initialized() else cfg.ray
