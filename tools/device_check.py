@@ -11,7 +11,8 @@ Steps, in order (each is timed; one that fails is reported and the others still 
 
 1. build: builds a wheel of this checkout and installs it into a scratch folder, which the later
    steps import (``--no-build``: use the dqnfast already importable);
-2. cuda_tests: the test files with CUDA paths (device replay, learner, fast update steps);
+2. cuda_tests: the test files with CUDA paths (device replay, learner, fast update steps, the
+   TorchRL adapter's pinned memory);
 3. update_step: µs per DQN update on a batch of 32, eager against torch.compile and one captured
    CUDA graph (dqnfast.fast_update);
 4. replay_sample: ``DeviceReplayBuffer.sample(32)`` (frames gathered on the GPU) against a host
@@ -31,7 +32,9 @@ On the lent H200 machine (Python 3.12 with torch, pybind11, scikit-build-core, c
 tqdm, tensorboard, matplotlib; no gymnasium, ale-py or tyro), carry these wheels (cp312,
 manylinux, downloaded here with ``pip download --no-deps --only-binary=:all: --python-version
 3.12 ...`` into an ignored ``.whl/``): gymnasium, farama-notifications, ale-py, tyro,
-docstring-parser, typeguard. Then, in one call, install them with ``pip install --no-index
+docstring-parser, typeguard; for the TorchRL adapter's pinned memory and CUDA transform (issue 21)
+also torchrl, tensordict (its wheel is built for one torch release: take the one that matches the
+machine's torch), hoptorch, pyvers, orjson, cloudpickle, importlib-metadata, zipp. Then, in one call, install them with ``pip install --no-index
 --no-deps --target /tmp/site .whl/*.whl``, put ``/tmp/site`` on ``PYTHONPATH`` and run
 ``python3 tools/device_check.py``; the table goes into docs/training.md (the GPU box section) and the issue's note.
 """
@@ -51,7 +54,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-CUDA_TEST_FILES = ["tests/replay/test_torch_replay.py", "tests/learner/test_learner.py", "tests/learner/test_fast_update.py"]
+# (the TorchRL adapter's file skips whole without torchrl and tensordict: carry their wheels, below)
+CUDA_TEST_FILES = ["tests/replay/test_torch_replay.py", "tests/learner/test_learner.py", "tests/learner/test_fast_update.py",
+                   "tests/integrations/test_torchrl_buffer.py"]
 
 
 class Check:

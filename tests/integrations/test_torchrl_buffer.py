@@ -286,7 +286,7 @@ def test_transforms_and_index(collected):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs CUDA")
-def test_pin_memory_and_device_transform(collected):
+def test_pin_memory_and_a_cuda_device_transform(collected):
     rb = DqnfastTensorDictReplayBuffer(2000, stack=STACK, seed=1, batch_size=4, pin_memory=True)
     for d in collected(1, "same"):
         rb.extend(as_stacks(d))
