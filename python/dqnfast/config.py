@@ -400,7 +400,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # (docs/benchmarks.md, "what held the preset back"): Nature's step size 2.5e-4 instead of
     # DrQ(eps)'s 1e-4 (a quarter of DrQ(eps)'s updates), and FIRE pressed by the env after a reset
     # and a lost life (a protocol difference, listed beside the figures); the rest is DrQ(eps)'s but
-    # for its intensity augmentation (Dopamine's DrQ(eps) multiplies each sampled state by
+    # for its network (Dopamine's, whose Flax convs pad 'SAME': `--network dopamine`, found missing on
+    # 2026-12-07, dqnfast/dopamine_network.py) and its intensity augmentation (Dopamine's DrQ(eps) multiplies each sampled state by
     # 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it; found missing on 2026-12-07 and
     # left off: with twice the updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored
     # more than the preset on only 2 of the first 6 other games; alone, at the preset's updates, it

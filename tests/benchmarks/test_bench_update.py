@@ -66,9 +66,9 @@ def test_the_prioritized_step_weights_the_loss_and_writes_the_priorities_back(mo
     assert res["compile"]["loss_diff"] < 1e-5 and res["compile"]["diff"] < 1e-5
 
 
-def test_network_times_the_named_network(monkeypatch):
-    """--network reaches the learners it times: each one built is the named network (recorded as
-    the learner builds it), and by default it is the atari100k preset's."""
+def test_network_times_each_named_network(monkeypatch, capsys):
+    """--network reaches the learners it times: each one built is a named network (recorded as the
+    learner builds it), in the order named, each in its own rows; by default the atari100k preset's."""
     from dqnfast import learner as learner_module
     from dqnfast.benchmarks import update
 
@@ -80,7 +80,10 @@ def test_network_times_the_named_network(monkeypatch):
         return make(network, *args, **kwargs)
 
     monkeypatch.setattr(learner_module, "make_q_network", spy)
-    assert build_parser().parse_args([]).network == PRESETS["atari100k"].get("network", "nature")
-    args = build_parser().parse_args(["--network", "dopamine"])
-    update.bench_size(36, ["eager", "compile"], calls=1, rounds=1, warmup=1, shift=2, network=args.network)
-    assert built and set(built) == {"dopamine"}
+    assert build_parser().parse_args([]).network == [PRESETS["atari100k"].get("network", "nature")]
+    assert update.main(["--network", "dopamine", "nature", "--sizes", "36", "--modes", "eager", "--calls", "1",
+                        "--rounds", "1", "--warmup", "1"]) == 0
+    # each network in the order named: its base learner and one per mode
+    assert built == ["dopamine", "dopamine", "nature", "nature"]
+    rows = [line.split()[:3] for line in capsys.readouterr().out.splitlines() if line.startswith(("dopamine", "nature"))]
+    assert rows == [["dopamine", "36", "eager"], ["nature", "36", "eager"]]

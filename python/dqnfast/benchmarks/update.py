@@ -1,8 +1,8 @@
 """`dqnfast bench update`: the cost of one learner step on a CPU core, sampling included.
 
 For each frame size: ``rb.sample(32, shift=...)`` plus one gradient step of the atari100k
-learner (dueling, Double DQN, Adam, 10-step returns; ``--network`` picks the Nature CNN or
-DrQ(ε)'s network), on one torch thread, in these ways:
+learner (dueling, Double DQN, Adam, 10-step returns; ``--network`` names the Nature CNN, DrQ(ε)'s
+network or both, timed one after the other in one process), on one torch thread, in these ways:
 
 - ``eager``: ``DQNLearner.update`` as the trainer runs it on a CPU;
 - ``channels_last``: the same with the networks in channels-last memory format (oneDNN's
@@ -144,9 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=int, default=PRESETS["atari100k"]["shift"],
                    help="the sampler's random shift (0: none; default: the atari100k preset's, %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
-    p.add_argument("--network", choices=NETWORKS, default=PRESETS["atari100k"].get("network", "nature"),
-                   help="the Q-network (default: the atari100k preset's, %(default)s; dopamine: DrQ(ε)'s, "
-                        "dqnfast.dopamine_network)")
+    p.add_argument("--network", nargs="+", choices=NETWORKS, default=[PRESETS["atari100k"].get("network", "nature")],
+                   help="the Q-networks, each timed in turn in this process (default: the atari100k preset's, "
+                        "%(default)s; dopamine: DrQ(ε)'s, dqnfast.dopamine_network)")
     p.add_argument("--prioritized", action="store_true",
                    help="prioritized replay's step: weighted loss, sample(32, beta) and update_priorities")
     return p
@@ -169,18 +169,19 @@ def main(argv: List[str]) -> int:
     dots = "unknown" if dots is None else dots or "none"  # None: the flags cannot be read (not Linux)
     what = (f"prioritized sample(32, beta={PRIORITY_BETA}, shift={args.shift}) + one weighted update + "
             f"update_priorities" if args.prioritized else f"sample(32, shift={args.shift}) + one update")
-    print(f"dqnfast bench update: {what} ({args.network} network, dueling, Double DQN, Adam, 10-step), "
+    print(f"dqnfast bench update: {what} (dueling, Double DQN, Adam, 10-step), "
           f"{args.threads} torch thread(s), torch {torch.__version__} - {machine()}; torch's CPU kernels: "
           f"{torch.backends.cpu.get_cpu_capability()}, bfloat16 dot products: {dots}")
-    print(f"\n{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}"
+    print(f"\n{'network':<9}{'frame':>6} {'mode':<14}{'ms/update':>10}{'updates/hour':>14}{'max |w - eager|':>17}"
           f"{'max |loss - eager|':>20}")
-    for size in args.sizes:
-        res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift, prioritized=args.prioritized,
-                         network=args.network)
-        for mode in modes:
-            r = res[mode]
-            print(f"{size:>6} {mode:<14}{r['ms']:>10.2f}{r['per_hour']:>14,.0f}{r['diff']:>17.2e}"
-                  f"{r['loss_diff']:>20.2e}")
+    for network in dict.fromkeys(args.network):  # (each once, in the order given)
+        for size in args.sizes:
+            res = bench_size(size, modes, args.calls, args.rounds, args.warmup, args.shift,
+                             prioritized=args.prioritized, network=network)
+            for mode in modes:
+                r = res[mode]
+                print(f"{network:<9}{size:>6} {mode:<14}{r['ms']:>10.2f}{r['per_hour']:>14,.0f}{r['diff']:>17.2e}"
+                      f"{r['loss_diff']:>20.2e}")
     return 0
 
 
