@@ -400,10 +400,11 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # (docs/benchmarks.md, "what held the preset back"): Nature's step size 2.5e-4 instead of
     # DrQ(eps)'s 1e-4 (a quarter of DrQ(eps)'s updates), and FIRE pressed by the env after a reset
     # and a lost life (a protocol difference, listed beside the figures); the rest is DrQ(eps)'s but
-    # for its network (Dopamine's, whose Flax convs pad 'SAME': `--network dopamine`, found missing on
-    # 2026-12-07, dqnfast/dopamine_network.py) and its intensity augmentation (Dopamine's DrQ(eps) multiplies each sampled state by
-    # 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it; found missing on 2026-12-07 and
-    # left off: with twice the updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored
+    # for two things found missing on 2026-12-07. Its network: Dopamine's Flax convs pad 'SAME', so
+    # DrQ(eps)'s 512-unit layer sees 7,744 features where the Nature CNN's sees 3,136 (`--network
+    # dopamine`, dqnfast/dopamine_network.py; being judged on Breakout and other games,
+    # docs/benchmarks.md). And its intensity augmentation (Dopamine's DrQ(eps) multiplies each sampled
+    # state by 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it, left off: with twice the updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored
     # more than the preset on only 2 of the first 6 other games; alone, at the preset's updates, it
     # scored a Breakout IQM of 15.61 over 5 seeds, below the preset's 17.26 (docs/benchmarks.md).
     # Until 2026-12-07 the frames were 64x64 (shift 3), for a 2.2-2.5x cheaper seed: KungFuMaster
