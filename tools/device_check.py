@@ -34,8 +34,8 @@ manylinux, downloaded here with ``pip download --no-deps --only-binary=:all: --p
 3.12 ...`` into an ignored ``.whl/``): gymnasium, farama-notifications, ale-py, tyro,
 docstring-parser, typeguard; for the TorchRL adapter's pinned memory and CUDA transform (issue 21)
 also torchrl, tensordict (its wheel is built for one torch release: take the one that matches the
-machine's torch), hoptorch, pyvers, orjson, cloudpickle, importlib-metadata, zipp. Then, in one call, install them with ``pip install --no-index
---no-deps --target /tmp/site .whl/*.whl``, put ``/tmp/site`` on ``PYTHONPATH`` and run
+machine's torch), hoptorch, pyvers, orjson, cloudpickle, importlib-metadata, zipp. Then, in one
+call, install them with ``pip install --no-index --no-deps --target /tmp/site .whl/*.whl``, put ``/tmp/site`` on ``PYTHONPATH`` and run
 ``python3 tools/device_check.py``; the table goes into docs/training.md (the GPU box section) and the issue's note.
 """
 from __future__ import annotations

@@ -404,9 +404,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # DrQ(eps)'s 512-unit layer sees 7,744 features where the Nature CNN's sees 3,136 (`--network
     # dopamine`, dqnfast/dopamine_network.py; being judged on Breakout and other games,
     # docs/benchmarks.md). And its intensity augmentation (Dopamine's DrQ(eps) multiplies each sampled
-    # state by 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it, left off: with twice the updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored
-    # more than the preset on only 2 of the first 6 other games; alone, at the preset's updates, it
-    # scored a Breakout IQM of 15.61 over 5 seeds, below the preset's 17.26 (docs/benchmarks.md).
+    # state by 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it, left off: with twice the
+    # updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored more than the preset on only
+    # 2 of the first 6 other games; alone, at the preset's updates, it scored a Breakout IQM of 15.61
+    # over 5 seeds, below the preset's 17.26 (docs/benchmarks.md).
     # Until 2026-12-07 the frames were 64x64 (shift 3), for a 2.2-2.5x cheaper seed: KungFuMaster
     # scored 0 there and 8,345 at 84x84, RoadRunner 1,015 and 7,470, Breakout an IQM of 11.84 over 5
     # seeds and 17.26 (docs/benchmarks.md, "where the preset learned nothing"). Across all 26 games

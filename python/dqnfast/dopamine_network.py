@@ -63,8 +63,7 @@ class DopamineQNetwork(nn.Module):
             layers += [nn.ZeroPad2d((left, right, top, bottom)), nn.Conv2d(channels, out, kernel, stride=stride),
                        nn.ReLU()]
             h, w, channels = -(-h // stride), -(-w // stride), out
-        self.features = channels * h * w  # 7,744 at 84x84
-        layers += [nn.Flatten(), nn.Linear(self.features, HIDDEN), nn.ReLU()]
+        layers += [nn.Flatten(), nn.Linear(channels * h * w, HIDDEN), nn.ReLU()]  # 7,744 inputs at 84x84
         if self.dueling:
             self.network = nn.Sequential(*layers)
             self.value = nn.Linear(HIDDEN, 1)
