@@ -70,7 +70,8 @@ class DRQNLearner(DQNLearner):
 
     Target for step t of a sequence: ``r_t + gamma * (1 - terminated_t) * Q_target(s_{t+1}, a')`` with
     a' the target's argmax (or the online one's with ``double_dqn``), both networks unrolled over the
-    whole sequence. Truncated steps bootstrap. Other options as in DQNLearner.
+    whole sequence. Truncated steps bootstrap. Other options as in DQNLearner, but for ``dueling``,
+    ``network`` and ``intensity``, which are the feed-forward network's and update's: it refuses them.
     """
 
     def __init__(self, num_actions: int, *, frame_shape: Sequence[int] = (84, 84), gamma: float = 0.99,
@@ -78,6 +79,11 @@ class DRQNLearner(DQNLearner):
         if not 0.0 <= float(gamma) <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         burn_in = positive_int(burn_in, "burn_in", minimum=0)
+        # DQNLearner's options for its own network and update, which DRQN's would otherwise ignore in silence
+        for name, default in (("dueling", False), ("network", "nature"), ("intensity", 0.0)):
+            if name in kwargs and kwargs[name] != default:
+                raise ValueError(f"{name}={kwargs[name]!r} is an option of the feed-forward DQN learner; "
+                                 f"DRQNLearner has its own recurrent network and update")
         self.gamma, self.burn_in, self._hidden = float(gamma), burn_in, positive_int(hidden, "hidden")
         super().__init__(num_actions, frame_shape=frame_shape, stack=1, **kwargs)
 

@@ -159,5 +159,9 @@ def test_bad_input():
         DRQNLearner(2, frame_shape=SHAPE, gamma=1.5)
     with pytest.raises(ValueError, match="burn_in"):
         DRQNLearner(2, frame_shape=SHAPE, burn_in=-1)
+    for option in (dict(dueling=True), dict(network="dopamine"), dict(intensity=0.05)):  # (not ignored in silence)
+        with pytest.raises(ValueError, match=f"{next(iter(option))}=.* feed-forward DQN learner"):
+            DRQNLearner(2, frame_shape=SHAPE, hidden=16, device="cpu", **option)
+    DRQNLearner(2, frame_shape=SHAPE, hidden=16, device="cpu", dueling=False, network="nature", intensity=0.0)
     with pytest.raises(ValueError, match="leave no step after burn_in"):
         DRQNLearner(2, frame_shape=SHAPE, hidden=16, burn_in=5, device="cpu").update(random_seq(np.random.default_rng(0)))
