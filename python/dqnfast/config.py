@@ -402,10 +402,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # and a lost life (a protocol difference, listed beside the figures); the rest is DrQ(eps)'s but
     # for two things found missing on 2026-12-07. Its network: Dopamine's Flax convs pad 'SAME', so
     # DrQ(eps)'s 512-unit layer sees 7,744 features where the Nature CNN's sees 3,136 (`--network
-    # dopamine`, dqnfast/dopamine_network.py): Breakout IQM 21.62 over 5 seeds against 17.26, but on the
-    # first 6 other games, ahead on 3, a lower human-normalised IQM (0.052 against 0.064;
-    # docs/benchmarks.md), so left off. And its intensity augmentation (Dopamine's DrQ(eps) multiplies each sampled
-    # state by 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it, left off: with twice the
+    # dopamine`, dqnfast/dopamine_network.py): Breakout IQM 21.62 over 5 seeds against 17.26, but on
+    # the first 6 other games, ahead on 3, a lower human-normalised IQM (0.052 against 0.064;
+    # docs/benchmarks.md), so left off. And its intensity augmentation (Dopamine's DrQ(eps) multiplies
+    # each sampled state by 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it, left off: with twice the
     # updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored more than the preset on only
     # 2 of the first 6 other games; alone, at the preset's updates, it scored a Breakout IQM of 15.61
     # over 5 seeds, below the preset's 17.26 (docs/benchmarks.md).
