@@ -405,10 +405,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # dopamine`, dqnfast/dopamine_network.py): Breakout IQM 21.62 over 5 seeds against 17.26, but on
     # the first 6 other games, ahead on 3, a lower human-normalised IQM (0.052 against 0.064;
     # docs/benchmarks.md), so left off. And its intensity augmentation (Dopamine's DrQ(eps) multiplies
-    # each sampled state by 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it, left off: with twice the
-    # updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored more than the preset on only
-    # 2 of the first 6 other games; alone, at the preset's updates, it scored a Breakout IQM of 15.61
-    # over 5 seeds, below the preset's 17.26 (docs/benchmarks.md).
+    # each sampled state by 1 + 0.05 clip(N(0, 1), -2, 2)): `--intensity 0.05` adds it, left off:
+    # with twice the updates in bf16 it lifted Breakout (IQM 19.93, 6 seeds) but scored more than the
+    # preset on only 2 of the first 6 other games; alone, at the preset's updates, it scored a
+    # Breakout IQM of 15.61 over 5 seeds, below the preset's 17.26 (docs/benchmarks.md).
     # Until 2026-12-07 the frames were 64x64 (shift 3), for a 2.2-2.5x cheaper seed: KungFuMaster
     # scored 0 there and 8,345 at 84x84, RoadRunner 1,015 and 7,470, Breakout an IQM of 11.84 over 5
     # seeds and 17.26 (docs/benchmarks.md, "where the preset learned nothing"). Across all 26 games
