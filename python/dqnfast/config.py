@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional, Tuple
 
 from ._validate import positive_int
-from .learner_options import LOSSES, NETWORKS, OPTIMIZERS, Loss, Network, Optimizer  # noqa: F401 (the config's field types and choices)
+from .learner_options import Loss, Network, Optimizer
 
 Interpolation = Literal["nearest", "area"]
 Gray = Literal["luma", "mean"]

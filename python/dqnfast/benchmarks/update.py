@@ -35,7 +35,8 @@ import statistics
 import time
 from typing import Dict, List
 
-from ..config import NETWORKS, TrainConfig
+from ..config import TrainConfig
+from ..learner_options import NETWORKS
 from .replay import fill, machine
 
 MODES = ("eager", "channels_last", "compile", "compile_bf16", "two_pass")
